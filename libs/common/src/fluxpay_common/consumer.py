@@ -1,0 +1,124 @@
+"""How every service consumes: parse, retry transient failures, then nack to the DLQ.
+
+Ack policy, chosen deliberately:
+- a message that does not parse as its contract is rejected at once: RabbitMQ dead-letters
+  it to `<queue>.dlq` (nothing is dropped silently);
+- a transient failure (database or broker unreachable, serialization conflict) is retried
+  in process with backoff for `handler_retry_seconds`;
+- any other failure nacks with requeue; the quorum queue's `x-delivery-limit` then
+  dead-letters a message that keeps failing, so a poison message cannot loop forever;
+- success acks after the handler's transaction committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.exceptions import RejectMessage
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.topology import Route
+from fluxpay_common.tracing import span_from_headers
+
+log = get_logger(__name__)
+T = TypeVar("T")
+Handler = Callable[[T, RabbitMessage], Awaitable[BaseModel | None]]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+    TimeoutError,
+)
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]], budget_seconds: float, what: str = "handler"
+) -> T:
+    """Run `operation`, retrying transient infrastructure errors with capped backoff."""
+    deadline = time.monotonic() + budget_seconds
+    delay = 0.1
+    while True:
+        try:
+            return await operation()
+        except TRANSIENT_ERRORS as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("transient_failure_retrying", what=what, error=repr(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def subscribe(
+    broker: RabbitBroker,
+    route: Route,
+    adapter: TypeAdapter[T],
+    handler: Handler[T],
+    *,
+    delivery_limit: int,
+    retry_seconds: float,
+) -> None:
+    """Register `handler` on the route's queue with the platform's ack policy.
+
+    A handler may return a model: it is sent as the reply when the message asked for one.
+    """
+
+    async def on_message(msg: RabbitMessage) -> None:
+        try:
+            parsed = adapter.validate_json(msg.body)
+        except ValidationError as exc:
+            log.error(
+                "message_rejected_unparseable",
+                queue=route.queue,
+                message_id=msg.message_id,
+                errors=exc.errors(include_url=False, include_input=False)[:5],
+            )
+            raise RejectMessage() from exc
+        ids = {
+            "message_id": getattr(parsed, "message_id", None),
+            "correlation_id": getattr(parsed, "correlation_id", None) or msg.correlation_id,
+            "payment_id": getattr(parsed, "payment_id", None),
+        }
+        with (
+            bound_context(**ids),
+            span_from_headers(f"consume {route.queue}", msg.headers, **ids),
+        ):
+            reply = await retry_transient(
+                lambda: handler(parsed, msg), retry_seconds, what=route.queue
+            )
+            if reply is not None and msg.reply_to:
+                await send_reply(broker, msg, reply)
+
+    broker.subscriber(
+        route.rabbit_queue(delivery_limit),
+        route.exchange,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        no_reply=True,
+    )(on_message)
+
+
+async def send_reply(broker: RabbitBroker, msg: RabbitMessage, reply: BaseModel) -> None:
+    """Answer a request; a requester that has gone away is logged, not retried."""
+    try:
+        await broker.publish(
+            reply.model_dump_json().encode(),
+            routing_key=msg.reply_to,
+            correlation_id=msg.correlation_id,
+            content_type="application/json",
+            mandatory=False,
+        )
+    except Exception as exc:
+        log.warning("reply_not_delivered", error=repr(exc))

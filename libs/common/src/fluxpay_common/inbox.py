@@ -1,0 +1,22 @@
+"""Inbox: a handled message's id is recorded in the same transaction as its effect."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+
+async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, consumer: str) -> bool:
+    """Record the message as handled; False if it already was (a redelivery: skip it).
+
+    Must run inside the transaction that applies the message's effect, so a crash either
+    keeps both or neither.
+    """
+    status = await conn.execute(
+        "INSERT INTO inbox_message (message_id, consumer) VALUES ($1, $2)"
+        " ON CONFLICT (message_id) DO NOTHING",
+        message_id,
+        consumer,
+    )
+    return status.endswith(" 1")

@@ -1,0 +1,336 @@
+"""Versioned wire contracts between services.
+
+Every message carries `message_id`, `correlation_id`, `occurred_at` and `schema_version`
+and a `type` literal that names it. An additive field has a default and keeps the version;
+a breaking change is a new version published beside the old until consumers move.
+Wire contracts are not internal domain events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from fluxpay_common.ids import new_id, utcnow
+
+Environment = Literal["test", "live"]
+PaymentStatus = Literal[
+    "pending",
+    "processing",
+    "awaiting_otp",
+    "awaiting_payment",
+    "completed",
+    "failed",
+    "cancelled",
+    "expired",
+    "refunded",
+]
+API_VERSION = "2026-06"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    message_id: uuid.UUID = Field(default_factory=new_id)
+    correlation_id: str = ""
+    occurred_at: datetime = Field(default_factory=utcnow)
+    schema_version: int = 1
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+# ---------------------------------------------------------------- shared views
+
+
+class NextAction(BaseModel):
+    type: Literal["redirect_to_checkout", "await_customer_validation", "confirm_otp", "none"]
+    message: str | None = None
+    checkout_url: str | None = None
+
+
+class PaymentView(BaseModel):
+    """The seed's `CollectPayment`, as the orchestrator knows it (no `idempotent_replay`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    object: Literal["collect.payment"] = "collect.payment"
+    api_version: str = API_VERSION
+    id: uuid.UUID
+    reference: str
+    status: PaymentStatus
+    amount: int
+    amount_minor: int
+    currency: str
+    country: str
+    mode: Literal["direct", "hosted"]
+    operator: str | None = None
+    customer: dict[str, Any] | None = None
+    next_action: NextAction
+    checkout_url: str | None = None
+    psp_reference: str | None = None
+    expires_at: datetime | None = None
+    environment: Environment
+    created_at: datetime
+    completed_at: datetime | None = None
+    # Beyond the seed (additive): what the merchant sent and why a payment failed.
+    description: str | None = None
+    external_merchant_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    refunded_amount: int = 0
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class RefundView(BaseModel):
+    """The seed's `CollectRefund`."""
+
+    object: Literal["collect.refund"] = "collect.refund"
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    reference: str
+    status: Literal["pending", "completed", "failed"]
+    amount: int
+    currency: str
+    reason: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    failure_code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """An error the orchestrator returns; the gateway renders it as the seed's ApiError."""
+
+    status: int
+    type: str
+    code: str
+    message: str
+    param: str | None = None
+
+
+# ---------------------------------------------------------------- commands to the orchestrator
+# Routing key `orchestrator` on `fluxpay.commands`; most are request/reply from the gateway.
+
+
+class MerchantScoped(Message):
+    merchant_id: uuid.UUID
+    environment: Environment
+
+
+class CreatePayment(MerchantScoped):
+    type: Literal["payment.create"] = "payment.create"
+    idempotency_key: str
+    reference: str
+    amount: int
+    currency: str
+    country: str
+    mode: Literal["direct", "hosted"] = "direct"
+    operator: str | None = None
+    customer: dict[str, Any] | None = None
+    description: str | None = None
+    callback_url: str | None = None
+    expires_in_seconds: int = 900
+    external_merchant_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class GetPayment(MerchantScoped):
+    type: Literal["payment.get"] = "payment.get"
+    reference_or_id: str
+    sync: bool = False
+
+
+class ConfirmPayment(MerchantScoped):
+    type: Literal["payment.confirm"] = "payment.confirm"
+    reference_or_id: str
+    otp: str
+
+
+class CancelPayment(MerchantScoped):
+    type: Literal["payment.cancel"] = "payment.cancel"
+    reference_or_id: str
+    reason: str | None = None
+
+
+class RefundPayment(MerchantScoped):
+    type: Literal["payment.refund"] = "payment.refund"
+    reference_or_id: str
+    idempotency_key: str | None = None
+    amount: int | None = None
+    reason: str = "customer_dispute"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SelectOperator(MerchantScoped):
+    """The hosted checkout page's customer chose an operator and phone: go direct."""
+
+    type: Literal["payment.select_operator"] = "payment.select_operator"
+    reference_or_id: str
+    operator: str
+    phone: str
+
+
+OrchestratorCommand = Annotated[
+    CreatePayment | GetPayment | ConfirmPayment | CancelPayment | RefundPayment | SelectOperator,
+    Field(discriminator="type"),
+]
+orchestrator_command_adapter: TypeAdapter[OrchestratorCommand] = TypeAdapter(OrchestratorCommand)
+
+
+class Reply(BaseModel):
+    """Answer to a request/reply command: a payment, a refund, or an error."""
+
+    payment: PaymentView | None = None
+    refund: RefundView | None = None
+    error: ErrorBody | None = None
+    created: bool = False
+
+
+# ---------------------------------------------------------------- commands to a connector
+# Routing key `connector.<provider>` on `fluxpay.commands`.
+
+
+class ConnectorCommand(Message):
+    payment_id: uuid.UUID
+    merchant_id: uuid.UUID
+    environment: Environment
+    provider: str
+
+
+class InitiatePayment(ConnectorCommand):
+    type: Literal["provider.initiate"] = "provider.initiate"
+    reference: str
+    amount: int
+    currency: str
+    country: str
+    operator: str | None = None
+    phone: str | None = None
+    customer: dict[str, Any] | None = None
+    description: str | None = None
+    expires_at: datetime | None = None
+
+
+class SubmitOtp(ConnectorCommand):
+    type: Literal["provider.submit_otp"] = "provider.submit_otp"
+    otp: str
+
+
+class CancelAtProvider(ConnectorCommand):
+    type: Literal["provider.cancel"] = "provider.cancel"
+
+
+class RefundAtProvider(ConnectorCommand):
+    type: Literal["provider.refund"] = "provider.refund"
+    refund_id: uuid.UUID
+    amount: int
+    currency: str
+    psp_reference: str | None = None
+    phone: str | None = None
+
+
+class SyncStatus(ConnectorCommand):
+    type: Literal["provider.sync"] = "provider.sync"
+
+
+ProviderCommand = Annotated[
+    InitiatePayment | SubmitOtp | CancelAtProvider | RefundAtProvider | SyncStatus,
+    Field(discriminator="type"),
+]
+provider_command_adapter: TypeAdapter[ProviderCommand] = TypeAdapter(ProviderCommand)
+
+
+# ---------------------------------------------------------------- normalized PSP updates
+# Exchange `fluxpay.provider`, routing key `provider.<provider>.<status>`.
+
+ProviderPaymentStatus = Literal[
+    "processing", "awaiting_otp", "awaiting_payment", "completed", "failed", "cancelled"
+]
+
+
+class ProviderPaymentUpdate(Message):
+    type: Literal["provider.payment_update"] = "provider.payment_update"
+    payment_id: uuid.UUID
+    provider: str
+    status: ProviderPaymentStatus
+    psp_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    fee_minor: int | None = None
+    charged_amount_minor: int | None = None
+    checkout_url: str | None = None
+    otp_attempts_left: int | None = None
+
+
+class ProviderRefundUpdate(Message):
+    type: Literal["provider.refund_update"] = "provider.refund_update"
+    payment_id: uuid.UUID
+    refund_id: uuid.UUID
+    provider: str
+    status: Literal["completed", "failed"]
+    psp_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+ProviderUpdate = Annotated[
+    ProviderPaymentUpdate | ProviderRefundUpdate, Field(discriminator="type")
+]
+provider_update_adapter: TypeAdapter[ProviderUpdate] = TypeAdapter(ProviderUpdate)
+
+
+# ---------------------------------------------------------------- domain events
+# Exchange `fluxpay.events`, routing key = event type. `message_id` is the event id the
+# merchant sees in the webhook, stable across retries.
+
+PaymentEventType = Literal[
+    "collect.payment.created",
+    "collect.payment.processing",
+    "collect.payment.completed",
+    "collect.payment.failed",
+    "collect.payment.cancelled",
+    "collect.payment.expired",
+]
+RefundEventType = Literal["collect.refund.completed", "collect.refund.failed"]
+
+
+class PaymentEvent(Message):
+    type: PaymentEventType
+    merchant_id: uuid.UUID
+    environment: Environment
+    provider: str | None = None
+    callback_url: str | None = None
+    payment: PaymentView
+    # A PSP success that arrived after a local expiry or cancel: money moved all the same.
+    late_success: bool = False
+    fee_minor: int | None = None
+
+
+class RefundEvent(Message):
+    type: RefundEventType
+    merchant_id: uuid.UUID
+    environment: Environment
+    provider: str | None = None
+    callback_url: str | None = None
+    payment: PaymentView
+    refund: RefundView
+
+
+class MerchantEndpointChanged(Message):
+    """Gateway -> dispatcher: a merchant's webhook endpoint and its secrets (encrypted)."""
+
+    type: Literal["merchant.endpoint_changed"] = "merchant.endpoint_changed"
+    merchant_id: uuid.UUID
+    webhook_url: str | None
+    # Fernet tokens under the platform secrets key; the newest first. Several during rotation.
+    webhook_secrets_sealed: list[str]
+    secret_overlap_until: datetime | None = None
+
+
+DomainEvent = Annotated[
+    PaymentEvent | RefundEvent | MerchantEndpointChanged, Field(discriminator="type")
+]
+domain_event_adapter: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)

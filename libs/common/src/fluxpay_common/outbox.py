@@ -1,0 +1,126 @@
+"""Transactional outbox: write a message with the state it announces, publish it later.
+
+`add_to_outbox` runs inside the caller's transaction. `OutboxRelay` publishes pending
+rows in id order with publisher confirms and stamps them published in the same database
+transaction that locked them (FOR UPDATE SKIP LOCKED, so relays scale out). A crash after
+publishing and before the stamp republishes the batch: consumers dedup by message_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+from faststream.rabbit import RabbitBroker, RabbitExchange
+
+from fluxpay_common.logging import get_logger
+from fluxpay_common.messages import Message
+from fluxpay_common.tracing import inject_headers
+
+log = get_logger(__name__)
+NOTIFY_CHANNEL = "fluxpay_outbox"
+
+
+async def add_to_outbox(
+    conn: asyncpg.Connection, exchange: RabbitExchange | str, routing_key: str, message: Message
+) -> None:
+    name = exchange.name if isinstance(exchange, RabbitExchange) else exchange
+    await conn.execute(
+        "INSERT INTO outbox_message (message_id, exchange, routing_key, body, headers,"
+        " correlation_id) VALUES ($1, $2, $3, $4, $5, $6)",
+        message.message_id,
+        name,
+        routing_key,
+        message.to_bytes(),
+        {**inject_headers(), "x-message-type": getattr(message, "type", type(message).__name__)},
+        message.correlation_id or None,
+    )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: RabbitBroker,
+        *,
+        batch_size: int = 200,
+        idle_poll_seconds: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    async def run(self) -> None:
+        """Publish until stopped; outlives broker and database outages by retrying."""
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                async with self._pool.acquire() as listener:
+                    await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                    try:
+                        await self._drain(listener)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                backoff = 0.2
+            except Exception as exc:
+                log.warning("outbox_relay_error", error=repr(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _drain(self, listener: asyncpg.Connection) -> None:
+        while not self._stopping and not listener.is_closed():
+            # Cleared before reading, so a NOTIFY that lands while publishing is not lost.
+            self._wake.clear()
+            if await self.publish_pending() < self._batch_size:
+                await self._wait_for_work()
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, message_id, exchange, routing_key, body, headers, correlation_id"
+                " FROM outbox_message WHERE published_at IS NULL"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await asyncio.gather(*(self._publish(row) for row in rows))
+            await conn.execute(
+                "UPDATE outbox_message SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [row["id"] for row in rows],
+            )
+        return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        headers: dict[str, Any] = row["headers"] or {}
+        await self._broker.publish(
+            bytes(row["body"]),
+            exchange=row["exchange"],
+            routing_key=row["routing_key"],
+            message_id=str(row["message_id"]),
+            correlation_id=row["correlation_id"],
+            headers=headers,
+            content_type="application/json",
+            message_type=headers.get("x-message-type"),
+            persist=True,
+            mandatory=True,
+        )
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._idle_poll)

@@ -1,0 +1,160 @@
+"""Outbox, inbox and dead-lettering against the real RabbitMQ and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import asyncpg
+import pytest
+
+from fluxpay_common import consumer, inbox, topology
+from fluxpay_common.db import create_pool, migrate
+from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_adapter
+from fluxpay_common.outbox import OutboxRelay, add_to_outbox
+from fluxpay_common.runtime import make_broker
+from fluxpay_common.settings import ServiceSettings
+from fluxpay_common.testing import Infra, wait_for
+
+SCHEMA = "common_test"
+
+
+@pytest.fixture
+async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(infra.database_url, SCHEMA)
+    await migrate(pool, SCHEMA, None)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def settings(infra: Infra) -> ServiceSettings:
+    return ServiceSettings(RABBITMQ_URL=infra.rabbitmq_url, DATABASE_URL=infra.database_url)
+
+
+def _update(provider: str = "sandbox") -> ProviderPaymentUpdate:
+    return ProviderPaymentUpdate(payment_id=uuid.uuid4(), provider=provider, status="completed")
+
+
+async def _bind_probe_queue(
+    url: str, key: str
+) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractQueue]:
+    connection = await aio_pika.connect(url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        topology.PROVIDER.name, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(exchange, routing_key=key)
+    return connection, queue
+
+
+async def test_outbox_publishes_exactly_the_committed_rows(pool, settings) -> None:
+    key = f"provider.probe{uuid.uuid4().hex[:6]}.completed"
+    connection, queue = await _bind_probe_queue(settings.rabbitmq_url.get_secret_value(), key)
+    committed, rolled_back = _update(), _update()
+    async with pool.acquire() as conn, conn.transaction():
+        await add_to_outbox(conn, topology.PROVIDER, key, committed)
+    with contextlib.suppress(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await add_to_outbox(conn, topology.PROVIDER, key, rolled_back)
+            raise RuntimeError("abort the transaction")
+    broker = make_broker(settings)
+    await broker.connect()
+    relay = OutboxRelay(pool, broker)
+    while await relay.publish_pending():
+        pass
+    seen: list[uuid.UUID] = []
+
+    async def drain() -> list[uuid.UUID]:
+        message = await queue.get(fail=False, no_ack=True)
+        if message is not None:
+            seen.append(ProviderPaymentUpdate.model_validate_json(message.body).payment_id)
+        return seen
+
+    await wait_for(drain, what="the committed message")
+    await asyncio.sleep(0)  # let any stray delivery arrive before the final count
+    while await queue.get(fail=False, no_ack=True) is not None:
+        seen.append(uuid.uuid4())
+    assert seen == [committed.payment_id]
+    pending = await pool.fetchval(
+        "SELECT count(*) FROM outbox_message WHERE published_at IS NULL AND message_id = $1",
+        committed.message_id,
+    )
+    assert pending == 0
+    await broker.stop()
+    await connection.close()
+
+
+async def test_redelivered_message_has_its_effect_once(pool) -> None:
+    message_id = uuid.uuid4()
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS effect (message_id uuid, n int)")
+    for _ in range(3):
+        async with pool.acquire() as conn, conn.transaction():
+            if await inbox.claim(conn, message_id, "test"):
+                await conn.execute("INSERT INTO effect VALUES ($1, 1)", message_id)
+    assert await pool.fetchval("SELECT count(*) FROM effect WHERE message_id=$1", message_id) == 1
+
+
+async def _dead_letters(url: str, queue_name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name, ensure=True)
+        found = []
+        while (message := await queue.get(fail=False)) is not None:
+            await message.ack()
+            found.append(message)
+        return found
+    finally:
+        await connection.close()
+
+
+async def test_malformed_and_poison_messages_land_in_the_dead_letter_queue(settings) -> None:
+    url = settings.rabbitmq_url.get_secret_value()
+    handled: list[uuid.UUID] = []
+
+    async def handler(update, msg):
+        if update.failure_code == "poison":
+            raise RuntimeError("a bug, not a transient failure")
+        handled.append(update.payment_id)
+        return None
+
+    broker = make_broker(settings)
+    consumer.subscribe(
+        broker,
+        topology.ORCHESTRATOR_PROVIDER_UPDATES,
+        provider_update_adapter,
+        handler,
+        delivery_limit=2,
+        retry_seconds=0.1,
+    )
+    await broker.start()
+    await topology.declare_topology(broker, delivery_limit=2)
+    good = _update()
+    poison = ProviderPaymentUpdate(
+        payment_id=uuid.uuid4(), provider="sandbox", status="failed", failure_code="poison"
+    )
+    for body in (b'{"not": "a contract"}', poison.to_bytes(), good.to_bytes()):
+        await broker.publish(body, exchange=topology.PROVIDER.name, routing_key="provider.x.y")
+    dlq = f"{topology.ORCHESTRATOR_PROVIDER_UPDATES.queue}.dlq"
+    found: list = []
+
+    async def both_dead() -> bool:
+        found.extend(await _dead_letters(url, dlq))
+        return len(found) >= 2
+
+    await wait_for(both_dead, timeout=30, what="two dead letters")
+    await wait_for(lambda: _ready(handled), what="the good message")
+    bodies = {m.body for m in found}
+    assert bodies == {b'{"not": "a contract"}', poison.to_bytes()}
+    assert handled == [good.payment_id]
+    await broker.stop()
+
+
+async def _ready(items: list) -> bool:
+    return bool(items)
