@@ -1,0 +1,34 @@
+# FluxPay: the two commands are `make up` (run the platform) and `make test` (run every test).
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+# uv from PATH, or installed from PyPI into the machine's Python on first use.
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: install up test test-fast lint bench chaos clean
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --all-packages --frozen --quiet
+
+up: install
+	$(UV) run --no-sync honcho start -f Procfile
+
+test: install
+	$(UV) run --no-sync pytest
+
+test-fast: install
+	$(UV) run --no-sync pytest -m "not e2e and not contract"
+
+lint: install
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+
+bench: install
+	$(UV) run --no-sync python -m tests.bench.run
+
+chaos: install
+	$(UV) run --no-sync python -m tests.chaos.run
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache .mypy_cache artifacts
