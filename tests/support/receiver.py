@@ -1,0 +1,75 @@
+"""A merchant's webhook endpoint for tests: records every request, can be told to fail."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fluxpay_common import signing
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class WebhookReceiver:
+    """`respond(received) -> status` decides each answer (default 200)."""
+
+    respond: Callable[[Received], int] = lambda _: 200
+    requests: list[Received] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                received = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+                with receiver._lock:
+                    receiver.requests.append(received)
+                status = receiver.respond(received)
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/webhooks"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+
+    def snapshot(self) -> list[Received]:
+        with self._lock:
+            return list(self.requests)
+
+    def verified_events(self, secret: str) -> list[tuple[dict[str, object], Received]]:
+        """Events whose X-FluxPay-Signature verifies with `secret`, parsed."""
+        import json
+
+        out = []
+        for received in self.snapshot():
+            header = received.headers.get(signing.SIGNATURE_HEADER, "")
+            if signing.verify(secret, header, received.body):
+                out.append((json.loads(received.body), received))
+        return out
