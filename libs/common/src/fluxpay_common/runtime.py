@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+import uvicorn
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.schemas import Channel
 
+from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import configure_logging, get_logger
+from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.settings import ServiceSettings
+from fluxpay_common.topology import declare_topology
 from fluxpay_common.tracing import configure_tracing
 
 log = get_logger(__name__)
@@ -84,3 +91,91 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(main())
         return
     uvloop.run(main())
+
+
+# ---------------------------------------------------------------- one lifecycle for every worker
+
+
+@dataclass
+class WorkerContext:
+    """What a worker's wiring receives: its settings, pool, broker and background loops."""
+
+    service: str
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    broker: RabbitBroker
+    supervisor: Supervisor
+    relay: OutboxRelay
+
+
+Hook = Callable[[WorkerContext], Awaitable[None]]
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a worker: the worker, not uvicorn, owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_worker(
+    service: str,
+    settings: ServiceSettings,
+    *,
+    schema: str,
+    migrations: Any,
+    register: Hook,
+    started: Hook | None = None,
+    http_app: Callable[[WorkerContext], Any] | None = None,
+    http_host: str = "127.0.0.1",
+    http_port: int | None = None,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT, then stop in order and exit cleanly.
+
+    Start: pool, migrations, subscribers (`register`), broker, topology, outbox relay,
+    `started` (background loops), optional HTTP server. Stop: HTTP, loops, broker (in-flight
+    handlers finish, unacked messages return to their queue), pool.
+    """
+    bootstrap_process(service, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await create_pool(
+        settings.database_url.get_secret_value(),
+        schema,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        service=service,
+    )
+    await migrate(pool, schema, migrations)
+    broker = make_broker(settings)
+    supervisor = Supervisor()
+    ctx = WorkerContext(service, settings, pool, broker, supervisor, OutboxRelay(pool, broker))
+    await register(ctx)
+    await broker.connect()
+    await declare_topology(broker, settings.delivery_limit)
+    await broker.start()
+    supervisor.start("outbox-relay", ctx.relay.run)
+    if started is not None:
+        await started(ctx)
+    server: _EmbeddedServer | None = None
+    server_task: asyncio.Task[None] | None = None
+    if http_app is not None and http_port is not None:
+        config = uvicorn.Config(
+            http_app(ctx), host=http_host, port=http_port, log_config=None, lifespan="off"
+        )
+        server = _EmbeddedServer(config)
+        server_task = asyncio.create_task(server.serve())
+    log.info("service_started", schema=schema, http_port=http_port)
+    await stop.wait()
+    log.info("service_stopping")
+    if server is not None and server_task is not None:
+        server.should_exit = True
+        await server_task
+    ctx.relay.stop()
+    await supervisor.stop()
+    await broker.stop()
+    await pool.close()
+    log.info("service_stopped")
