@@ -127,6 +127,7 @@ async def serve_worker(
     migrations: Any,
     register: Hook,
     started: Hook | None = None,
+    stopped: Hook | None = None,
     http_app: Callable[[WorkerContext], Any] | None = None,
     http_host: str = "127.0.0.1",
     http_port: int | None = None,
@@ -177,5 +178,7 @@ async def serve_worker(
     ctx.relay.stop()
     await supervisor.stop()
     await broker.stop()
+    if stopped is not None:
+        await stopped(ctx)
     await pool.close()
     log.info("service_stopped")

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from fluxpay_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    # Where the hosted checkout page lives; a payment's checkout_url is `<base>/<id>`.
+    checkout_base_url: str = "http://127.0.0.1:8000/checkout"
+    # Live routing: "<COUNTRY>:<operator>" (or "*:<operator>", "<COUNTRY>:*") -> provider.
+    # The test environment always routes to the sandbox.
+    routes: dict[str, str] = Field(
+        default_factory=lambda: {
+            "BJ:mtn": "mtn_momo",
+            "CI:mtn": "mtn_momo",
+            "*:card": "stripe",
+            "RW:*": "irembopay",
+            "BJ:*": "novasend",
+            "TG:*": "novasend",
+            "CI:*": "novasend",
+        }
+    )
+    # Tests compress time: expires_in_seconds * scale is the real delay.
+    expiry_time_scale: float = 1.0
+    expiry_sweep_seconds: float = 0.5
+    # How long a synchronous call to a connector (OTP, status sync) may take.
+    connector_rpc_timeout: float = 10.0
