@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from fluxpay_common.settings import ServiceSettings
+from ledger.domain.fees import FeeSchedule
+
+
+class Settings(ServiceSettings):
+    # FLUXPAY_LEDGER_FEES, JSON: {"default": {"percent_bp": 150, "fixed_minor": 0},
+    #   "operators": {"wave": {"percent_bp": 100}}, "merchants": {"<uuid>": {"percent_bp": 90}}}
+    ledger_fees: FeeSchedule = Field(default_factory=FeeSchedule)
