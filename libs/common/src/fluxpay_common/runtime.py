@@ -111,7 +111,7 @@ class WorkerContext:
 Hook = Callable[[WorkerContext], Awaitable[None]]
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
     """uvicorn inside a worker: the worker, not uvicorn, owns SIGTERM."""
 
     @contextlib.contextmanager
@@ -161,13 +161,13 @@ async def serve_worker(
     supervisor.start("outbox-relay", ctx.relay.run)
     if started is not None:
         await started(ctx)
-    server: _EmbeddedServer | None = None
+    server: EmbeddedServer | None = None
     server_task: asyncio.Task[None] | None = None
     if http_app is not None and http_port is not None:
         config = uvicorn.Config(
             http_app(ctx), host=http_host, port=http_port, log_config=None, lifespan="off"
         )
-        server = _EmbeddedServer(config)
+        server = EmbeddedServer(config)
         server_task = asyncio.create_task(server.serve())
     log.info("service_started", schema=schema, http_port=http_port)
     await stop.wait()

@@ -1,0 +1,99 @@
+"""Operator actions on merchants, used by the `fluxpay-admin` CLI. Each is audited."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from fluxpay_common.crypto import SecretBox, hash_api_key, new_webhook_secret
+from fluxpay_common.ids import new_id
+from fluxpay_common.messages import MerchantEndpointChanged
+from fluxpay_common.outbox import add_to_outbox
+from fluxpay_common.topology import EVENTS
+
+ENDPOINT_CHANGED_KEY = "merchant.endpoint_changed"
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    merchant_id: uuid.UUID
+    api_keys: dict[str, str]
+    webhook_secret: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "merchant_id": str(self.merchant_id),
+            "api_keys": self.api_keys,
+            "webhook_secret": self.webhook_secret,
+        }
+
+
+async def _audit(
+    conn: asyncpg.Connection, action: str, merchant_id: uuid.UUID, details: dict[str, Any]
+) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (actor, action, merchant_id, details) VALUES ($1, $2, $3, $4)",
+        "fluxpay-admin",
+        action,
+        merchant_id,
+        details,
+    )
+
+
+async def _issue_key(conn: asyncpg.Connection, merchant_id: uuid.UUID, environment: str) -> str:
+    key = str(uuid.uuid4())
+    await conn.execute(
+        "INSERT INTO api_key (id, merchant_id, environment, key_digest, last4)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        new_id(),
+        merchant_id,
+        environment,
+        hash_api_key(key),
+        key[-4:],
+    )
+    return key
+
+
+async def create_merchant(
+    pool: asyncpg.Pool, box: SecretBox, name: str, webhook_url: str | None
+) -> NewMerchant:
+    """A merchant with one test and one live key and a webhook secret, shown once."""
+    merchant_id = new_id()
+    secret = new_webhook_secret()
+    sealed = box.seal(secret)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO merchant (id, name, webhook_url, webhook_secrets_sealed)"
+            " VALUES ($1, $2, $3, $4)",
+            merchant_id,
+            name,
+            webhook_url,
+            [sealed],
+        )
+        keys = {env: await _issue_key(conn, merchant_id, env) for env in ("test", "live")}
+        await add_to_outbox(
+            conn,
+            EVENTS,
+            ENDPOINT_CHANGED_KEY,
+            MerchantEndpointChanged(
+                merchant_id=merchant_id, webhook_url=webhook_url, webhook_secrets_sealed=[sealed]
+            ),
+        )
+        await _audit(conn, "merchant.created", merchant_id, {"name": name})
+    return NewMerchant(merchant_id, keys, secret)
+
+
+async def revoke_key(pool: asyncpg.Pool, api_key: str) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE api_key SET revoked_at = now() WHERE key_digest = $1 AND revoked_at IS NULL"
+            " RETURNING merchant_id, last4",
+            hash_api_key(str(uuid.UUID(api_key))),
+        )
+        if row is None:
+            return False
+        await _audit(conn, "api_key.revoked", row["merchant_id"], {"last4": row["last4"]})
+    return True

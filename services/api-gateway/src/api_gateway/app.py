@@ -1,0 +1,118 @@
+"""The merchant HTTP API (FluxPay Collect API, /api/v1) on FastAPI, with FastStream for
+the broker (outbox relay publishing, topology) through `faststream-fastapi`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from faststream.rabbit import RabbitBroker
+from faststream_fastapi import FastStreamAPI
+from starlette.responses import Response
+
+from api_gateway import errors
+from api_gateway.idempotency import IdempotencyStore
+from api_gateway.routes import checkout, collect
+from api_gateway.rpc import Orchestrator
+from api_gateway.settings import Settings
+from fluxpay_common import runtime
+from fluxpay_common.db import create_pool, migrate
+from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.outbox import OutboxRelay
+from fluxpay_common.rpc import RpcClient
+from fluxpay_common.topology import COMMANDS, ORCHESTRATOR_COMMANDS_KEY, declare_topology
+
+log = get_logger(__name__)
+SCHEMA = "gateway"
+MIGRATIONS = resources.files("api_gateway") / "migrations"
+
+
+def create_app(settings: Settings) -> FastStreamAPI:
+    broker = runtime.make_broker(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url.get_secret_value(),
+            SCHEMA,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            service="gateway",
+        )
+        await migrate(pool, SCHEMA, MIGRATIONS)
+        client = RpcClient(
+            settings.rabbitmq_url.get_secret_value(), COMMANDS.name, ORCHESTRATOR_COMMANDS_KEY
+        )
+        await client.start()
+        relay = OutboxRelay(pool, broker)
+        supervisor = runtime.Supervisor()
+        idempotency = IdempotencyStore(
+            pool, settings.idempotency_ttl_hours, settings.idempotency_lock_seconds
+        )
+        supervisor.start("outbox-relay", relay.run)
+        supervisor.start("idempotency-purge", lambda: runtime.every(600, idempotency.purge_expired))
+        app.state.settings = settings
+        app.state.pool = pool
+        app.state.orchestrator = Orchestrator(client, settings.rpc_timeout)
+        app.state.idempotency = idempotency
+        log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
+        try:
+            yield
+        finally:
+            relay.stop()
+            await supervisor.stop()
+            await client.stop()
+            await pool.close()
+            log.info("gateway_stopped")
+
+    app = FastAPI(
+        title="FluxPay Collect API",
+        version="2026-06",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    errors.install(app, settings.doc_base_url)
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next: Any) -> Response:
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        request.state.correlation_id = request_id[:100]
+        with bound_context(correlation_id=request.state.correlation_id):
+            response: Response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.correlation_id
+        return response
+
+    app.include_router(collect.router)
+    app.include_router(checkout.router)
+
+    async def connect(b: RabbitBroker) -> None:
+        await b.start()
+        await declare_topology(b, settings.delivery_limit)
+
+    return FastStreamAPI(broker, application=app, connection_hook=connect)
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight requests finish (graceful), then exit 0."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=15,
+    )
+    server = runtime.EmbeddedServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    await server.serve()

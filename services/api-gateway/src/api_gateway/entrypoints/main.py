@@ -1,0 +1,17 @@
+"""`fluxpay-gateway`: the merchant API on FLUXPAY_GATEWAY_HOST:FLUXPAY_GATEWAY_PORT."""
+
+from __future__ import annotations
+
+from api_gateway.app import serve
+from api_gateway.settings import Settings
+from fluxpay_common import runtime
+
+
+def main() -> None:
+    settings = Settings()
+    runtime.bootstrap_process("gateway", settings)
+    runtime.run(lambda: serve(settings))
+
+
+if __name__ == "__main__":
+    main()
