@@ -1,0 +1,82 @@
+"""In-memory books with the database's invariants, for the pure tests of the handler.
+
+Enforced as the Postgres schema does: one inbox row per message, one entry per event, per
+payment and per refund, balanced entries, nothing updated or deleted; a transaction's
+writes appear only when it ends without error. It also keeps a running balance per account,
+as a cache would, so tests can check it against the sum of postings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from ledger.domain.accounts import Account
+from ledger.domain.books import EntryKind, JournalEntry, UnbalancedEntry, check_balanced
+
+
+class IntegrityError(Exception):
+    """What a unique constraint violation is in the database."""
+
+
+@dataclass
+class MemoryStore:
+    inbox: set[uuid.UUID] = field(default_factory=set)
+    entries: list[JournalEntry] = field(default_factory=list)
+    balances: dict[Account, int] = field(default_factory=dict)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MemoryBooks]:
+        """An `OpenBooks`: an error inside the block discards every staged write."""
+        tx = _Transaction(self)
+        yield tx.books
+        tx.commit()
+
+
+@dataclass
+class _Transaction:
+    store: MemoryStore
+    books: MemoryBooks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.books = MemoryBooks(self.store)
+
+    def commit(self) -> None:
+        for entry in self.books.staged_entries:
+            check_balanced(entry.postings, entry.environment, entry.currency)
+        self.store.inbox |= self.books.staged_inbox
+        for entry in self.books.staged_entries:
+            self.store.entries.append(entry)
+            for posting in entry.postings:
+                balance = self.store.balances.get(posting.account, 0)
+                self.store.balances[posting.account] = balance + posting.amount_minor
+
+
+@dataclass
+class MemoryBooks:
+    store: MemoryStore
+    staged_inbox: set[uuid.UUID] = field(default_factory=set)
+    staged_entries: list[JournalEntry] = field(default_factory=list)
+
+    async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
+        if message_id in self.store.inbox or message_id in self.staged_inbox:
+            return False
+        self.staged_inbox.add(message_id)
+        return True
+
+    async def is_booked(self, key: tuple[EntryKind, uuid.UUID]) -> bool:
+        return any(e.business_key == key for e in self._visible())
+
+    async def add(self, entry: JournalEntry) -> None:
+        if any(e.event_id == entry.event_id or e.id == entry.id for e in self._visible()):
+            raise IntegrityError(f"event {entry.event_id} is already booked")
+        if await self.is_booked(entry.business_key):
+            raise IntegrityError(f"{entry.business_key} is already booked")
+        if not entry.postings:
+            raise UnbalancedEntry("an entry has postings")
+        self.staged_entries.append(entry)
+
+    def _visible(self) -> list[JournalEntry]:
+        return [*self.store.entries, *self.staged_entries]
