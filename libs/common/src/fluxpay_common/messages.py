@@ -334,3 +334,40 @@ DomainEvent = Annotated[
     PaymentEvent | RefundEvent | MerchantEndpointChanged, Field(discriminator="type")
 ]
 domain_event_adapter: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)
+
+
+# ---------------------------------------------------------------- merchant queries (request/reply)
+# Gateway -> ledger (`fluxpay.commands` / `ledger`) and gateway -> webhook dispatcher
+# (`fluxpay.commands` / `webhooks`): what the merchant API reads from services it does not own.
+
+
+class LedgerQuery(MerchantScoped):
+    type: Literal["ledger.balance", "ledger.transactions"]
+    limit: int = 20
+    starting_after: str | None = None
+
+
+class WebhooksCommand(MerchantScoped):
+    type: Literal[
+        "webhooks.list_events",
+        "webhooks.get_event",
+        "webhooks.replay_event",
+        "webhooks.replay_failed",
+        "webhooks.send_test",
+    ]
+    event_id: str | None = None
+    since: datetime | None = None
+    limit: int = 20
+    starting_after: str | None = None
+    event_type: str | None = None
+
+
+class QueryReply(BaseModel):
+    """Answer to a merchant query: JSON-ready data in the API's shape, or an error."""
+
+    data: Any = None
+    error: ErrorBody | None = None
+
+
+ledger_query_adapter: TypeAdapter[LedgerQuery] = TypeAdapter(LedgerQuery)
+webhooks_command_adapter: TypeAdapter[WebhooksCommand] = TypeAdapter(WebhooksCommand)

@@ -18,6 +18,8 @@ PROVIDER = RabbitExchange("fluxpay.provider", type=ExchangeType.TOPIC, durable=T
 DEAD_LETTER = RabbitExchange("fluxpay.dead-letter", type=ExchangeType.DIRECT, durable=True)
 
 ORCHESTRATOR_COMMANDS_KEY = "orchestrator"
+LEDGER_QUERIES_KEY = "ledger"
+WEBHOOK_COMMANDS_KEY = "webhooks"
 DEFAULT_PROVIDERS = ("sandbox", "novasend", "irembopay", "mtn_momo", "stripe")
 
 
@@ -63,6 +65,9 @@ ORCHESTRATOR_COMMANDS = Route("orchestrator.commands", COMMANDS, (ORCHESTRATOR_C
 ORCHESTRATOR_PROVIDER_UPDATES = Route("orchestrator.provider-updates", PROVIDER, ("provider.#",))
 LEDGER_EVENTS = Route("ledger.events", EVENTS, ("collect.#",))
 WEBHOOK_EVENTS = Route("webhooks.events", EVENTS, ("collect.#", "merchant.#"))
+# Merchant reads served by the services that own the data (request/reply from the gateway).
+LEDGER_QUERIES = Route("ledger.queries", COMMANDS, (LEDGER_QUERIES_KEY,))
+WEBHOOK_COMMANDS = Route("webhooks.commands", COMMANDS, (WEBHOOK_COMMANDS_KEY,))
 
 
 def connector_route(provider: str) -> Route:
@@ -75,6 +80,8 @@ def all_routes(providers: Iterable[str] = DEFAULT_PROVIDERS) -> list[Route]:
         ORCHESTRATOR_PROVIDER_UPDATES,
         LEDGER_EVENTS,
         WEBHOOK_EVENTS,
+        LEDGER_QUERIES,
+        WEBHOOK_COMMANDS,
         *(connector_route(p) for p in providers),
     ]
 
