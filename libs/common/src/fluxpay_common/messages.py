@@ -354,6 +354,7 @@ class WebhooksCommand(MerchantScoped):
         "webhooks.replay_event",
         "webhooks.replay_failed",
         "webhooks.send_test",
+        "webhooks.get_endpoint",
     ]
     event_id: str | None = None
     since: datetime | None = None

@@ -97,3 +97,46 @@ async def revoke_key(pool: asyncpg.Pool, api_key: str) -> bool:
             return False
         await _audit(conn, "api_key.revoked", row["merchant_id"], {"last4": row["last4"]})
     return True
+
+
+async def _announce_endpoint(
+    conn: asyncpg.Connection, merchant_id: uuid.UUID, overlap_until: Any = None
+) -> None:
+    row = await conn.fetchrow(
+        "SELECT webhook_url, webhook_secrets_sealed FROM merchant WHERE id = $1", merchant_id
+    )
+    await add_to_outbox(
+        conn,
+        EVENTS,
+        ENDPOINT_CHANGED_KEY,
+        MerchantEndpointChanged(
+            merchant_id=merchant_id,
+            webhook_url=row["webhook_url"],
+            webhook_secrets_sealed=list(row["webhook_secrets_sealed"]),
+            secret_overlap_until=overlap_until,
+        ),
+    )
+
+
+async def set_webhook_url(pool: asyncpg.Pool, merchant_id: uuid.UUID, url: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE merchant SET webhook_url = $2 WHERE id = $1", merchant_id, url)
+        await _announce_endpoint(conn, merchant_id)
+        await _audit(conn, "webhook_endpoint.updated", merchant_id, {"url": url})
+
+
+async def rotate_webhook_secret(
+    pool: asyncpg.Pool, box: SecretBox, merchant_id: uuid.UUID, overlap_until: Any
+) -> str:
+    """The new secret signs from now on; the previous one also signs until `overlap_until`."""
+    secret = new_webhook_secret()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE merchant SET webhook_secrets_sealed = ARRAY[$2, webhook_secrets_sealed[1]]"
+            " WHERE id = $1",
+            merchant_id,
+            box.seal(secret),
+        )
+        await _announce_endpoint(conn, merchant_id, overlap_until)
+        await _audit(conn, "webhook_secret.rotated", merchant_id, {})
+    return secret

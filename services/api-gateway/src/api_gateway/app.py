@@ -19,15 +19,21 @@ from starlette.responses import Response
 
 from api_gateway import errors
 from api_gateway.idempotency import IdempotencyStore
-from api_gateway.routes import checkout, collect
-from api_gateway.rpc import Orchestrator
+from api_gateway.routes import account, checkout, collect
+from api_gateway.rpc import Orchestrator, QueryService
 from api_gateway.settings import Settings
 from fluxpay_common import runtime
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
-from fluxpay_common.topology import COMMANDS, ORCHESTRATOR_COMMANDS_KEY, declare_topology
+from fluxpay_common.topology import (
+    COMMANDS,
+    LEDGER_QUERIES_KEY,
+    ORCHESTRATOR_COMMANDS_KEY,
+    WEBHOOK_COMMANDS_KEY,
+    declare_topology,
+)
 
 log = get_logger(__name__)
 SCHEMA = "gateway"
@@ -47,10 +53,12 @@ def create_app(settings: Settings) -> FastStreamAPI:
             service="gateway",
         )
         await migrate(pool, SCHEMA, MIGRATIONS)
-        client = RpcClient(
-            settings.rabbitmq_url.get_secret_value(), COMMANDS.name, ORCHESTRATOR_COMMANDS_KEY
-        )
-        await client.start()
+        url = settings.rabbitmq_url.get_secret_value()
+        client = RpcClient(url, COMMANDS.name, ORCHESTRATOR_COMMANDS_KEY)
+        ledger = RpcClient(url, COMMANDS.name, LEDGER_QUERIES_KEY)
+        webhooks = RpcClient(url, COMMANDS.name, WEBHOOK_COMMANDS_KEY)
+        for c in (client, ledger, webhooks):
+            await c.start()
         relay = OutboxRelay(pool, broker)
         supervisor = runtime.Supervisor()
         idempotency = IdempotencyStore(
@@ -62,13 +70,16 @@ def create_app(settings: Settings) -> FastStreamAPI:
         app.state.pool = pool
         app.state.orchestrator = Orchestrator(client, settings.rpc_timeout)
         app.state.idempotency = idempotency
+        app.state.ledger = QueryService(ledger, settings.rpc_timeout)
+        app.state.webhooks = QueryService(webhooks, settings.rpc_timeout)
         log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
         try:
             yield
         finally:
             relay.stop()
             await supervisor.stop()
-            await client.stop()
+            for c in (client, ledger, webhooks):
+                await c.stop()
             await pool.close()
             log.info("gateway_stopped")
 
@@ -93,6 +104,7 @@ def create_app(settings: Settings) -> FastStreamAPI:
 
     app.include_router(collect.router)
     app.include_router(checkout.router)
+    app.include_router(account.router)
 
     async def connect(b: RabbitBroker) -> None:
         await b.start()

@@ -5,21 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from api_gateway.errors import ApiError
-from fluxpay_common.messages import Message, PaymentView, Reply
+from fluxpay_common.messages import Message, PaymentView, QueryReply, Reply
 from fluxpay_common.rpc import RpcClient, RpcTimeout, RpcUnavailable
 
 
 class Orchestrator:
+    """Request/reply to one service; a timeout is a clear 503, never a hang or a 500."""
+
+    reply_type: type[BaseModel] = Reply
+
     def __init__(self, client: RpcClient, timeout: float) -> None:
         self._client = client
         self._timeout = timeout
 
-    async def call(self, command: Message) -> Reply:
+    async def call(self, command: Message) -> Any:
         try:
-            reply: Reply = await self._client.call(command, Reply, self._timeout)
+            reply = await self._client.call(command, self.reply_type, self._timeout)
         except (RpcTimeout, RpcUnavailable):
             raise ApiError(
                 503,
@@ -31,7 +36,18 @@ class Orchestrator:
         return reply
 
 
-def raise_for_error(reply: Reply) -> None:
+class QueryService(Orchestrator):
+    """The ledger or the webhook dispatcher, answering merchant queries."""
+
+    reply_type = QueryReply
+
+    async def data(self, command: Message) -> Any:
+        reply: QueryReply = await self.call(command)
+        raise_for_error(reply)
+        return reply.data
+
+
+def raise_for_error(reply: Reply | QueryReply) -> None:
     if reply.error is not None:
         e = reply.error
         raise ApiError(e.status, e.code, e.message, e.param, kind=e.type)

@@ -28,6 +28,13 @@ Reference = _text(100, min_length=1)
 Metadata = dict[str, Any]
 
 
+def absolute_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -52,13 +59,7 @@ class CollectPaymentCreate(Strict):
     external_merchant_id: Name = None  # type: ignore[assignment]
     metadata: Metadata = None  # type: ignore[assignment]
 
-    @field_validator("callback_url")
-    @classmethod
-    def _absolute_http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL")
-        return value
+    _callback_url = field_validator("callback_url")(lambda v: absolute_http_url(v))
 
 
 class CollectPaymentConfirm(Strict):
