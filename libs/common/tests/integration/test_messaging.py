@@ -124,17 +124,19 @@ async def test_malformed_and_poison_messages_land_in_the_dead_letter_queue(setti
         handled.append(update.payment_id)
         return None
 
+    # The vhost is shared by the whole run: declare the queues exactly as every service does,
+    # or RabbitMQ refuses the later declarations (inequivalent x-delivery-limit).
     broker = make_broker(settings)
     consumer.subscribe(
         broker,
         topology.ORCHESTRATOR_PROVIDER_UPDATES,
         provider_update_adapter,
         handler,
-        delivery_limit=2,
+        delivery_limit=settings.delivery_limit,
         retry_seconds=0.1,
     )
     await broker.start()
-    await topology.declare_topology(broker, delivery_limit=2)
+    await topology.declare_topology(broker, delivery_limit=settings.delivery_limit)
     good = _update()
     poison = ProviderPaymentUpdate(
         payment_id=uuid.uuid4(), provider="sandbox", status="failed", failure_code="poison"
