@@ -1,0 +1,136 @@
+"""Delivery rules: where an event goes, which secrets sign it, what follows an attempt.
+
+Pure functions of the delivery's state and the clock, so every rule is tested without a
+database or a network.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from webhook_dispatcher.domain.schedule import Schedule, next_attempt_at
+
+DeliveryStatus = Literal["pending", "succeeded", "dead", "no_endpoint", "endpoint_disabled"]
+GONE = 410
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A merchant's webhook endpoint as replicated from the gateway."""
+
+    url: str | None
+    secrets_sealed: tuple[str, ...]  # newest first
+    secret_overlap_until: datetime | None = None
+    disabled_at: datetime | None = None
+    failing_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    is_endpoint: bool  # False for a payment's own `callback_url`
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Not sent, for a reason the merchant can read; the event stays replayable."""
+
+    status: DeliveryStatus
+    reason: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """The merchant's endpoint record has not arrived yet (it races the first event)."""
+
+
+def resolve_target(
+    callback_url: str | None, endpoint: Endpoint | None, waited: timedelta, max_wait: timedelta
+) -> Target | Skip | Wait:
+    if endpoint is None:
+        if waited >= max_wait:
+            return Skip("no_endpoint", "no webhook endpoint configured for this merchant")
+        return Wait()
+    if not endpoint.secrets_sealed:
+        return Skip("dead", "no webhook signing secret for this merchant")
+    if callback_url:
+        return Target(callback_url, is_endpoint=False)
+    if endpoint.url is None:
+        return Skip("no_endpoint", "no webhook endpoint configured for this merchant")
+    if endpoint.disabled_at is not None:
+        return Skip("endpoint_disabled", "the webhook endpoint is disabled")
+    return Target(endpoint.url, is_endpoint=True)
+
+
+def signing_secrets(endpoint: Endpoint, now: datetime) -> tuple[str, ...]:
+    """The newest secret always; older ones only while the rotation overlap lasts."""
+    if not endpoint.secrets_sealed:
+        return ()
+    overlapping = endpoint.secret_overlap_until is not None and now < endpoint.secret_overlap_until
+    return endpoint.secrets_sealed if overlapping else endpoint.secrets_sealed[:1]
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    status_code: int | None
+    error: str | None = None
+    duration_ms: int = 0
+    response_excerpt: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: DeliveryStatus
+    next_attempt_at: datetime | None = None
+    disable_endpoint: str | None = None
+
+
+def decide(
+    outcome: AttemptOutcome,
+    *,
+    attempts_made: int,
+    schedule: Schedule,
+    now: datetime,
+    target: Target,
+    failing_since: datetime | None,
+    disable_after: timedelta,
+    rng: random.Random | None = None,
+) -> Decision:
+    """What follows attempt number `attempts_made`: done, a retry, or dead."""
+    if outcome.succeeded:
+        return Decision("succeeded")
+    disable = _disable_reason(outcome, now, target, failing_since, disable_after)
+    if outcome.status_code == GONE or disable is not None:
+        return Decision("dead", disable_endpoint=disable)
+    retry_at = next_attempt_at(schedule, attempts_made, now, rng)
+    if retry_at is None:
+        return Decision("dead")
+    return Decision("pending", next_attempt_at=retry_at)
+
+
+def _disable_reason(
+    outcome: AttemptOutcome,
+    now: datetime,
+    target: Target,
+    failing_since: datetime | None,
+    disable_after: timedelta,
+) -> str | None:
+    """A merchant's endpoint is disabled on 410 Gone or after days of unbroken failures.
+
+    A payment's own callback_url never disables the merchant's endpoint.
+    """
+    if not target.is_endpoint:
+        return None
+    if outcome.status_code == GONE:
+        return f"the endpoint answered 410 Gone ({target.url})"
+    if failing_since is not None and now - failing_since >= disable_after:
+        days = disable_after.total_seconds() / 86400
+        return f"every delivery failed for {days:g} days ({target.url})"
+    return None
