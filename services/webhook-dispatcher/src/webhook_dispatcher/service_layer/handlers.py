@@ -1,0 +1,81 @@
+"""One handler per consumed message type, each run inside the inbox transaction.
+
+Payment and refund events become a stored `WebhookEvent` body and a delivery; the
+gateway's endpoint changes are replicated. Sending happens later, in the dispatcher loop,
+never inside a consumer's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from fluxpay_common import inbox
+from fluxpay_common.ids import utcnow
+from fluxpay_common.logging import get_logger
+from fluxpay_common.messages import MerchantEndpointChanged, PaymentEvent, RefundEvent
+from webhook_dispatcher.adapters import repository
+from webhook_dispatcher.domain.delivery import Skip, Target, Wait, resolve_target
+from webhook_dispatcher.domain.events import WebhookSource, event_body
+
+log = get_logger(__name__)
+CONSUMER = "webhook-dispatcher"
+
+
+@dataclass(frozen=True)
+class HandlerConfig:
+    endpoint_wait: timedelta
+
+
+async def on_webhook_source(
+    conn: asyncpg.Connection, message: WebhookSource, config: HandlerConfig
+) -> None:
+    """Store the event body once and create its delivery (or record why there is none)."""
+    if not await repository.insert_event(conn, message, event_body(message)):
+        return
+    endpoint = await repository.load_endpoint(conn, message.merchant_id)
+    route = resolve_target(message.callback_url, endpoint, timedelta(0), config.endpoint_wait)
+    match route:
+        case Target() | Wait():
+            await repository.insert_delivery(
+                conn, message, status="pending", next_attempt_at=utcnow()
+            )
+            await repository.notify_dispatcher(conn)
+        case Skip(status=status, reason=reason):
+            await repository.insert_delivery(
+                conn, message, status=status, next_attempt_at=None, last_error=reason
+            )
+            log.info("webhook_not_delivered", event_type=message.type, status=status)
+
+
+async def on_endpoint_changed(
+    conn: asyncpg.Connection, message: MerchantEndpointChanged, config: HandlerConfig
+) -> None:
+    if not await repository.upsert_endpoint(conn, message):
+        log.info("endpoint_change_superseded", merchant_id=str(message.merchant_id))
+        return
+    if await repository.wake_waiting_deliveries(conn, message.merchant_id):
+        await repository.notify_dispatcher(conn)
+
+
+Handler = Callable[[asyncpg.Connection, Any, HandlerConfig], Awaitable[None]]
+
+EVENT_HANDLERS: dict[type, Handler] = {
+    PaymentEvent: on_webhook_source,
+    RefundEvent: on_webhook_source,
+    MerchantEndpointChanged: on_endpoint_changed,
+}
+
+
+async def handle(pool: asyncpg.Pool, message: Any, config: HandlerConfig) -> None:
+    """The message's effect and its inbox record commit together, or neither does."""
+    handler = EVENT_HANDLERS[type(message)]
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, message.message_id, CONSUMER):
+            log.info("message_already_handled")
+            return
+        await handler(conn, message, config)
