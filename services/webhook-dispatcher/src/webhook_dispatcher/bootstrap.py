@@ -1,0 +1,35 @@
+"""The one place where the dispatcher's dependencies are wired from settings."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from fluxpay_common.crypto import SecretBox
+from webhook_dispatcher.adapters.http_sender import WebhookSender
+from webhook_dispatcher.service_layer.dispatcher import Dispatcher, DispatchPolicy
+from webhook_dispatcher.service_layer.handlers import HandlerConfig
+from webhook_dispatcher.settings import Settings
+
+
+def handler_config(settings: Settings) -> HandlerConfig:
+    return HandlerConfig(endpoint_wait=settings.endpoint_wait)
+
+
+def dispatch_policy(settings: Settings) -> DispatchPolicy:
+    return DispatchPolicy(
+        schedule=settings.retry_schedule,
+        endpoint_concurrency=settings.webhook_endpoint_concurrency,
+        max_in_flight=settings.webhook_max_in_flight,
+        poll_seconds=settings.webhook_poll_seconds,
+        lease_seconds=settings.webhook_claim_lease_seconds,
+        disable_after=settings.disable_after,
+        endpoint_wait=settings.endpoint_wait,
+    )
+
+
+def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
+    sender = WebhookSender(
+        settings.webhook_timeout_seconds, max_connections=settings.webhook_max_in_flight
+    )
+    box = SecretBox(settings.secrets_key.get_secret_value())
+    return Dispatcher(pool, sender, box, dispatch_policy(settings))

@@ -1,0 +1,58 @@
+"""`fluxpay-webhooks`: consume domain events, deliver signed webhooks until SIGTERM."""
+
+from __future__ import annotations
+
+import importlib.resources
+from typing import Any
+
+from faststream.rabbit.annotations import RabbitMessage
+
+from fluxpay_common import runtime
+from fluxpay_common.consumer import subscribe
+from fluxpay_common.messages import domain_event_adapter
+from fluxpay_common.runtime import WorkerContext, serve_worker
+from fluxpay_common.topology import WEBHOOK_EVENTS
+from webhook_dispatcher import bootstrap
+from webhook_dispatcher.service_layer import handlers
+from webhook_dispatcher.settings import Settings
+
+SERVICE = "webhook-dispatcher"
+SCHEMA = "webhooks"
+
+
+async def register(ctx: WorkerContext) -> None:
+    assert isinstance(ctx.settings, Settings)
+    config = bootstrap.handler_config(ctx.settings)
+
+    async def on_event(message: Any, _: RabbitMessage) -> None:
+        await handlers.handle(ctx.pool, message, config)
+
+    subscribe(
+        ctx.broker,
+        WEBHOOK_EVENTS,
+        domain_event_adapter,
+        on_event,
+        delivery_limit=ctx.settings.delivery_limit,
+        retry_seconds=ctx.settings.handler_retry_seconds,
+    )
+
+
+async def started(ctx: WorkerContext) -> None:
+    assert isinstance(ctx.settings, Settings)
+    dispatcher = bootstrap.build_dispatcher(ctx.pool, ctx.settings)
+    ctx.supervisor.start("webhook-dispatcher", dispatcher.run)
+
+
+async def _main() -> None:
+    await serve_worker(
+        SERVICE,
+        Settings(),
+        schema=SCHEMA,
+        migrations=importlib.resources.files("webhook_dispatcher") / "migrations",
+        register=register,
+        started=started,
+    )
+
+
+def main() -> None:
+    runtime.run(_main)

@@ -1,0 +1,209 @@
+"""The delivery loop: claim due deliveries, send them concurrently, record each attempt.
+
+Every state lives in the database (due time, attempt count, lease), so a restart resumes
+the schedule where it stopped. The loop wakes on NOTIFY when a delivery is created and
+polls for due retries; in-flight sends are bounded per process and, in the claim query,
+per merchant, so one slow merchant never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from fluxpay_common.crypto import SecretBox
+from fluxpay_common.ids import utcnow
+from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.signing import SIGNATURE_HEADER, signature_header
+from webhook_dispatcher.adapters import delivery_store as store
+from webhook_dispatcher.adapters.http_sender import WebhookSender
+from webhook_dispatcher.adapters.repository import NOTIFY_CHANNEL
+from webhook_dispatcher.domain.delivery import (
+    AttemptOutcome,
+    Skip,
+    Target,
+    Wait,
+    decide,
+    resolve_target,
+    signing_secrets,
+)
+from webhook_dispatcher.domain.schedule import Schedule
+
+log = get_logger(__name__)
+EVENT_ID_HEADER = "X-FluxPay-Event-Id"
+# A delivery waiting for its merchant's endpoint record looks again this often (the
+# record's arrival also wakes it at once).
+ENDPOINT_RECHECK = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    schedule: Schedule
+    endpoint_concurrency: int
+    max_in_flight: int
+    poll_seconds: float
+    lease_seconds: float
+    disable_after: timedelta
+    endpoint_wait: timedelta
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sender: WebhookSender,
+        box: SecretBox,
+        policy: DispatchPolicy,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._box = box
+        self._policy = policy
+        self._clock = clock
+        self._rng = rng
+        self._wake = asyncio.Event()
+        self._in_flight: dict[asyncio.Task[None], store.ClaimedDelivery] = {}
+
+    async def run(self) -> None:
+        """Supervised loop body; on cancellation unfinished sends are handed back."""
+        async with self._sender, self._pool.acquire() as listener:
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            try:
+                while not listener.is_closed():
+                    await self._tick()
+                raise ConnectionError("dispatcher listener connection closed")
+            finally:
+                await self._hand_back_in_flight()
+                with contextlib.suppress(Exception):
+                    await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+
+    async def _tick(self) -> None:
+        # Cleared before claiming, so a NOTIFY landing during the claim is not lost.
+        self._wake.clear()
+        free = self._policy.max_in_flight - len(self._in_flight)
+        claimed = await self.claim_and_start(free) if free > 0 else 0
+        if free > 0 and claimed == free:
+            return  # a full batch: more may be due right now
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._policy.poll_seconds)
+
+    async def claim_and_start(self, limit: int) -> int:
+        jobs = await store.claim_due(
+            self._pool,
+            limit=limit,
+            per_endpoint=self._policy.endpoint_concurrency,
+            lease_seconds=self._policy.lease_seconds,
+        )
+        for job in jobs:
+            task = asyncio.create_task(self._deliver(job), name=f"webhook-{job.id}")
+            self._in_flight[task] = job
+            task.add_done_callback(self._finished)
+        return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        self._wake.set()
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _hand_back_in_flight(self) -> None:
+        jobs = list(self._in_flight.values())
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(store.release(self._pool, jobs))
+
+    async def _deliver(self, job: store.ClaimedDelivery) -> None:
+        with bound_context(event_id=job.event_id, delivery_id=job.id, merchant_id=job.merchant_id):
+            try:
+                await self.attempt(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The lease expires and another pass retries: a bug must not lose an event.
+                log.error("webhook_attempt_crashed", error=repr(exc), exc_info=True)
+
+    async def attempt(self, job: store.ClaimedDelivery) -> None:
+        now = self._clock()
+        route = resolve_target(
+            job.callback_url, job.endpoint, now - job.created_at, self._policy.endpoint_wait
+        )
+        match route:
+            case Wait():
+                await store.postpone(self._pool, job, now + ENDPOINT_RECHECK)
+            case Skip():
+                await store.skip(self._pool, job, route)
+                log.info("webhook_not_delivered", status=route.status, reason=route.reason)
+            case Target():
+                await self._send_and_record(job, route, now)
+
+    async def _send_and_record(
+        self, job: store.ClaimedDelivery, target: Target, started_at: datetime
+    ) -> None:
+        outcome = await self._send(job, target)
+        decision = decide(
+            outcome,
+            attempts_made=job.attempt_count + 1,
+            schedule=self._policy.schedule,
+            now=self._clock(),
+            target=target,
+            failing_since=job.endpoint.failing_since if job.endpoint else None,
+            disable_after=self._policy.disable_after,
+            rng=self._rng,
+        )
+        await store.record_attempt(
+            self._pool,
+            job,
+            target=target,
+            url_shown=without_credentials(target.url),
+            started_at=started_at,
+            outcome=outcome,
+            decision=decision,
+        )
+        log.info(
+            "webhook_attempted",
+            attempt=job.attempt_count + 1,
+            host=urlsplit(target.url).hostname,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+            next_status=decision.status,
+            endpoint_disabled=decision.disable_endpoint,
+        )
+
+    async def _send(self, job: store.ClaimedDelivery, target: Target) -> AttemptOutcome:
+        assert job.endpoint is not None
+        try:
+            secrets = [self._box.open(s) for s in signing_secrets(job.endpoint, self._clock())]
+        except ValueError:
+            # A platform key problem, not the merchant's: retried on the normal schedule.
+            return AttemptOutcome(None, "signing secret cannot be decrypted")
+        timestamp = int(time.time())
+        headers = {
+            SIGNATURE_HEADER: signature_header(secrets, timestamp, job.body),
+            EVENT_ID_HEADER: job.event_id,
+        }
+        environment = "live" if job.environment == "live" else "test"
+        return await self._sender.send(target.url, environment, job.body, headers)
+
+
+def without_credentials(url: str) -> str:
+    """The URL as shown in the delivery log: user:password@ never stored or displayed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
