@@ -1,0 +1,136 @@
+"""Retries, restarts and secret rotation against the real dispatcher process."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+from fluxpay_common import signing
+from fluxpay_common.ids import utcnow
+from fluxpay_common.testing import wait_for
+
+SECRET = "whsec_integration_current"
+OLD_SECRET = "whsec_integration_previous"
+HOUR = timedelta(hours=1)
+
+
+def _event_ids(receiver) -> list[str]:
+    return [r.headers.get("X-FluxPay-Event-Id", "") for r in receiver.snapshot()]
+
+
+async def test_event_is_delivered_once_signed_after_a_failure_and_a_timeout(
+    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
+) -> None:
+    answers = iter([500, "slow", 200])
+
+    def respond(_: object) -> int:
+        answer = next(answers, 200)
+        if answer == "slow":
+            time.sleep(1.5)  # beyond the 1 s attempt budget: a timeout for the dispatcher
+            return 200
+        return int(answer)
+
+    webhook_receiver.respond = respond
+    await events.publish(events.endpoint_changed(merchant_id, webhook_receiver.url, [SECRET]))
+    message = events.payment_completed(merchant_id)
+    await events.publish(message)
+
+    delivered = await wait_for(
+        lambda: rows.delivery_in(message.message_id, "succeeded", "dead"),
+        timeout=30,
+        what="the delivery to finish",
+    )
+    assert delivered["status"] == "succeeded" and delivered["attempt_count"] == 3
+    assert delivered["next_attempt_at"] is None
+    attempts = await rows.attempts(message.message_id)
+    assert [a["status_code"] for a in attempts] == [500, None, 200]
+    assert "timed out" in attempts[1]["error"]
+    assert [a["succeeded"] for a in attempts] == [False, False, True]
+    assert attempts[2]["response_excerpt"] == "ok"
+
+    received = webhook_receiver.snapshot()
+    assert _event_ids(webhook_receiver) == [str(message.message_id)] * 3
+    assert len({r.body for r in received}) == 1, "every retry sends the same bytes"
+    assert len(webhook_receiver.verified_events(SECRET)) == 3
+    first, second, third = (r.at for r in received)
+    assert second - first >= 0.9, "second attempt about 1 s after the first"
+    assert third - second >= 1.0 + 0.9, "third attempt about 1 s after the 1 s timeout"
+    headers = received[0].headers
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == "FluxPay-Webhooks/2026-06"
+
+
+async def test_dispatcher_crashed_mid_schedule_still_delivers(
+    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
+) -> None:
+    healthy = False
+    webhook_receiver.respond = lambda _: 200 if healthy else 503
+    await events.publish(events.endpoint_changed(merchant_id, webhook_receiver.url, [SECRET]))
+    message = events.payment_completed(merchant_id)
+    await events.publish(message)
+
+    await wait_for(lambda: rows.attempts(message.message_id), timeout=20, what="attempt 1")
+    pending = await rows.delivery(message.message_id)
+    assert pending is not None and pending["status"] == "pending"
+    assert pending["attempt_count"] == 1 and pending["next_attempt_at"] is not None
+    worker.crash()
+    healthy = True
+    worker.start()
+
+    delivered = await wait_for(
+        lambda: rows.delivery_in(message.message_id, "succeeded", "dead"),
+        timeout=30,
+        what="delivery by the restarted dispatcher",
+    )
+    assert delivered["status"] == "succeeded"
+    assert delivered["attempt_count"] == 2, "the schedule resumed; it did not start over"
+    assert [a["status_code"] for a in await rows.attempts(message.message_id)] == [503, 200]
+    assert len(webhook_receiver.verified_events(SECRET)) == 2
+
+
+async def test_both_secrets_verify_during_a_rotation_overlap(
+    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
+) -> None:
+    rotation = events.endpoint_changed(
+        merchant_id,
+        webhook_receiver.url,
+        [SECRET, OLD_SECRET],
+        overlap_until=utcnow() + timedelta(hours=1),
+    )
+    await events.publish(rotation)
+    message = events.payment_completed(merchant_id)
+    await events.publish(message)
+
+    await wait_for(
+        lambda: rows.delivery_in(message.message_id, "succeeded"), timeout=20, what="delivery"
+    )
+    [received] = webhook_receiver.snapshot()
+    header = received.headers[signing.SIGNATURE_HEADER]
+    _, signatures = signing.parse_header(header)
+    assert len(signatures) == 2
+    assert signing.verify(SECRET, header, received.body)
+    assert signing.verify(OLD_SECRET, header, received.body)
+    assert not signing.verify("whsec_someone_else", header, received.body)
+
+
+async def test_old_secret_stops_signing_when_the_overlap_is_over(
+    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
+) -> None:
+    rotated = events.endpoint_changed(
+        merchant_id,
+        webhook_receiver.url,
+        [SECRET, OLD_SECRET],
+        overlap_until=utcnow() - timedelta(hours=1),
+    )
+    await events.publish(rotated)
+    message = events.payment_completed(merchant_id)
+    await events.publish(message)
+
+    await wait_for(
+        lambda: rows.delivery_in(message.message_id, "succeeded"), timeout=20, what="delivery"
+    )
+    [received] = webhook_receiver.snapshot()
+    header = received.headers[signing.SIGNATURE_HEADER]
+    assert signing.verify(SECRET, header, received.body)
+    assert not signing.verify(OLD_SECRET, header, received.body)
