@@ -1,0 +1,87 @@
+"""`fluxpay-ledger`: the worker booking domain events (default), or a reconciliation report.
+
+fluxpay-ledger                                   run the worker until SIGTERM
+fluxpay-ledger reconcile --day 2026-06-01 [--provider sandbox] [--environment live]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date
+from importlib import resources
+
+from faststream.rabbit.annotations import RabbitMessage
+
+from fluxpay_common import runtime
+from fluxpay_common.consumer import subscribe
+from fluxpay_common.messages import (
+    DomainEvent,
+    LedgerQuery,
+    QueryReply,
+    domain_event_adapter,
+    ledger_query_adapter,
+)
+from fluxpay_common.topology import LEDGER_EVENTS, LEDGER_QUERIES
+from ledger.adapters.postgres import postgres_books
+from ledger.service_layer.handlers import handle_event
+from ledger.service_layer.merchant_queries import answer
+from ledger.settings import Settings
+
+SERVICE = "ledger"
+SCHEMA = "ledger"
+
+
+def migrations() -> object:
+    return resources.files("ledger") / "migrations"
+
+
+async def register(ctx: runtime.WorkerContext) -> None:
+    """Book `ledger.events` (every `collect.#` event); answer `ledger.queries` (the gateway)."""
+    settings = ctx.settings
+    assert isinstance(settings, Settings)
+    open_books = postgres_books(ctx.pool)
+    policy = {
+        "delivery_limit": settings.delivery_limit,
+        "retry_seconds": settings.handler_retry_seconds,
+    }
+
+    async def on_event(event: DomainEvent, _: RabbitMessage) -> None:
+        await handle_event(event, open_books, settings.ledger_fees)
+
+    async def on_query(query: LedgerQuery, _: RabbitMessage) -> QueryReply:
+        return await answer(query, ctx.pool)
+
+    subscribe(ctx.broker, LEDGER_EVENTS, domain_event_adapter, on_event, **policy)
+    subscribe(ctx.broker, LEDGER_QUERIES, ledger_query_adapter, on_query, **policy)
+
+
+async def serve(settings: Settings) -> None:
+    await runtime.serve_worker(
+        SERVICE, settings, schema=SCHEMA, migrations=migrations(), register=register
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fluxpay-ledger", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    reconcile = commands.add_parser("reconcile", help="print the books of a day for a provider")
+    reconcile.add_argument("--day", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    reconcile.add_argument("--provider", default=None)
+    reconcile.add_argument("--environment", choices=["test", "live"], default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = Settings()
+    if args.command == "reconcile":
+        from ledger.entrypoints.reconcile import run_reconcile
+
+        sys.exit(run_reconcile(settings, args.day, args.provider, args.environment))
+    runtime.run(lambda: serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Read-side queries over the books, for the admin CLI and (through it) merchants.
+
+Each takes a connection whose search_path is the `ledger` schema (a pool from
+`fluxpay_common.db.create_pool(dsn, "ledger")`), reads only, and returns plain values:
+
+- `balances(conn, merchant_id, environment)`: {currency: available_minor};
+- `transactions(conn, merchant_id, environment, limit, starting_after)`: the merchant's
+  entries newest first, each with its payment, gross, fee and net, paginated by entry id;
+- `reconcile(conn, day, provider)`: the day's movements as booked, their totals and the
+  books' own consistency checks; `domain.reconciliation.compare` matches them against the
+  orchestrator's or a PSP's list.
+
+Balances are sums of postings (the schema stores no running balance).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+import asyncpg
+
+from ledger.domain.books import EntryKind
+from ledger.domain.reconciliation import BookedMovement
+
+MAX_PAGE = 100
+
+
+class UnknownCursor(LookupError):
+    """`starting_after` names no entry of this merchant and environment."""
+
+
+async def balances(
+    conn: asyncpg.Connection, merchant_id: uuid.UUID, environment: str
+) -> dict[str, int]:
+    """What the platform owes the merchant, per currency (credit-normal: minus the sum)."""
+    rows = await conn.fetch(
+        "SELECT a.currency, -coalesce(sum(p.amount_minor), 0) AS available_minor"
+        " FROM account a LEFT JOIN posting p ON p.account_id = a.id"
+        " WHERE a.kind = 'merchant_available' AND a.merchant_id = $1 AND a.environment = $2"
+        " GROUP BY a.currency ORDER BY a.currency",
+        merchant_id,
+        environment,
+    )
+    return {row["currency"]: int(row["available_minor"]) for row in rows}
+
+
+@dataclass(frozen=True)
+class BalanceTransaction:
+    """One journal entry as the merchant sees it: gross, platform fee and net effect."""
+
+    id: uuid.UUID
+    kind: str
+    payment_id: uuid.UUID
+    refund_id: uuid.UUID | None
+    reference: str
+    currency: str
+    # Signed for the merchant: a payment is positive, a refund negative.
+    amount_minor: int
+    fee_minor: int
+    net_minor: int
+    late_success: bool
+    effective_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TransactionPage:
+    data: list[BalanceTransaction]
+    has_more: bool
+
+
+_PAGE = """
+WITH page AS (
+    SELECT e.* FROM journal_entry e
+     WHERE e.merchant_id = $1 AND e.environment = $2
+       AND ($3::timestamptz IS NULL OR (e.created_at, e.id) < ($3::timestamptz, $4::uuid))
+     ORDER BY e.created_at DESC, e.id DESC
+     LIMIT $5
+)
+SELECT page.id, page.kind, page.payment_id, page.refund_id, page.reference, page.currency,
+       page.late_success, page.effective_at, page.created_at,
+       -coalesce(sum(p.amount_minor) FILTER (WHERE a.kind = 'merchant_available'), 0) AS net,
+       -coalesce(sum(p.amount_minor) FILTER (WHERE a.kind = 'platform_fee_revenue'), 0) AS fee
+  FROM page
+  JOIN posting p ON p.entry_id = page.id
+  JOIN account a ON a.id = p.account_id
+ GROUP BY page.id, page.kind, page.payment_id, page.refund_id, page.reference, page.currency,
+          page.late_success, page.effective_at, page.created_at
+ ORDER BY page.created_at DESC, page.id DESC
+"""
+
+
+async def transactions(
+    conn: asyncpg.Connection,
+    merchant_id: uuid.UUID,
+    environment: str,
+    limit: int = 20,
+    starting_after: uuid.UUID | None = None,
+) -> TransactionPage:
+    """The merchant's entries, newest first; pass the last id seen as `starting_after`."""
+    limit = max(1, min(limit, MAX_PAGE))
+    cursor_at: datetime | None = None
+    if starting_after is not None:
+        cursor_at = await conn.fetchval(
+            "SELECT created_at FROM journal_entry"
+            " WHERE id = $1 AND merchant_id = $2 AND environment = $3",
+            starting_after,
+            merchant_id,
+            environment,
+        )
+        if cursor_at is None:
+            raise UnknownCursor(f"no transaction {starting_after}")
+    rows = await conn.fetch(_PAGE, merchant_id, environment, cursor_at, starting_after, limit + 1)
+    return TransactionPage([_transaction(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+
+def _transaction(row: asyncpg.Record) -> BalanceTransaction:
+    net, fee = int(row["net"]), int(row["fee"])
+    return BalanceTransaction(
+        id=row["id"],
+        kind=row["kind"],
+        payment_id=row["payment_id"],
+        refund_id=row["refund_id"],
+        reference=row["reference"],
+        currency=row["currency"],
+        amount_minor=net + fee,
+        fee_minor=fee,
+        net_minor=net,
+        late_success=row["late_success"],
+        effective_at=row["effective_at"],
+        created_at=row["created_at"],
+    )
+
+
+@dataclass(frozen=True)
+class Total:
+    environment: str
+    currency: str
+    provider: str
+    kind: str
+    count: int
+    amount_minor: int
+    platform_fee_minor: int
+    psp_fee_minor: int
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    day: date
+    provider: str | None
+    environment: str | None
+    movements: list[BookedMovement]
+    totals: list[Total]
+    # The books' own checks; none expected (the schema prevents most of them).
+    problems: list[str] = field(default_factory=list)
+
+
+_MOVEMENTS = """
+SELECT e.id, e.kind, e.payment_id, e.refund_id, e.environment, e.currency, e.provider,
+       e.late_success, e.effective_at,
+       coalesce(sum(p.amount_minor) FILTER (WHERE a.kind = 'merchant_available'), 0) AS merchant,
+       -coalesce(sum(p.amount_minor) FILTER (WHERE a.kind = 'platform_fee_revenue'), 0) AS fee,
+       coalesce(sum(p.amount_minor) FILTER (WHERE a.kind = 'psp_fee_expense'), 0) AS psp_fee
+  FROM journal_entry e
+  JOIN posting p ON p.entry_id = e.id
+  JOIN account a ON a.id = p.account_id
+ WHERE e.effective_at >= $1 AND e.effective_at < $2
+   AND ($3::text IS NULL OR e.provider = $3)
+   AND ($4::text IS NULL OR e.environment = $4)
+ GROUP BY e.id
+ ORDER BY e.effective_at, e.id
+"""
+
+
+async def reconcile(
+    conn: asyncpg.Connection,
+    day: date,
+    provider: str | None = None,
+    environment: str | None = None,
+) -> Reconciliation:
+    """The day's (UTC, by when the money moved) booked movements, totals and problems."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    rows = await conn.fetch(_MOVEMENTS, start, start + timedelta(days=1), provider, environment)
+    movements = [_movement(row) for row in rows]
+    problems = [
+        *await _unbalanced_entries(conn, start, provider, environment),
+        *await _refunds_not_in_transit(conn, environment),
+        *await _refunds_beyond_their_payment(conn, [m for m in movements if m.refund_id]),
+    ]
+    return Reconciliation(day, provider, environment, movements, _totals(movements), problems)
+
+
+def _movement(row: asyncpg.Record) -> BookedMovement:
+    kind = EntryKind(row["kind"])
+    merchant, fee = int(row["merchant"]), int(row["fee"])
+    # A payment credits the merchant its net; a refund debits it the whole amount.
+    gross = -merchant + fee if kind is EntryKind.PAYMENT else merchant
+    return BookedMovement(
+        kind=kind,
+        payment_id=row["payment_id"],
+        refund_id=row["refund_id"],
+        environment=row["environment"],
+        currency=row["currency"],
+        amount_minor=gross,
+        entry_id=row["id"],
+        provider=row["provider"],
+        platform_fee_minor=fee,
+        psp_fee_minor=int(row["psp_fee"]),
+        late_success=row["late_success"],
+        effective_at=row["effective_at"],
+    )
+
+
+def _totals(movements: Sequence[BookedMovement]) -> list[Total]:
+    sums: dict[tuple[str, str, str, str], list[int]] = {}
+    for m in movements:
+        key = (m.environment, m.currency, m.provider, m.kind.value)
+        acc = sums.setdefault(key, [0, 0, 0, 0])
+        acc[0] += 1
+        acc[1] += m.amount_minor
+        acc[2] += m.platform_fee_minor
+        acc[3] += m.psp_fee_minor
+    return [Total(*key, *values) for key, values in sorted(sums.items())]
+
+
+async def _unbalanced_entries(
+    conn: asyncpg.Connection, start: datetime, provider: str | None, environment: str | None
+) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT e.id, count(p.id) AS legs, coalesce(sum(p.amount_minor), 0) AS total"
+        " FROM journal_entry e LEFT JOIN posting p ON p.entry_id = e.id"
+        " WHERE e.effective_at >= $1 AND e.effective_at < $1 + interval '1 day'"
+        " AND ($2::text IS NULL OR e.provider = $2) AND ($3::text IS NULL OR e.environment = $3)"
+        " GROUP BY e.id HAVING count(p.id) < 2 OR coalesce(sum(p.amount_minor), 0) <> 0",
+        start,
+        provider,
+        environment,
+    )
+    return [f"entry {r['id']} unbalanced: {r['legs']} postings sum to {r['total']}" for r in rows]
+
+
+async def _refunds_not_in_transit(conn: asyncpg.Connection, environment: str | None) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT a.environment, a.currency, sum(p.amount_minor) AS balance"
+        " FROM account a JOIN posting p ON p.account_id = a.id"
+        " WHERE a.kind = 'refunds' AND ($1::text IS NULL OR a.environment = $1)"
+        " GROUP BY a.environment, a.currency HAVING sum(p.amount_minor) <> 0",
+        environment,
+    )
+    return [
+        f"refunds transit account {r['environment']}/{r['currency']} holds {r['balance']}"
+        for r in rows
+    ]
+
+
+async def _refunds_beyond_their_payment(
+    conn: asyncpg.Connection, refunds: Sequence[BookedMovement]
+) -> list[str]:
+    """Refunds of a payment the books never collected, or beyond what they collected."""
+    if not refunds:
+        return []
+    rows = await conn.fetch(
+        "SELECT r.payment_id, r.refunded, pay.id IS NOT NULL AS booked,"
+        "       coalesce(pay.gross, 0) AS gross"
+        " FROM (SELECT e.payment_id, sum(p.amount_minor) AS refunded"
+        "         FROM journal_entry e JOIN posting p ON p.entry_id = e.id"
+        "         JOIN account a ON a.id = p.account_id"
+        "        WHERE e.kind = 'refund' AND a.kind = 'merchant_available'"
+        "          AND e.payment_id = ANY($1::uuid[])"
+        "        GROUP BY e.payment_id) r"
+        " LEFT JOIN LATERAL ("
+        "   SELECT e.id, sum(p.amount_minor) AS gross"
+        "     FROM journal_entry e JOIN posting p ON p.entry_id = e.id"
+        "     JOIN account a ON a.id = p.account_id"
+        "    WHERE e.kind = 'payment' AND e.payment_id = r.payment_id"
+        "      AND a.kind = 'psp_clearing' AND p.amount_minor > 0"
+        "    GROUP BY e.id) pay ON true",
+        list({m.payment_id for m in refunds}),
+    )
+    problems = []
+    for r in rows:
+        if not r["booked"]:
+            problems.append(f"payment {r['payment_id']} refunded but never booked as collected")
+        elif r["refunded"] > r["gross"]:
+            problems.append(
+                f"payment {r['payment_id']} refunded {r['refunded']} of {r['gross']} collected"
+            )
+    return problems
