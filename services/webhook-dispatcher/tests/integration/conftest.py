@@ -225,6 +225,22 @@ class WebhookRows:
             str(event_id),
         )
 
+    async def delivery_count(self, event_id: object) -> int:
+        return int(
+            await self._conn.fetchval(
+                "SELECT count(*) FROM webhooks.delivery WHERE event_id = $1", str(event_id)
+            )
+        )
+
+    async def event_body(self, event_id: object) -> bytes | None:
+        return await self._conn.fetchval(
+            "SELECT body FROM webhooks.event WHERE id = $1", str(event_id)
+        )
+
+    async def endpoint_enabled(self, merchant_id: uuid.UUID) -> bool:
+        row = await self.endpoint(merchant_id)
+        return row is not None and row["disabled_at"] is None
+
     async def endpoint(self, merchant_id: uuid.UUID) -> asyncpg.Record | None:
         return await self._conn.fetchrow(
             "SELECT * FROM webhooks.endpoint WHERE merchant_id = $1", merchant_id

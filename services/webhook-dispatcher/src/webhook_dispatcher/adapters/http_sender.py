@@ -74,13 +74,19 @@ class WebhookSender:
 
     def _client(self, keepalive: int) -> httpx.AsyncClient:
         # trust_env=False: an HTTP(S)_PROXY variable must not route around the SSRF guard.
-        return httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(self._timeout),
+        # TCP_NODELAY: headers and body go out as two writes; Nagle would hold the second.
+        transport = httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
                 max_connections=self._max_connections, max_keepalive_connections=keepalive
             ),
+            trust_env=False,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+        return httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(self._timeout),
         )
 
     async def send(

@@ -1,0 +1,95 @@
+"""The HTTP sender against a local receiver: pinning, redirects, refusals (no broker)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+
+import pytest
+
+from webhook_dispatcher.adapters import http_sender
+from webhook_dispatcher.adapters.http_sender import WebhookSender
+from webhook_dispatcher.domain import ssrf
+
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
+BODY = b'{"id":"evt_sender_test"}'
+
+
+@pytest.fixture
+async def sender() -> AsyncIterator[WebhookSender]:
+    async with WebhookSender(timeout_seconds=2, max_connections=4) as sender:
+        yield sender
+
+
+async def test_live_request_goes_to_the_checked_address_with_the_merchant_host(
+    webhook_receiver, monkeypatch
+) -> None:
+    # The receiver listens on loopback: let loopback stand in for a public address here.
+    monkeypatch.setattr(http_sender, "check_addresses", lambda addresses: addresses[0])
+    monkeypatch.setattr(http_sender, "check_url", lambda url, _: ssrf.check_url(url, "test"))
+    port = webhook_receiver.url.split(":")[2].split("/")[0]
+    asked: list[tuple[str, int]] = []
+
+    async def resolver(host: str, port: int) -> list[ssrf.IPAddress]:
+        asked.append((host, port))
+        return [LOOPBACK]
+
+    async with WebhookSender(timeout_seconds=2, max_connections=4, resolver=resolver) as sender:
+        # `shop.invalid` exists in no DNS: only the pinned address can have been dialled.
+        outcome = await sender.send(
+            f"http://shop.invalid:{port}/webhooks", "live", BODY, {"X-FluxPay-Event-Id": "e1"}
+        )
+    assert outcome.succeeded, outcome
+    assert asked == [("shop.invalid", int(port))]
+    [received] = webhook_receiver.snapshot()
+    assert received.headers["Host"] == f"shop.invalid:{port}"
+    assert received.body == BODY and received.headers["X-FluxPay-Event-Id"] == "e1"
+
+
+async def test_live_refuses_a_host_resolving_to_loopback_without_calling_it(
+    sender, webhook_receiver
+) -> None:
+    port = webhook_receiver.url.split(":")[2].split("/")[0]
+    outcome = await sender.send(f"https://localhost:{port}/webhooks", "live", BODY, {})
+    assert not outcome.succeeded and outcome.status_code is None
+    assert outcome.error is not None and "loopback" in outcome.error
+    assert webhook_receiver.snapshot() == []
+
+
+async def test_live_refuses_plain_http(sender, webhook_receiver) -> None:
+    outcome = await sender.send(webhook_receiver.url, "live", BODY, {})
+    assert outcome.error is not None and "scheme 'http'" in outcome.error
+    assert webhook_receiver.snapshot() == []
+
+
+async def test_live_refuses_a_host_with_one_private_address_among_public_ones(
+    webhook_receiver,
+) -> None:
+    async def resolver(host: str, port: int) -> list[ssrf.IPAddress]:
+        return [ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("10.0.0.7")]
+
+    async with WebhookSender(timeout_seconds=2, max_connections=4, resolver=resolver) as sender:
+        outcome = await sender.send("https://shop.invalid/webhooks", "live", BODY, {})
+    assert outcome.error is not None and "10.0.0.7" in outcome.error
+
+
+async def test_test_environment_posts_to_local_http(sender, webhook_receiver) -> None:
+    outcome = await sender.send(webhook_receiver.url, "test", BODY, {})
+    assert outcome.succeeded and outcome.response_excerpt == "ok"
+    [received] = webhook_receiver.snapshot()
+    assert received.headers["User-Agent"] == "FluxPay-Webhooks/2026-06"
+    assert received.headers["Content-Type"] == "application/json"
+
+
+async def test_redirect_is_a_failure_and_is_not_followed(sender, webhook_receiver) -> None:
+    webhook_receiver.respond = lambda _: 302
+    outcome = await sender.send(webhook_receiver.url, "test", BODY, {})
+    assert outcome.status_code == 302 and not outcome.succeeded
+    assert outcome.error == "redirect not followed (HTTP 302)"
+    assert len(webhook_receiver.snapshot()) == 1
+
+
+async def test_refused_connection_is_a_failed_attempt(sender) -> None:
+    outcome = await sender.send("http://127.0.0.1:9/webhooks", "test", BODY, {})
+    assert not outcome.succeeded and outcome.error is not None
+    assert "ConnectError" in outcome.error

@@ -1,0 +1,35 @@
+"""Pure parts of the sender: the pinned request's shape and the response excerpt."""
+
+import ipaddress
+
+import httpx
+
+from webhook_dispatcher.adapters.http_sender import _PinnedRequest, _read_excerpt
+
+
+def test_pinned_request_connects_to_the_ip_but_speaks_to_the_hostname() -> None:
+    url = httpx.URL("https://user:pw@shop.example.com:8443/hooks?x=1")
+    pinned = _PinnedRequest(url, ipaddress.ip_address("203.0.113.7"))
+    assert pinned.url.host == "203.0.113.7" and pinned.url.port == 8443
+    assert pinned.url.path == "/hooks" and pinned.url.query == b"x=1"
+    assert pinned.headers == {"Host": "shop.example.com:8443"}
+    assert pinned.extensions == {"sni_hostname": "shop.example.com"}
+
+
+def test_pinned_ipv6_address_is_bracketed_in_the_url() -> None:
+    pinned = _PinnedRequest(
+        httpx.URL("https://shop.example.com/h"), ipaddress.ip_address("2001:db8::7")
+    )
+    assert str(pinned.url) == "https://[2001:db8::7]/h"
+    assert pinned.headers == {"Host": "shop.example.com"}
+
+
+def test_unpinned_request_is_sent_as_given() -> None:
+    url = httpx.URL("http://127.0.0.1:9000/webhooks")
+    unpinned = _PinnedRequest(url, None)
+    assert unpinned.url == url and unpinned.headers == {} and unpinned.extensions == {}
+
+
+async def test_only_the_first_kib_of_a_response_is_kept() -> None:
+    response = httpx.Response(200, stream=httpx.ByteStream(b"x" * 5000))
+    assert await _read_excerpt(response) == "x" * 1024
