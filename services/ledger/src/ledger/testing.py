@@ -76,6 +76,7 @@ def refund_event(
     completed: bool = True,
     provider: str | None = "sandbox",
     refund_id: uuid.UUID | None = None,
+    occurred_at: datetime = NOW,
 ) -> RefundEvent:
     status = "completed" if completed else "failed"
     return RefundEvent(
@@ -83,6 +84,7 @@ def refund_event(
         merchant_id=merchant_id,
         environment=payment.environment,
         provider=provider,
+        occurred_at=occurred_at,
         payment=payment,
         refund=RefundView(
             id=refund_id or uuid.uuid4(),

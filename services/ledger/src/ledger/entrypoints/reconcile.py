@@ -38,5 +38,6 @@ async def _report(
 
 def render(report: Reconciliation) -> str:
     body: dict[str, Any] = dataclasses.asdict(report)
+    # asyncpg's UUIDs are not the stdlib's: `default=str` prints them.
     body["entries"] = len(report.movements)
-    return orjson.dumps(body, option=orjson.OPT_INDENT_2).decode()
+    return orjson.dumps(body, default=str, option=orjson.OPT_INDENT_2).decode()
