@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fluxpay_common.settings import ServiceSettings
 from webhook_dispatcher.domain.schedule import DEFAULT_SCHEDULE, Schedule, parse_schedule
@@ -35,6 +35,13 @@ class Settings(ServiceSettings):
     def _schedule_parses(cls, value: str) -> str:
         parse_schedule(value)
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_an_attempt(self) -> Settings:
+        # A lease shorter than an attempt would let a second dispatcher send it concurrently.
+        if self.webhook_claim_lease_seconds < self.webhook_timeout_seconds + 10:
+            raise ValueError("webhook_claim_lease_seconds must exceed the timeout by 10 s")
+        return self
 
     @property
     def retry_schedule(self) -> Schedule:

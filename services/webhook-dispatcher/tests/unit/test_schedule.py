@@ -65,3 +65,9 @@ def test_second_retry_of_the_default_schedule_is_about_five_minutes_later() -> N
     at = next_attempt_at(parse_schedule(DEFAULT_SCHEDULE), 2, NOW, random.Random(1))
     assert at is not None
     assert timedelta(seconds=270) <= at - NOW <= timedelta(seconds=330)
+
+
+def test_settings_refuse_a_claim_lease_shorter_than_an_attempt() -> None:
+    with pytest.raises(ValueError):
+        Settings(webhook_timeout_seconds=15, webhook_claim_lease_seconds=20)
+    assert Settings(webhook_timeout_seconds=1).retry_schedule[0] == 0

@@ -7,13 +7,13 @@ is what the merchant deduplicates on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 
 from fluxpay_common.messages import API_VERSION, PaymentEvent, RefundEvent
 
-WebhookSource = PaymentEvent | RefundEvent
+WebhookSource: TypeAlias = PaymentEvent | RefundEvent
 
 
 def event_id(message: WebhookSource) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from fluxpay_common.consumer import TRANSIENT_ERRORS, retry_transient
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.ids import utcnow
 from fluxpay_common.logging import bound_context, get_logger
@@ -43,6 +44,7 @@ EVENT_ID_HEADER = "X-FluxPay-Event-Id"
 # A delivery waiting for its merchant's endpoint record looks again this often (the
 # record's arrival also wakes it at once).
 ENDPOINT_RECHECK = timedelta(seconds=5)
+RECORD_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,12 @@ class Dispatcher:
         # Cleared before claiming, so a NOTIFY landing during the claim is not lost.
         self._wake.clear()
         free = self._policy.max_in_flight - len(self._in_flight)
-        claimed = await self.claim_and_start(free) if free > 0 else 0
+        claimed = 0
+        try:
+            claimed = await self.claim_and_start(free) if free > 0 else 0
+        except TRANSIENT_ERRORS as exc:
+            # Sends in flight carry on; claiming resumes at the next poll.
+            log.warning("webhook_claim_failed", error=repr(exc))
         if free > 0 and claimed == free:
             return  # a full batch: more may be due right now
         with contextlib.suppress(TimeoutError):
@@ -165,14 +172,20 @@ class Dispatcher:
             disable_after=self._policy.disable_after,
             rng=self._rng,
         )
-        await store.record_attempt(
-            self._pool,
-            job,
-            target=target,
-            url_shown=without_credentials(target.url),
-            started_at=started_at,
-            outcome=outcome,
-            decision=decision,
+        # The merchant has been called: keep trying to record it rather than let the lease
+        # expire into a duplicate send.
+        await retry_transient(
+            lambda: store.record_attempt(
+                self._pool,
+                job,
+                target=target,
+                url_shown=without_credentials(target.url),
+                started_at=started_at,
+                outcome=outcome,
+                decision=decision,
+            ),
+            RECORD_RETRY_SECONDS,
+            what="record webhook attempt",
         )
         log.info(
             "webhook_attempted",
