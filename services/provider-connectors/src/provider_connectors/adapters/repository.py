@@ -1,0 +1,239 @@
+"""asyncpg access to `provider_attempt`, `provider_refund` and `provider_events`.
+
+Every function runs on the caller's connection, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from provider_connectors.domain.model import Attempt, RefundAttempt
+from provider_connectors.domain.status import AttemptStatus, RefundStatus
+
+_ATTEMPT_COLUMNS = (
+    "payment_id, provider, merchant_id, environment, reference, amount, currency, operator,"
+    " phone, psp_reference, status, next_poll_at, expires_at, otp_attempts, created_at,"
+    " updated_at, data"
+)
+_REFUND_COLUMNS = (
+    "refund_id, payment_id, provider, amount, currency, psp_reference, status, next_poll_at,"
+    " created_at, updated_at, data"
+)
+
+
+def _attempt(row: asyncpg.Record) -> Attempt:
+    return Attempt(**{k: row[k] for k in _ATTEMPT_COLUMNS.replace(" ", "").split(",")})
+
+
+def _refund(row: asyncpg.Record) -> RefundAttempt:
+    return RefundAttempt(**{k: row[k] for k in _REFUND_COLUMNS.replace(" ", "").split(",")})
+
+
+async def insert_attempt(conn: asyncpg.Connection, attempt: Attempt) -> Attempt | None:
+    """Insert a new attempt; None when the payment already has one (a repeated command)."""
+    row = await conn.fetchrow(
+        f"INSERT INTO provider_attempt ({_ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6,"
+        " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        f" ON CONFLICT (payment_id) DO NOTHING RETURNING {_ATTEMPT_COLUMNS}, version",
+        attempt.payment_id,
+        attempt.provider,
+        attempt.merchant_id,
+        attempt.environment,
+        attempt.reference,
+        attempt.amount,
+        attempt.currency,
+        attempt.operator,
+        attempt.phone,
+        attempt.psp_reference,
+        attempt.status,
+        attempt.next_poll_at,
+        attempt.expires_at,
+        attempt.otp_attempts,
+        attempt.created_at,
+        attempt.updated_at,
+        dict(attempt.data),
+    )
+    return _attempt(row) if row else None
+
+
+async def get_attempt(
+    conn: asyncpg.Connection, payment_id: uuid.UUID, *, lock: bool = False
+) -> tuple[Attempt, int] | None:
+    """The attempt and its version; `lock` holds its row until the transaction ends."""
+    row = await conn.fetchrow(
+        f"SELECT {_ATTEMPT_COLUMNS}, version FROM provider_attempt WHERE payment_id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        payment_id,
+    )
+    return (_attempt(row), row["version"]) if row else None
+
+
+async def find_payment_id(
+    conn: asyncpg.Connection,
+    provider: str,
+    *,
+    psp_reference: str | None = None,
+    reference: str | None = None,
+) -> uuid.UUID | None:
+    """The payment a PSP notification names by its own reference or by ours."""
+    if psp_reference:
+        found = await conn.fetchval(
+            "SELECT payment_id FROM provider_attempt WHERE provider = $1 AND psp_reference = $2",
+            provider,
+            psp_reference,
+        )
+        if found:
+            return found  # type: ignore[no-any-return]
+    if reference:
+        return await conn.fetchval(  # type: ignore[no-any-return]
+            "SELECT payment_id FROM provider_attempt WHERE provider = $1 AND reference = $2"
+            " ORDER BY created_at DESC LIMIT 1",
+            provider,
+            reference,
+        )
+    return None
+
+
+async def save_attempt(
+    conn: asyncpg.Connection,
+    payment_id: uuid.UUID,
+    *,
+    status: AttemptStatus,
+    psp_reference: str | None,
+    otp_attempts: int,
+    next_poll_at: datetime | None,
+    data_patch: dict[str, Any],
+) -> Attempt:
+    row = await conn.fetchrow(
+        "UPDATE provider_attempt SET status = $2, psp_reference = $3, otp_attempts = $4,"
+        " next_poll_at = $5, data = data || $6::jsonb, version = version + 1,"
+        " updated_at = now() WHERE payment_id = $1"
+        f" RETURNING {_ATTEMPT_COLUMNS}",
+        payment_id,
+        status,
+        psp_reference,
+        otp_attempts,
+        next_poll_at,
+        data_patch,
+    )
+    return _attempt(row)
+
+
+async def claim_due_attempts(
+    conn: asyncpg.Connection, provider: str, now: datetime, lease_until: datetime, limit: int
+) -> list[tuple[Attempt, int]]:
+    """Reserve due attempts to this poller until `lease_until` (replicas skip them)."""
+    rows = await conn.fetch(
+        "UPDATE provider_attempt SET next_poll_at = $3, version = version + 1"
+        " WHERE payment_id IN (SELECT payment_id FROM provider_attempt"
+        "   WHERE provider = $1 AND next_poll_at <= $2 ORDER BY next_poll_at LIMIT $4"
+        "   FOR UPDATE SKIP LOCKED)"
+        f" RETURNING {_ATTEMPT_COLUMNS}, version",
+        provider,
+        now,
+        lease_until,
+        limit,
+    )
+    return [(_attempt(r), r["version"]) for r in rows]
+
+
+async def insert_refund(conn: asyncpg.Connection, refund: RefundAttempt) -> RefundAttempt | None:
+    row = await conn.fetchrow(
+        f"INSERT INTO provider_refund ({_REFUND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        f" $8, $9, $10, $11) ON CONFLICT (refund_id) DO NOTHING RETURNING {_REFUND_COLUMNS}",
+        refund.refund_id,
+        refund.payment_id,
+        refund.provider,
+        refund.amount,
+        refund.currency,
+        refund.psp_reference,
+        refund.status,
+        refund.next_poll_at,
+        refund.created_at,
+        refund.updated_at,
+        dict(refund.data),
+    )
+    return _refund(row) if row else None
+
+
+async def get_refund(
+    conn: asyncpg.Connection, refund_id: uuid.UUID, *, lock: bool = False
+) -> RefundAttempt | None:
+    row = await conn.fetchrow(
+        f"SELECT {_REFUND_COLUMNS} FROM provider_refund WHERE refund_id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        refund_id,
+    )
+    return _refund(row) if row else None
+
+
+async def find_refund_id(
+    conn: asyncpg.Connection, provider: str, psp_reference: str
+) -> uuid.UUID | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT refund_id FROM provider_refund WHERE provider = $1 AND psp_reference = $2",
+        provider,
+        psp_reference,
+    )
+
+
+async def save_refund(
+    conn: asyncpg.Connection,
+    refund_id: uuid.UUID,
+    *,
+    status: RefundStatus,
+    psp_reference: str | None,
+    next_poll_at: datetime | None,
+    data_patch: dict[str, Any],
+) -> RefundAttempt:
+    row = await conn.fetchrow(
+        "UPDATE provider_refund SET status = $2, psp_reference = $3, next_poll_at = $4,"
+        " data = data || $5::jsonb, updated_at = now() WHERE refund_id = $1"
+        f" RETURNING {_REFUND_COLUMNS}",
+        refund_id,
+        status,
+        psp_reference,
+        next_poll_at,
+        data_patch,
+    )
+    return _refund(row)
+
+
+async def claim_due_refunds(
+    conn: asyncpg.Connection, provider: str, now: datetime, lease_until: datetime, limit: int
+) -> list[RefundAttempt]:
+    rows = await conn.fetch(
+        "UPDATE provider_refund SET next_poll_at = $3"
+        " WHERE refund_id IN (SELECT refund_id FROM provider_refund"
+        "   WHERE provider = $1 AND next_poll_at <= $2 ORDER BY next_poll_at LIMIT $4"
+        "   FOR UPDATE SKIP LOCKED)"
+        f" RETURNING {_REFUND_COLUMNS}",
+        provider,
+        now,
+        lease_until,
+        limit,
+    )
+    return [_refund(r) for r in rows]
+
+
+async def record_event(
+    conn: asyncpg.Connection,
+    provider: str,
+    event_id: str,
+    event_type: str,
+    payment_id: uuid.UUID | None,
+) -> bool:
+    """Record an inbound PSP event; False when it was already recorded (a duplicate)."""
+    status = await conn.execute(
+        "INSERT INTO provider_events (provider, event_id, event_type, payment_id)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (provider, event_id) DO NOTHING",
+        provider,
+        event_id,
+        event_type,
+        payment_id,
+    )
+    return status.endswith(" 1")

@@ -1,0 +1,79 @@
+"""The one place where a connector process is wired: provider, engine, poller, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from fluxpay_common.consumer import subscribe
+from fluxpay_common.messages import provider_command_adapter
+from fluxpay_common.runtime import WorkerContext
+from fluxpay_common.topology import connector_route
+from provider_connectors.connectors.base import Connector
+from provider_connectors.connectors.sandbox.connector import SandboxConnector
+from provider_connectors.service_layer.engine import Engine
+from provider_connectors.service_layer.poller import Poller
+from provider_connectors.settings import Settings
+
+PROVIDERS = ("sandbox",)
+
+
+def build_connector(settings: Settings) -> Connector:
+    match settings.provider:
+        case "sandbox":
+            return SandboxConnector(settings.sandbox_delay_seconds)
+        case other:
+            raise ValueError(f"unknown provider {other!r}; known: {', '.join(PROVIDERS)}")
+
+
+@dataclass
+class ConnectorWorker:
+    """The hooks `serve_worker` calls, sharing one engine."""
+
+    settings: Settings
+    connector: Connector = field(init=False)
+    engine: Engine | None = None
+
+    def __post_init__(self) -> None:
+        self.connector = build_connector(self.settings)
+
+    async def register(self, ctx: WorkerContext) -> None:
+        self.engine = Engine(
+            ctx.pool,
+            self.connector,
+            self.settings.provider,
+            lease=timedelta(seconds=self.settings.connector_poll_lease_seconds),
+        )
+        subscribe(
+            ctx.broker,
+            connector_route(self.settings.provider),
+            provider_command_adapter,
+            self.engine.handle,
+            delivery_limit=ctx.settings.delivery_limit,
+            retry_seconds=ctx.settings.handler_retry_seconds,
+        )
+
+    async def started(self, ctx: WorkerContext) -> None:
+        assert self.engine is not None
+        poller = Poller(
+            self.engine,
+            interval_seconds=self.settings.connector_poll_interval_seconds,
+            batch=self.settings.connector_poll_batch,
+        )
+        ctx.supervisor.start("poller", poller.run)
+        ctx.supervisor.start("connector-lifetime", self._close_on_stop)
+
+    async def _close_on_stop(self) -> None:
+        """Parks until the supervisor stops, then releases the connector's HTTP client."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.connector.aclose()
+
+    def http_app(self, ctx: WorkerContext) -> Any:
+        from provider_connectors.entrypoints.http import create_app
+
+        assert self.engine is not None
+        return create_app(self.engine)

@@ -1,0 +1,89 @@
+"""Inbound PSP callbacks: verify, dedup in `provider_events`, (re-check), apply, publish.
+
+The dedup record and the effect share one transaction, so a notification delivered twice
+has one effect, and one that failed half-way is accepted again on the PSP's retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from enum import Enum
+
+from fluxpay_common.logging import bound_context, get_logger
+from provider_connectors.adapters import repository as repo
+from provider_connectors.domain.model import CallbackEvent, ProviderResult
+from provider_connectors.service_layer.engine import Engine
+
+log = get_logger(__name__)
+
+
+class CallbackOutcome(Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    UNKNOWN = "unknown"
+
+
+async def handle_callback(
+    engine: Engine, headers: Mapping[str, str], body: bytes
+) -> CallbackOutcome:
+    """Raises `InvalidSignature` before anything is read from an unverified body."""
+    event = engine.connector.parse_callback(headers, body)
+    with bound_context(provider_event_id=event.event_id, provider_event=event.event_type):
+        if event.refund_result is not None:
+            return await _refund_callback(engine, event)
+        return await _payment_callback(engine, event)
+
+
+async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOutcome:
+    payment_id = await _payment_id_of(engine, event)
+    if payment_id is None:
+        log.warning("callback_for_unknown_attempt")
+        return CallbackOutcome.UNKNOWN
+    with bound_context(payment_id=payment_id):
+        result = event.result or ProviderResult(status=None)
+        if event.recheck:
+            async with engine.pool.acquire() as conn:
+                found = await repo.get_attempt(conn, payment_id)
+            assert found is not None
+            # The callback is a hint; the PSP's status endpoint is the truth.
+            result = await engine.connector.fetch_status(found[0])
+        async with engine.pool.acquire() as conn, conn.transaction():
+            if not await repo.record_event(
+                conn, engine.provider, event.event_id, event.event_type, payment_id
+            ):
+                log.info("callback_duplicate_ignored")
+                return CallbackOutcome.DUPLICATE
+            locked = await repo.get_attempt(conn, payment_id, lock=True)
+            assert locked is not None
+            if result.status is None and result.next_poll_at is None:
+                # No news: keep the polling schedule as it was.
+                result = ProviderResult(status=None, next_poll_at=locked[0].next_poll_at)
+            await engine.apply_locked(conn, locked[0], result)
+    return CallbackOutcome.APPLIED
+
+
+async def _refund_callback(engine: Engine, event: CallbackEvent) -> CallbackOutcome:
+    assert event.refund_result is not None
+    refund_id = event.refund_id
+    async with engine.pool.acquire() as conn, conn.transaction():
+        if refund_id is None and event.refund_psp_reference:
+            refund_id = await repo.find_refund_id(conn, engine.provider, event.refund_psp_reference)
+        if refund_id is None or await repo.get_refund(conn, refund_id) is None:
+            log.warning("callback_for_unknown_refund")
+            return CallbackOutcome.UNKNOWN
+        if not await repo.record_event(
+            conn, engine.provider, event.event_id, event.event_type, event.payment_id
+        ):
+            return CallbackOutcome.DUPLICATE
+        await engine.apply_refund_locked(conn, refund_id, event.refund_result)
+    return CallbackOutcome.APPLIED
+
+
+async def _payment_id_of(engine: Engine, event: CallbackEvent) -> uuid.UUID | None:
+    async with engine.pool.acquire() as conn:
+        if event.payment_id is not None and await repo.get_attempt(conn, event.payment_id):
+            return event.payment_id
+        return await repo.find_payment_id(
+            conn, engine.provider, psp_reference=event.psp_reference, reference=event.reference
+        )

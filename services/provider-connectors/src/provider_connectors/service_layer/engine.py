@@ -1,0 +1,329 @@
+"""The generic engine: persistence, dedup and publishing around any connector.
+
+Rules kept here once for every PSP:
+- a command's inbox claim and its first write share one transaction; the attempt (with
+  the connector's idempotency keys) is committed before the PSP is called;
+- PSP calls happen outside database transactions (except OTP, which must be serialized);
+  their results are applied under the attempt's row lock against the stored status;
+- each distinct status change is published once, through the outbox, in the transaction
+  that stores it; an RPC reply is that same message when the status changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import assert_never
+
+import asyncpg
+from faststream.rabbit.annotations import RabbitMessage
+
+from fluxpay_common import inbox
+from fluxpay_common.ids import utcnow
+from fluxpay_common.logging import get_logger
+from fluxpay_common.messages import (
+    CancelAtProvider,
+    InitiatePayment,
+    ProviderCommand,
+    ProviderPaymentUpdate,
+    RefundAtProvider,
+    SubmitOtp,
+    SyncStatus,
+)
+from fluxpay_common.outbox import add_to_outbox
+from fluxpay_common.topology import PROVIDER, provider_update_key
+from provider_connectors.adapters import repository as repo
+from provider_connectors.connectors.base import (
+    AttemptNotFound,
+    Clock,
+    Connector,
+    ConnectorError,
+    FlowNotSupported,
+    ProviderUnavailable,
+)
+from provider_connectors.domain.model import Attempt, ProviderResult, RefundAttempt, RefundResult
+from provider_connectors.domain.status import (
+    is_publishable,
+    is_terminal,
+    refund_should_apply,
+    should_apply,
+)
+from provider_connectors.service_layer.updates import (
+    new_attempt,
+    new_refund,
+    payment_update,
+    refund_update,
+    refused_refund,
+)
+
+log = get_logger(__name__)
+Fetch = Callable[[Attempt], Awaitable[ProviderResult]]
+# A status fetched from a snapshot that changed meanwhile is fetched again, this many times.
+STALE_RETRIES = 3
+
+
+@dataclass
+class Engine:
+    pool: asyncpg.Pool
+    connector: Connector
+    provider: str
+    clock: Clock = utcnow
+    # How long a claimed or in-flight attempt is left alone before the poller resumes it.
+    lease: timedelta = timedelta(seconds=30)
+
+    @property
+    def consumer(self) -> str:
+        return f"connector.{self.provider}"
+
+    async def handle(
+        self, command: ProviderCommand, _raw: RabbitMessage | None = None
+    ) -> ProviderPaymentUpdate | None:
+        match command:
+            case InitiatePayment():
+                await self.initiate(command)
+                return None
+            case SubmitOtp():
+                return await self.submit_otp(command)
+            case CancelAtProvider():
+                await self.cancel(command)
+                return None
+            case RefundAtProvider():
+                await self.refund(command)
+                return None
+            case SyncStatus():
+                return await self.sync(command)
+            case _:
+                assert_never(command)
+
+    # ------------------------------------------------------------ payments
+
+    async def initiate(self, cmd: InitiatePayment) -> None:
+        attempt = new_attempt(cmd, self.clock(), self.lease)
+        attempt = _with_data(attempt, self.connector.prepare(attempt))
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, cmd.message_id, self.consumer):
+                return
+            stored = await repo.insert_attempt(conn, attempt)
+        if stored is None:
+            log.info("initiate_ignored_attempt_exists")
+            return
+        await self.start_at_psp(stored)
+
+    async def start_at_psp(self, attempt: Attempt) -> None:
+        """Ask the PSP to start; an unknown outcome is left to the poller (same keys)."""
+        try:
+            result = await self.connector.initiate(attempt)
+        except ProviderUnavailable as exc:
+            log.warning("initiate_outcome_unknown", error=str(exc), retry_at=attempt.next_poll_at)
+            return
+        except Exception:
+            log.exception("initiate_crashed", retry_at=attempt.next_poll_at)
+            return
+        await self.apply(attempt, result)
+
+    async def submit_otp(self, cmd: SubmitOtp) -> ProviderPaymentUpdate | None:
+        # Held under the row lock: OTP attempts are counted, so submissions are serialized.
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await repo.get_attempt(conn, cmd.payment_id, lock=True)
+            if found is None:
+                log.warning("otp_for_unknown_attempt")
+                return None
+            attempt, _ = found
+            if not await inbox.claim(conn, cmd.message_id, self.consumer):
+                return payment_update(attempt, cmd.correlation_id)
+            if attempt.status != "awaiting_otp":
+                return payment_update(attempt, cmd.correlation_id)
+            try:
+                result = await self.connector.submit_otp(attempt, cmd.otp)
+            except FlowNotSupported:
+                log.warning("otp_not_supported_by_provider")
+                return payment_update(attempt, cmd.correlation_id)
+            attempt, update = await self.apply_locked(conn, attempt, result)
+        return update or payment_update(attempt, cmd.correlation_id)
+
+    async def cancel(self, cmd: CancelAtProvider) -> None:
+        found = await self._load(cmd)
+        if found is None or is_terminal(found.status):
+            await self._claim_only(cmd)
+            return
+        try:
+            result = await self.connector.cancel(found)
+        except FlowNotSupported:
+            # No cancel at this PSP: keep following the attempt; its outcome still counts.
+            result = ProviderResult(status=None, next_poll_at=found.next_poll_at)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, cmd.message_id, self.consumer):
+                return
+            locked = await repo.get_attempt(conn, cmd.payment_id, lock=True)
+            assert locked is not None
+            await self.apply_locked(conn, locked[0], result)
+
+    async def sync(self, cmd: SyncStatus) -> ProviderPaymentUpdate | None:
+        found = await self._load(cmd)
+        if found is None:
+            log.warning("sync_for_unknown_attempt")
+            return None
+        try:
+            attempt, update = await self.refresh(found.payment_id, self.current_status)
+        except ConnectorError as exc:
+            log.warning("sync_status_unavailable", error=str(exc))
+            attempt, update = found, None
+        await self._claim_only(cmd)
+        return update or payment_update(attempt, cmd.correlation_id)
+
+    async def current_status(self, attempt: Attempt) -> ProviderResult:
+        """The PSP's word on an attempt; a `pending` one the PSP never saw is started again
+        with the same idempotency keys (never a second charge), unless it has expired."""
+        try:
+            return await self.connector.fetch_status(attempt)
+        except AttemptNotFound:
+            if attempt.status != "pending":
+                raise
+        if attempt.expires_at is not None and self.clock() >= attempt.expires_at:
+            return ProviderResult(
+                status="cancelled",
+                failure_code="not_initiated",
+                failure_message="The provider never received the payment before it expired.",
+            )
+        return await self.connector.initiate(attempt)
+
+    async def refresh(
+        self, payment_id: uuid.UUID, fetch: Fetch
+    ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
+        """Fetch the PSP's status and apply it, unless the attempt changed meanwhile (then
+        fetch again from the fresh state: the sandbox decides from the stored state)."""
+        for _ in range(STALE_RETRIES):
+            async with self.pool.acquire() as conn:
+                found = await repo.get_attempt(conn, payment_id)
+            assert found is not None
+            snapshot, version = found
+            result = await fetch(snapshot)
+            async with self.pool.acquire() as conn, conn.transaction():
+                current = await repo.get_attempt(conn, payment_id, lock=True)
+                assert current is not None
+                if current[1] == version:
+                    return await self.apply_locked(conn, current[0], result)
+        log.warning("status_refresh_gave_up_on_contention")
+        return snapshot, None
+
+    async def apply(
+        self, attempt: Attempt, result: ProviderResult
+    ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            locked = await repo.get_attempt(conn, attempt.payment_id, lock=True)
+            assert locked is not None
+            return await self.apply_locked(conn, locked[0], result)
+
+    async def apply_locked(
+        self, conn: asyncpg.Connection, current: Attempt, result: ProviderResult
+    ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
+        new_status = current.status
+        accepted = result.status is not None and (
+            result.status == current.status or should_apply(current.status, result.status)
+        )
+        patch = dict(result.data)
+        if accepted:
+            assert result.status is not None
+            new_status = result.status
+            patch.update(result.data_patch())
+            patch["failure_code"] = result.failure_code
+            patch["failure_message"] = result.failure_message
+        elif result.status is not None:
+            log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
+        saved = await repo.save_attempt(
+            conn,
+            current.payment_id,
+            status=new_status,
+            psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
+            otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
+            next_poll_at=None if is_terminal(new_status) else result.next_poll_at,
+            data_patch=patch,
+        )
+        if new_status == current.status or not is_publishable(new_status):
+            return saved, None
+        update = payment_update(saved)
+        await add_to_outbox(conn, PROVIDER, provider_update_key(self.provider, new_status), update)
+        log.info("provider_status_changed", previous=current.status, status=new_status)
+        return saved, update
+
+    # ------------------------------------------------------------ refunds
+
+    async def refund(self, cmd: RefundAtProvider) -> None:
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, cmd.message_id, self.consumer):
+                return
+            found = await repo.get_attempt(conn, cmd.payment_id)
+            if found is None or found[0].status != "completed":
+                await self._refuse_refund(conn, cmd, found[0] if found else None)
+                return
+            attempt = found[0]
+            stored = await repo.insert_refund(conn, new_refund(cmd, now, self.lease))
+        if stored is not None:
+            await self.start_refund(attempt, stored)
+
+    async def start_refund(self, attempt: Attempt, refund: RefundAttempt) -> None:
+        try:
+            result = await self.connector.refund(attempt, refund)
+        except FlowNotSupported:
+            result = RefundResult(status="failed", failure_code="refund_not_supported")
+        except ProviderUnavailable as exc:
+            log.warning("refund_outcome_unknown", error=str(exc), retry_at=refund.next_poll_at)
+            return
+        except Exception:
+            log.exception("refund_crashed", retry_at=refund.next_poll_at)
+            return
+        await self.apply_refund(refund, result)
+
+    async def apply_refund(self, refund: RefundAttempt, result: RefundResult) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.apply_refund_locked(conn, refund.refund_id, result)
+
+    async def apply_refund_locked(
+        self, conn: asyncpg.Connection, refund_id: uuid.UUID, result: RefundResult
+    ) -> None:
+        current = await repo.get_refund(conn, refund_id, lock=True)
+        assert current is not None
+        changed = refund_should_apply(current.status, result.status)
+        status = result.status if changed else current.status
+        patch = dict(result.data)
+        if changed:
+            patch.update(failure_code=result.failure_code, failure_message=result.failure_message)
+        saved = await repo.save_refund(
+            conn,
+            refund_id,
+            status=status,
+            psp_reference=result.psp_reference or current.psp_reference,
+            next_poll_at=result.next_poll_at if status == "pending" else None,
+            data_patch=patch,
+        )
+        if changed:
+            key = provider_update_key(self.provider, f"refund_{status}")
+            await add_to_outbox(conn, PROVIDER, key, refund_update(saved))
+            log.info("provider_refund_settled", refund_id=str(refund_id), status=status)
+
+    async def _refuse_refund(
+        self, conn: asyncpg.Connection, cmd: RefundAtProvider, attempt: Attempt | None
+    ) -> None:
+        code = "payment_not_found" if attempt is None else "payment_not_completed"
+        message = "The provider holds no completed payment to refund."
+        log.warning("refund_refused", failure_code=code)
+        key = provider_update_key(self.provider, "refund_failed")
+        await add_to_outbox(conn, PROVIDER, key, refused_refund(cmd, code, message))
+
+    # ------------------------------------------------------------ helpers
+
+    async def _load(self, cmd: ProviderCommand) -> Attempt | None:
+        async with self.pool.acquire() as conn:
+            found = await repo.get_attempt(conn, cmd.payment_id)
+        return found[0] if found else None
+
+    async def _claim_only(self, cmd: ProviderCommand) -> None:
+        async with self.pool.acquire() as conn:
+            await inbox.claim(conn, cmd.message_id, self.consumer)
+
+
+def _with_data(attempt: Attempt, extra: dict[str, object]) -> Attempt:
+    return replace(attempt, data={**attempt.data, **extra})
