@@ -133,3 +133,37 @@ async def test_old_secret_stops_signing_when_the_overlap_is_over(
     header = received.headers[signing.SIGNATURE_HEADER]
     assert signing.verify(SECRET, header, received.body)
     assert not signing.verify(OLD_SECRET, header, received.body)
+
+
+async def test_sigterm_mid_send_hands_the_delivery_back_for_the_next_dispatcher(
+    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
+) -> None:
+    def slow_ok(_: object) -> int:
+        time.sleep(0.9)  # within the 1 s budget: the send is in flight when SIGTERM lands
+        return 200
+
+    webhook_receiver.respond = slow_ok
+    await events.publish(events.endpoint_changed(merchant_id, webhook_receiver.url, [SECRET]))
+    message = events.payment_completed(merchant_id)
+    await events.publish(message)
+    await wait_for(
+        lambda: _has_requests(webhook_receiver), timeout=20, what="the send to be in flight"
+    )
+    assert worker.stop() == 0, "SIGTERM stops the dispatcher cleanly"
+    handed_back = await rows.delivery(message.message_id)
+    assert handed_back["status"] == "pending" and handed_back["attempt_count"] == 0
+    assert handed_back["locked_until"] is None, "no lease left to wait out"
+
+    webhook_receiver.respond = lambda _: 200
+    worker.start()
+    delivered = await wait_for(
+        lambda: rows.delivery_in(message.message_id, "succeeded"), timeout=30, what="delivery"
+    )
+    assert delivered["attempt_count"] == 1
+    assert {e["id"] for e, _ in webhook_receiver.verified_events(SECRET)} == {
+        str(message.message_id)
+    }
+
+
+async def _has_requests(receiver) -> bool:
+    return bool(receiver.snapshot())
