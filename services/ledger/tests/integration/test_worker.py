@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aio_pika
 import asyncpg
 import pytest
 
@@ -124,6 +126,44 @@ async def test_events_that_move_no_money_are_recorded_but_not_booked(
     failed = payment_event(payment, merchant, type="collect.payment.failed")
     await _publish(worker, failed, failed.type)
     await wait_for(lambda: _handled(worker.pool, failed.message_id), what="the failed event")
+    assert await _entries(worker.pool, payment.id) == []
+
+
+async def _dead_lettered(url: str, message_id: uuid.UUID) -> str | None:
+    """Why the message was dead-lettered, if it is in the ledger's DLQ; others are put back."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(f"{topology.LEDGER_EVENTS.queue}.dlq", ensure=True)
+        found, others = None, []
+        while (message := await queue.get(fail=False)) is not None:
+            if message.message_id == str(message_id):
+                await message.ack()
+                deaths: Any = message.headers["x-death"]
+                found = str(deaths[0]["reason"])
+            else:
+                others.append(message)
+        for message in others:
+            await message.nack(requeue=True)
+        return found
+    finally:
+        await connection.close()
+
+
+async def test_unbookable_event_is_dead_lettered_at_once_and_leaves_no_trace(
+    worker: runtime.WorkerContext, infra: Infra
+) -> None:
+    merchant, payment = uuid.uuid4(), payment_view()
+    nameless = payment_event(payment, merchant, provider=None)
+    await _publish(worker, nameless, nameless.type)
+    reason = await wait_for(
+        lambda: _dead_lettered(infra.rabbitmq_url, nameless.message_id),
+        timeout=20,
+        what="the unbookable event in ledger.events.dlq",
+    )
+    # Rejected on first delivery, not retried up to the delivery limit.
+    assert reason == "rejected"
+    assert not await _handled(worker.pool, nameless.message_id)
     assert await _entries(worker.pool, payment.id) == []
 
 

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 
+from faststream.exceptions import RejectMessage
 from faststream.rabbit.annotations import RabbitMessage
 
 from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
+from fluxpay_common.logging import get_logger
 from fluxpay_common.messages import (
     DomainEvent,
     LedgerQuery,
@@ -25,10 +27,12 @@ from fluxpay_common.messages import (
 )
 from fluxpay_common.topology import LEDGER_EVENTS, LEDGER_QUERIES
 from ledger.adapters.postgres import postgres_books
+from ledger.domain.books import UnbalancedEntry, UnbookableEvent
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.merchant_queries import answer
 from ledger.settings import Settings
 
+log = get_logger(__name__)
 SERVICE = "ledger"
 SCHEMA = "ledger"
 
@@ -48,7 +52,12 @@ async def register(ctx: runtime.WorkerContext) -> None:
     }
 
     async def on_event(event: DomainEvent, _: RabbitMessage) -> None:
-        await handle_event(event, open_books, settings.ledger_fees)
+        try:
+            await handle_event(event, open_books, settings.ledger_fees)
+        except (UnbookableEvent, UnbalancedEntry) as exc:
+            # Redelivery cannot help: dead-letter now; replay the message once it is fixed.
+            log.error("event_dead_lettered_unbookable", event_type=event.type, reason=str(exc))
+            raise RejectMessage() from exc
 
     async def on_query(query: LedgerQuery, _: RabbitMessage) -> QueryReply:
         return await answer(query, ctx.pool)
