@@ -30,28 +30,24 @@ class MemoryStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryBooks]:
         """An `OpenBooks`: an error inside the block discards every staged write."""
-        tx = _Transaction(self)
-        yield tx.books
-        tx.commit()
+        books = MemoryBooks(self)
+        yield books
+        self._commit(books)
 
-
-@dataclass
-class _Transaction:
-    store: MemoryStore
-    books: MemoryBooks = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.books = MemoryBooks(self.store)
-
-    def commit(self) -> None:
-        for entry in self.books.staged_entries:
+    def _commit(self, books: MemoryBooks) -> None:
+        """What the deferred constraint trigger checks, then the writes."""
+        for entry in books.staged_entries:
             check_balanced(entry.postings, entry.environment, entry.currency)
-        self.store.inbox |= self.books.staged_inbox
-        for entry in self.books.staged_entries:
-            self.store.entries.append(entry)
             for posting in entry.postings:
-                balance = self.store.balances.get(posting.account, 0)
-                self.store.balances[posting.account] = balance + posting.amount_minor
+                owner = posting.account.merchant_id
+                if owner is not None and owner != entry.merchant_id:
+                    raise UnbalancedEntry("an entry touches only its own merchant's balance")
+        self.inbox |= books.staged_inbox
+        for entry in books.staged_entries:
+            self.entries.append(entry)
+            for posting in entry.postings:
+                balance = self.balances.get(posting.account, 0)
+                self.balances[posting.account] = balance + posting.amount_minor
 
 
 @dataclass
@@ -74,8 +70,6 @@ class MemoryBooks:
             raise IntegrityError(f"event {entry.event_id} is already booked")
         if await self.is_booked(entry.business_key):
             raise IntegrityError(f"{entry.business_key} is already booked")
-        if not entry.postings:
-            raise UnbalancedEntry("an entry has postings")
         self.staged_entries.append(entry)
 
     def _visible(self) -> list[JournalEntry]:
