@@ -1,4 +1,4 @@
-"""Read-side queries over the books, for the admin CLI and (through it) merchants.
+"""Read-side queries over the books: the gateway's merchant reads and the admin CLI.
 
 Each takes a connection whose search_path is the `ledger` schema (a pool from
 `fluxpay_common.db.create_pool(dsn, "ledger")`), reads only, and returns plain values:

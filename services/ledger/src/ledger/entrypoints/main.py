@@ -28,6 +28,7 @@ from fluxpay_common.messages import (
 from fluxpay_common.topology import LEDGER_EVENTS, LEDGER_QUERIES
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.books import UnbalancedEntry, UnbookableEvent
+from ledger.entrypoints.reconcile import run_reconcile
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.merchant_queries import answer
 from ledger.settings import Settings
@@ -46,10 +47,7 @@ async def register(ctx: runtime.WorkerContext) -> None:
     settings = ctx.settings
     assert isinstance(settings, Settings)
     open_books = postgres_books(ctx.pool)
-    policy = {
-        "delivery_limit": settings.delivery_limit,
-        "retry_seconds": settings.handler_retry_seconds,
-    }
+    limit, retry = settings.delivery_limit, settings.handler_retry_seconds
 
     async def on_event(event: DomainEvent, _: RabbitMessage) -> None:
         try:
@@ -62,8 +60,22 @@ async def register(ctx: runtime.WorkerContext) -> None:
     async def on_query(query: LedgerQuery, _: RabbitMessage) -> QueryReply:
         return await answer(query, ctx.pool)
 
-    subscribe(ctx.broker, LEDGER_EVENTS, domain_event_adapter, on_event, **policy)
-    subscribe(ctx.broker, LEDGER_QUERIES, ledger_query_adapter, on_query, **policy)
+    subscribe(
+        ctx.broker,
+        LEDGER_EVENTS,
+        domain_event_adapter,
+        on_event,
+        delivery_limit=limit,
+        retry_seconds=retry,
+    )
+    subscribe(
+        ctx.broker,
+        LEDGER_QUERIES,
+        ledger_query_adapter,
+        on_query,
+        delivery_limit=limit,
+        retry_seconds=retry,
+    )
 
 
 async def serve(settings: Settings) -> None:
@@ -86,8 +98,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     settings = Settings()
     if args.command == "reconcile":
-        from ledger.entrypoints.reconcile import run_reconcile
-
         sys.exit(run_reconcile(settings, args.day, args.provider, args.environment))
     runtime.run(lambda: serve(settings))
 
