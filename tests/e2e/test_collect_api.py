@@ -261,7 +261,7 @@ async def test_a_hundred_concurrent_identical_requests_create_one_payment(
         ({"operator": "orange"}, "operator_not_supported", "operator"),
         ({"customer": {"phone": "97000001"}}, "phone_invalid", "customer.phone"),
         ({"customer": {"phone": "+22965000001"}}, "phone_operator_mismatch", "customer.phone"),
-        ({"country": "CI", "customer": {"phone": "+2250700000001"}}, "phone_invalid", None),
+        ({"country": "CI", "customer": {"phone": "+225070000001"}}, "phone_invalid", None),
         ({"callback_url": "not a url"}, "parameter_invalid", "callback_url"),
         ({"reference": ""}, "parameter_invalid", "reference"),
     ],

@@ -99,11 +99,11 @@ async def revoke_key(pool: asyncpg.Pool, api_key: str) -> bool:
     return True
 
 
-async def _announce_endpoint(
-    conn: asyncpg.Connection, merchant_id: uuid.UUID, overlap_until: Any = None
-) -> None:
+async def _announce_endpoint(conn: asyncpg.Connection, merchant_id: uuid.UUID) -> None:
     row = await conn.fetchrow(
-        "SELECT webhook_url, webhook_secrets_sealed FROM merchant WHERE id = $1", merchant_id
+        "SELECT webhook_url, webhook_secrets_sealed, secret_overlap_until FROM merchant"
+        " WHERE id = $1",
+        merchant_id,
     )
     await add_to_outbox(
         conn,
@@ -113,7 +113,7 @@ async def _announce_endpoint(
             merchant_id=merchant_id,
             webhook_url=row["webhook_url"],
             webhook_secrets_sealed=list(row["webhook_secrets_sealed"]),
-            secret_overlap_until=overlap_until,
+            secret_overlap_until=row["secret_overlap_until"],
         ),
     )
 
@@ -132,11 +132,12 @@ async def rotate_webhook_secret(
     secret = new_webhook_secret()
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "UPDATE merchant SET webhook_secrets_sealed = ARRAY[$2, webhook_secrets_sealed[1]]"
-            " WHERE id = $1",
+            "UPDATE merchant SET webhook_secrets_sealed = ARRAY[$2, webhook_secrets_sealed[1]],"
+            " secret_overlap_until = $3 WHERE id = $1",
             merchant_id,
             box.seal(secret),
+            overlap_until,
         )
-        await _announce_endpoint(conn, merchant_id, overlap_until)
+        await _announce_endpoint(conn, merchant_id)
         await _audit(conn, "webhook_secret.rotated", merchant_id, {})
     return secret
