@@ -1,13 +1,23 @@
-"""Settings of a connector process (env prefix `FLUXPAY_`); one provider per process."""
+"""Settings of a connector process (env prefix `FLUXPAY_`); one provider per process.
+
+Every PSP's base URL, credentials and callback secret come from here, so a real PSP (or
+any server speaking its protocol) is one setting away. The defaults point at the local
+simulators (`fluxpay-psp-sim`) with development credentials; outside `development` a
+connector refuses to start on a development credential.
+"""
 
 from __future__ import annotations
 
+from pydantic import SecretStr, model_validator
+
 from fluxpay_common.settings import ServiceSettings
+
+DEV_PREFIX = "dev-"
 
 
 class Settings(ServiceSettings):
     provider: str = "sandbox"
-    # Embedded HTTP server for PSP callbacks; off when unset.
+    # Embedded HTTP server for PSP callbacks (`/callbacks/<provider>`); off when unset.
     connector_http_port: int | None = None
     connector_http_host: str = "127.0.0.1"
     # How often the durable poller looks for due attempts, and how long a claimed attempt
@@ -15,5 +25,33 @@ class Settings(ServiceSettings):
     connector_poll_interval_seconds: float = 0.2
     connector_poll_lease_seconds: float = 30.0
     connector_poll_batch: int = 50
+    # Calls to a PSP: per-try timeout and bounded retries (timeouts, 429, 5xx).
+    psp_timeout_seconds: float = 10.0
+    psp_retry_attempts: int = 3
+    psp_retry_backoff_seconds: float = 0.5
+
     # Seconds the simulated sandbox customer takes to answer.
     sandbox_delay_seconds: float = 1.0
+
+    # Novasend payin (seed 002). Novasend asks for polls no more often than every 5 s.
+    novasend_base_url: str = "http://127.0.0.1:9101"
+    novasend_api_key: SecretStr = SecretStr("dev-novasend-api-key")
+    novasend_api_client: SecretStr = SecretStr("dev-novasend-api-client")
+    novasend_account_id: str = "dev-fluxpay-account"
+    novasend_webhook_secret: SecretStr = SecretStr("dev-novasend-webhook-secret")
+    novasend_poll_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _refuse_dev_credentials_outside_development(self) -> Settings:
+        if self.deployment == "development":
+            return self
+        prefix = f"{self.provider}_"
+        for name, value in self:
+            if name.startswith(prefix) and _is_dev_value(value):
+                raise ValueError(f"FLUXPAY_{name.upper()} must be set outside development")
+        return self
+
+
+def _is_dev_value(value: object) -> bool:
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return isinstance(raw, str) and raw.startswith(DEV_PREFIX)

@@ -7,10 +7,11 @@ their own queue bound to `fluxpay.provider` `provider.#`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -19,6 +20,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import pytest
+import uvicorn
 
 from fluxpay_common import topology
 from fluxpay_common.db import create_pool, migrate
@@ -42,8 +44,11 @@ SCHEMA = "connectors"
 class RunningWorker:
     ctx: WorkerContext
     worker: ConnectorWorker
+    http: HttpServer | None = None
 
     async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
         self.ctx.relay.stop()
         await self.ctx.supervisor.stop()
         await self.ctx.broker.stop()
@@ -81,7 +86,44 @@ async def start_worker(infra: Infra, **overrides: Any) -> RunningWorker:
     await broker.start()
     ctx.supervisor.start("outbox-relay", ctx.relay.run)
     await worker.started(ctx)
-    return RunningWorker(ctx, worker)
+    http = None
+    if settings.connector_http_port is not None:
+        http = await HttpServer.start(worker.http_app(ctx), settings.connector_http_port)
+    return RunningWorker(ctx, worker, http)
+
+
+class _TestServer(uvicorn.Server):
+    """Leaves the test process's signal handlers alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class HttpServer:
+    """uvicorn in the test's event loop (a connector's callbacks, or a PSP simulator)."""
+
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    @classmethod
+    async def start(cls, app: Any, port: int) -> HttpServer:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server = _TestServer(config)
+        task = asyncio.create_task(server.serve())
+
+        async def up() -> bool:
+            if task.done():
+                task.result()
+            return server.started
+
+        await wait_for(up, timeout=10, what=f"HTTP server on port {port}")
+        return cls(server, task)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
 
 
 @dataclass
@@ -240,3 +282,8 @@ def worker_factory(infra: Infra) -> Callable[..., Awaitable[RunningWorker]]:
         return await start_worker(infra, **overrides)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Callable[[Any, int], Awaitable[HttpServer]]:
+    return HttpServer.start

@@ -1,0 +1,308 @@
+"""One contract suite every real-PSP connector passes, against its simulator over real HTTP.
+
+Per PSP: success, refusal, customer timeout, 5xx then success, timeout then status lookup,
+a callback that never comes (polling), duplicate callback, forged callback (401), refund.
+The simulator runs in-process on a free port; the connector is wired as in production
+(consumer, poller, outbox relay and its embedded callback server).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from fluxpay_common.messages import InitiatePayment, RefundAtProvider
+from fluxpay_common.testing import free_port, wait_for
+from psp_simulators import novasend
+
+SIM_DELAY = 0.3
+SIM_TTL = 2.0
+
+
+@dataclass
+class Psp:
+    """What the shared suite needs to know about one PSP."""
+
+    name: str
+    create_app: Callable[[str], Any]  # callback URL -> simulator app
+    settings: Callable[[str], dict[str, Any]]  # simulator URL -> connector settings
+    phone: Callable[[str], str]  # last six digits -> a phone of the PSP's market
+    country: str
+    currency: str
+    operator: str
+    create_path: str  # where the payment is created (faults are injected there)
+    created_for: Callable[[Any, InitiatePayment], int]  # PSP objects made for a payment
+    signature_header: str
+    idempotency_header: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _novasend_created(app: Any, cmd: InitiatePayment) -> int:
+    sessions = app.state.sim.sessions.values()
+    return sum(1 for s in sessions if s["customerReference"] == str(cmd.payment_id))
+
+
+NOVASEND = Psp(
+    name="novasend",
+    create_app=lambda callback_url: novasend.create_app(
+        novasend.NovasendConfig(
+            webhook_url=callback_url, delay_seconds=SIM_DELAY, session_ttl_seconds=SIM_TTL
+        )
+    ),
+    settings=lambda url: {"novasend_base_url": url, "novasend_poll_seconds": 0.3},
+    phone=lambda suffix: f"+225070{suffix}",
+    country="CI",
+    currency="XOF",
+    operator="orange",
+    create_path="/v1/payin/sessions",
+    created_for=_novasend_created,
+    signature_header="X-Signature-Value",
+    idempotency_header="X-Idempotency-Key",
+)
+
+PSPS = {"novasend": NOVASEND}
+
+
+@dataclass
+class Rig:
+    psp: Psp
+    sim_url: str
+    sim_app: Any
+    callback_url: str
+
+    def command(self, suffix: str, **changes: Any) -> InitiatePayment:
+        phone = self.psp.phone(suffix)
+        return InitiatePayment(
+            correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
+            payment_id=uuid.uuid4(),
+            merchant_id=uuid.uuid4(),
+            environment="live",
+            provider=self.psp.name,
+            reference=f"order-{uuid.uuid4()}",
+            amount=5000,
+            currency=self.psp.currency,
+            country=self.psp.country,
+            operator=self.psp.operator,
+            phone=phone,
+            customer={"phone": phone, "name": "Kofi Mensah", "email": "kofi@example.com"},
+            description="contract test",
+            **changes,
+        )
+
+    async def fault(self, **spec: Any) -> None:
+        async with httpx.AsyncClient(base_url=self.sim_url) as client:
+            response = await client.post("/_sim/faults", json=spec)
+            response.raise_for_status()
+
+    async def callbacks(self) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.sim_url) as client:
+            return list((await client.get("/_sim/callbacks")).json())
+
+    async def creation_requests(self) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.sim_url) as client:
+            params = {"path": self.psp.create_path, "method": "POST"}
+            return list((await client.get("/_sim/requests", params=params)).json())
+
+    async def creation_requests_for(self, cmd: InitiatePayment) -> list[dict[str, Any]]:
+        marks = (str(cmd.payment_id), cmd.reference)
+        return [
+            r
+            for r in await self.creation_requests()
+            if any(m in r["body"] or m in str(r["headers"]) for m in marks)
+        ]
+
+    async def post_callback(self, body: str, headers: Mapping[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.post(self.callback_url, content=body, headers=dict(headers))
+
+
+@pytest.fixture(scope="module", params=sorted(PSPS))
+async def rig(request, worker_factory, http_server) -> AsyncIterator[Rig]:  # type: ignore[no-untyped-def]
+    psp = PSPS[request.param]
+    sim_port, callback_port = free_port(), free_port()
+    callback_url = f"http://127.0.0.1:{callback_port}/callbacks/{psp.name}"
+    sim_app = psp.create_app(callback_url)
+    sim = await http_server(sim_app, sim_port)
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    worker = await worker_factory(
+        provider=psp.name,
+        connector_http_port=callback_port,
+        connector_poll_lease_seconds=1.5,
+        psp_timeout_seconds=0.5,
+        psp_retry_attempts=2,
+        psp_retry_backoff_seconds=0.05,
+        **psp.settings(sim_url),
+    )
+    yield Rig(psp, sim_url, sim_app, callback_url)
+    await worker.stop()
+    await sim.stop()
+
+
+def _callbacks_about(sent: list[dict[str, Any]], cmd: InitiatePayment) -> list[dict[str, Any]]:
+    return [c for c in sent if str(cmd.payment_id) in c["body"] or cmd.reference in c["body"]]
+
+
+async def test_customer_approval_completes_with_fees(rig: Rig, publish_command, provider_updates):
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    completed = await provider_updates.wait_status(cmd.payment_id, "completed")
+    assert provider_updates.statuses(cmd.payment_id) == ["processing", "completed"]
+    assert completed.psp_reference
+    assert completed.fee_minor is not None and completed.fee_minor > 0
+    assert completed.charged_amount_minor is not None
+    assert rig.psp.created_for(rig.sim_app, cmd) == 1
+
+
+async def test_customer_refusal_fails_with_the_psp_reason(
+    rig: Rig, publish_command, provider_updates
+):
+    cmd = rig.command("000002")
+    await publish_command(cmd)
+    failed = await provider_updates.wait_status(cmd.payment_id, "failed")
+    assert failed.failure_code and failed.failure_code != "customer_timeout"
+    assert failed.failure_message
+    assert "completed" not in provider_updates.statuses(cmd.payment_id)
+
+
+async def test_silent_customer_times_out_at_the_psp(rig: Rig, publish_command, provider_updates):
+    cmd = rig.command("000003")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "processing")
+    failed = await provider_updates.wait_status(cmd.payment_id, "failed", timeout=SIM_TTL + 10)
+    assert failed.failure_code == "customer_timeout"
+
+
+async def test_outcome_without_callback_is_found_by_polling(
+    rig: Rig, publish_command, provider_updates
+):
+    cmd = rig.command("000004")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+    assert _callbacks_about(await rig.callbacks(), cmd) == []
+
+
+async def test_psp_5xx_is_retried_and_never_fails_the_payment(
+    rig: Rig, publish_command, provider_updates
+):
+    await rig.fault(method="POST", path=rig.psp.create_path, kind="error", status=503, count=1)
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+    assert "failed" not in provider_updates.statuses(cmd.payment_id)
+    assert rig.psp.created_for(rig.sim_app, cmd) == 1
+    assert len(await rig.creation_requests_for(cmd)) == 2  # the 503, then the retry
+
+
+async def test_timeout_after_sending_is_resolved_by_status_lookup_not_a_second_charge(
+    rig: Rig, publish_command, provider_updates, connectors_db
+):
+    # Every try of the creation reaches the PSP, which acts, but answers too late; no
+    # callback comes either, so only asking the PSP for the status can settle it.
+    await rig.fault(
+        method="POST", path=rig.psp.create_path, kind="slow", delay_seconds=1.0, count=2
+    )
+    cmd = rig.command("000004")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed", timeout=20)
+    assert "failed" not in provider_updates.statuses(cmd.payment_id)
+    assert rig.psp.created_for(rig.sim_app, cmd) == 1
+    tries = await rig.creation_requests_for(cmd)
+    assert len(tries) >= 2
+    keys = {r["headers"].get(rig.psp.idempotency_header.lower()) for r in tries}
+    assert len(keys) == 1 and None not in keys  # every try carried the one persisted key
+
+
+async def test_duplicate_callback_has_no_second_effect(
+    rig: Rig, publish_command, provider_updates, outbox_keys
+):
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+
+    async def delivered() -> list[dict[str, Any]]:
+        return [c for c in _callbacks_about(await rig.callbacks(), cmd) if c["status"] == 200]
+
+    first = (await wait_for(delivered, what="the PSP callback"))[0]
+    before = await outbox_keys(cmd.payment_id)
+    again = await rig.post_callback(first["body"], first["headers"])
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert await outbox_keys(cmd.payment_id) == before
+
+
+async def test_forged_callback_is_refused_with_401(
+    rig: Rig, publish_command, provider_updates, outbox_keys
+):
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+    first = (await wait_for(lambda: _async(_callbacks_about, rig, cmd), what="a callback"))[0]
+    before = await outbox_keys(cmd.payment_id)
+    forged_headers = {
+        k: ("0" * 64 if k.lower() == rig.psp.signature_header.lower() else v)
+        for k, v in first["headers"].items()
+    }
+    forged = await rig.post_callback(first["body"], forged_headers)
+    assert forged.status_code == 401
+    tampered = await rig.post_callback(first["body"].replace("5000", "5"), first["headers"])
+    assert tampered.status_code == 401
+    assert await outbox_keys(cmd.payment_id) == before
+
+
+async def _async(select, rig: Rig, cmd: InitiatePayment):  # type: ignore[no-untyped-def]
+    return select(await rig.callbacks(), cmd)
+
+
+async def test_refund_completes_at_the_psp(rig: Rig, publish_command, provider_updates):
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    done = await provider_updates.wait_status(cmd.payment_id, "completed")
+    refund_id = uuid.uuid4()
+    await publish_command(
+        RefundAtProvider(
+            correlation_id=cmd.correlation_id,
+            payment_id=cmd.payment_id,
+            merchant_id=cmd.merchant_id,
+            environment=cmd.environment,
+            provider=cmd.provider,
+            refund_id=refund_id,
+            amount=2000,
+            currency=cmd.currency,
+            psp_reference=done.psp_reference,
+            phone=cmd.phone,
+        )
+    )
+
+    async def settled():  # type: ignore[no-untyped-def]
+        return provider_updates.refunds(cmd.payment_id)
+
+    [refund] = await wait_for(settled, what="the refund update")
+    assert refund.status == "completed" and refund.refund_id == refund_id
+
+
+async def test_refund_refused_by_the_psp_fails_clearly(rig: Rig, publish_command, provider_updates):
+    cmd = rig.command("000005")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+    await publish_command(
+        RefundAtProvider(
+            correlation_id=cmd.correlation_id,
+            payment_id=cmd.payment_id,
+            merchant_id=cmd.merchant_id,
+            environment=cmd.environment,
+            provider=cmd.provider,
+            refund_id=uuid.uuid4(),
+            amount=5000,
+            currency=cmd.currency,
+        )
+    )
+
+    async def settled():  # type: ignore[no-untyped-def]
+        return provider_updates.refunds(cmd.payment_id)
+
+    [refund] = await wait_for(settled, what="the refund update")
+    assert refund.status == "failed" and refund.failure_code
