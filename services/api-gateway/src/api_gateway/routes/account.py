@@ -7,18 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from starlette.responses import Response
 
 from api_gateway.admin import rotate_webhook_secret, set_webhook_url
-from api_gateway.routes.collect import Who
+from api_gateway.routes.collect import Who, reject_unknown_query
 from api_gateway.rpc import QueryService, json_response
 from api_gateway.schemas import absolute_http_url
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.messages import LedgerQuery, WebhooksCommand
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=100)]
 

@@ -30,7 +30,29 @@ from fluxpay_common.messages import (
     Reply,
 )
 
-router = APIRouter(prefix="/api/v1")
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """Like Stripe: a query parameter the endpoint does not define is an error, not ignored."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _query_names(dependant)
+    for name in request.query_params:
+        if name not in allowed:
+            raise ApiError(
+                400, "parameter_unknown", f"Unknown query parameter '{name}'.", name[:100]
+            )
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
 OPENAPI_DOCUMENT = (
     resources.files("api_gateway") / "openapi" / "collect-2026-06.json"
 ).read_bytes()
