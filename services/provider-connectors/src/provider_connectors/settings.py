@@ -41,6 +41,22 @@ class Settings(ServiceSettings):
     novasend_webhook_secret: SecretStr = SecretStr("dev-novasend-webhook-secret")
     novasend_poll_seconds: float = 5.0
 
+    # MTN MoMo Open API: collection (requesttopay) and disbursement (refunds).
+    mtn_momo_base_url: str = "http://127.0.0.1:9102"
+    mtn_momo_target_environment: str = "sandbox"
+    mtn_momo_api_user: str = "dev-mtn-momo-api-user"
+    mtn_momo_api_key: SecretStr = SecretStr("dev-mtn-momo-api-key")
+    mtn_momo_subscription_key: SecretStr = SecretStr("dev-mtn-momo-collection-key")
+    mtn_momo_disbursement_api_user: str = "dev-mtn-momo-disbursement-user"
+    mtn_momo_disbursement_api_key: SecretStr = SecretStr("dev-mtn-momo-disbursement-api-key")
+    mtn_momo_disbursement_subscription_key: SecretStr = SecretStr("dev-mtn-momo-disbursement-key")
+    # Public URL of this connector's `/callbacks/mtn_momo`, sent as X-Callback-Url; unset:
+    # no callbacks (polling only). MTN does not sign callbacks: the URL carries a
+    # per-payment HMAC token under this secret.
+    mtn_momo_callback_url: str | None = None
+    mtn_momo_callback_secret: SecretStr = SecretStr("dev-mtn-momo-callback-secret")
+    mtn_momo_poll_seconds: float = 5.0
+
     @model_validator(mode="after")
     def _refuse_dev_credentials_outside_development(self) -> Settings:
         if self.deployment == "development":

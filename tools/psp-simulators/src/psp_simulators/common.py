@@ -119,14 +119,18 @@ class CallbackSender:
         self._attempts = attempts
         self._backoff = backoff_seconds
 
-    async def send(self, url: str | None, body: bytes, headers: Mapping[str, str]) -> None:
+    async def send(
+        self, url: str | None, body: bytes, headers: Mapping[str, str], method: str = "POST"
+    ) -> None:
         if not url:
             return
         async with httpx.AsyncClient(timeout=5) as client:
             for attempt in range(self._attempts):
                 status: int | None = None
                 try:
-                    response = await client.post(url, content=body, headers=dict(headers))
+                    response = await client.request(
+                        method, url, content=body, headers=dict(headers)
+                    )
                     status = response.status_code
                 except httpx.HTTPError:
                     status = None

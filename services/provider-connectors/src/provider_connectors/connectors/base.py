@@ -68,8 +68,11 @@ class Connector(Protocol):
         self, attempt: Attempt, refund: RefundAttempt
     ) -> RefundResult: ...
 
-    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        """Verify the signature first (raise `InvalidSignature`), then parse."""
+    def parse_callback(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> CallbackEvent:
+        """Verify the signature first (raise `InvalidSignature`), then parse. `query` is
+        the callback URL's query string (for PSPs that sign the URL, not the body)."""
         ...
 
     async def aclose(self) -> None: ...

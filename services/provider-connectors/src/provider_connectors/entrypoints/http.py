@@ -6,7 +6,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from fluxpay_common.logging import get_logger
-from provider_connectors.connectors.base import FlowNotSupported, InvalidSignature
+from provider_connectors.connectors.base import (
+    FlowNotSupported,
+    InvalidSignature,
+    ProviderUnavailable,
+)
 from provider_connectors.service_layer.callbacks import CallbackOutcome, handle_callback
 from provider_connectors.service_layer.engine import Engine
 
@@ -27,7 +31,9 @@ def create_app(engine: Engine) -> FastAPI:
             return JSONResponse({"error": "unknown_provider"}, status_code=404)
         body = await request.body()
         try:
-            outcome = await handle_callback(engine, request.headers, body)
+            outcome = await handle_callback(
+                engine, request.headers, body, dict(request.query_params)
+            )
         except InvalidSignature as exc:
             # The body is not logged: it is unverified and may carry customer data.
             log.warning(
@@ -39,6 +45,14 @@ def create_app(engine: Engine) -> FastAPI:
             return JSONResponse({"error": "invalid_signature"}, status_code=401)
         except FlowNotSupported:
             return JSONResponse({"error": "callbacks_not_supported"}, status_code=404)
+        except ProviderUnavailable as exc:
+            # The re-check could not reach the PSP: a PSP that retries will try again, and
+            # the poller asks later in any case. Nothing was recorded.
+            log.warning("callback_recheck_unavailable", error=str(exc))
+            return JSONResponse({"error": "try_again_later"}, status_code=503)
+        except ValueError:
+            log.warning("callback_unparseable", body_bytes=len(body))
+            return JSONResponse({"error": "unparseable"}, status_code=400)
         if outcome is CallbackOutcome.UNKNOWN:
             # Not recorded: a PSP that retries gets another chance once the attempt is known.
             return JSONResponse({"status": outcome.value}, status_code=404)

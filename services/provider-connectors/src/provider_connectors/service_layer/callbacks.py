@@ -12,7 +12,7 @@ from enum import Enum
 
 from fluxpay_common.logging import bound_context, get_logger
 from provider_connectors.adapters import repository as repo
-from provider_connectors.domain.model import CallbackEvent, ProviderResult
+from provider_connectors.domain.model import CallbackEvent, ProviderResult, RefundResult
 from provider_connectors.service_layer.engine import Engine
 
 log = get_logger(__name__)
@@ -25,12 +25,12 @@ class CallbackOutcome(Enum):
 
 
 async def handle_callback(
-    engine: Engine, headers: Mapping[str, str], body: bytes
+    engine: Engine, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
 ) -> CallbackOutcome:
     """Raises `InvalidSignature` before anything is read from an unverified body."""
-    event = engine.connector.parse_callback(headers, body)
+    event = engine.connector.parse_callback(headers, body, query)
     with bound_context(provider_event_id=event.event_id, provider_event=event.event_type):
-        if event.refund_result is not None:
+        if event.refund_id is not None or event.refund_psp_reference is not None:
             return await _refund_callback(engine, event)
         return await _payment_callback(engine, event)
 
@@ -64,19 +64,24 @@ async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOut
 
 
 async def _refund_callback(engine: Engine, event: CallbackEvent) -> CallbackOutcome:
-    assert event.refund_result is not None
     refund_id = event.refund_id
-    async with engine.pool.acquire() as conn, conn.transaction():
+    async with engine.pool.acquire() as conn:
         if refund_id is None and event.refund_psp_reference:
             refund_id = await repo.find_refund_id(conn, engine.provider, event.refund_psp_reference)
-        if refund_id is None or await repo.get_refund(conn, refund_id) is None:
-            log.warning("callback_for_unknown_refund")
-            return CallbackOutcome.UNKNOWN
+        refund = await repo.get_refund(conn, refund_id) if refund_id else None
+        found = await repo.get_attempt(conn, refund.payment_id) if refund else None
+    if refund is None or found is None:
+        log.warning("callback_for_unknown_refund")
+        return CallbackOutcome.UNKNOWN
+    result = event.refund_result or RefundResult(status="pending")
+    if event.recheck:
+        result = await engine.connector.fetch_refund_status(found[0], refund)
+    async with engine.pool.acquire() as conn, conn.transaction():
         if not await repo.record_event(
-            conn, engine.provider, event.event_id, event.event_type, event.payment_id
+            conn, engine.provider, event.event_id, event.event_type, refund.payment_id
         ):
             return CallbackOutcome.DUPLICATE
-        await engine.apply_refund_locked(conn, refund_id, event.refund_result)
+        await engine.apply_refund_locked(conn, refund.refund_id, result)
     return CallbackOutcome.APPLIED
 
 

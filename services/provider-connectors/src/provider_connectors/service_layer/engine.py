@@ -296,7 +296,9 @@ class Engine:
             refund_id,
             status=status,
             psp_reference=result.psp_reference or current.psp_reference,
-            next_poll_at=result.next_poll_at if status == "pending" else None,
+            next_poll_at=(result.next_poll_at or current.next_poll_at)
+            if status == "pending"
+            else None,
             data_patch=patch,
         )
         if changed:

@@ -111,7 +111,9 @@ class NovasendConnector:
             return self._refund_scheduled(RefundResult(status="pending"))
         return self._refund_scheduled(transformers.payout_result(json_body(response)))
 
-    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
+    def parse_callback(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> CallbackEvent:
         webhooks.verify_signature(self._webhook_secret, headers, body)
         return webhooks.parse_event(body)
 

@@ -51,7 +51,9 @@ class SandboxConnector:
             raise AttemptNotFound(str(refund.refund_id))
         return rules.fetch_refund_status(attempt, refund, self._clock())
 
-    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
+    def parse_callback(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> CallbackEvent:
         raise FlowNotSupported("the sandbox sends no callbacks; outcomes come from polling")
 
     async def aclose(self) -> None:
