@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 import orjson
 
 from fluxpay_common.messages import PaymentEvent, PaymentView, RefundEvent, RefundView
-from webhook_dispatcher.domain.events import event_body
+from webhook_dispatcher.domain.events import event_body, sample_event, sample_event_body
 
 OCCURRED = datetime(2026, 6, 1, 12, 0, 5, 900000, tzinfo=UTC)
 
@@ -81,3 +81,16 @@ def test_refund_event_carries_the_refund_beside_the_payment() -> None:
     assert body["type"] == "collect.refund.completed"
     assert body["data"]["object"]["id"] == str(payment.id)
     assert body["data"]["refund"] == refund.model_dump(mode="json")
+
+
+def test_sample_event_is_a_marked_completed_payment_of_nobody() -> None:
+    merchant_id, event_id = uuid.uuid4(), uuid.uuid4()
+    message = sample_event(merchant_id, "test", event_id, OCCURRED)
+    body = orjson.loads(sample_event_body(message))
+    assert body["test"] is True
+    assert body["id"] == str(event_id) and body["type"] == "collect.payment.completed"
+    assert body["environment"] == "test" and body["merchant_id"] == str(merchant_id)
+    payment = PaymentView.model_validate(body["data"]["object"])
+    assert payment.id == uuid.UUID(int=0) and payment.reference == "test_webhook"
+    assert payment.status == "completed" and payment.amount_minor == payment.amount * 100
+    assert set(body) - {"test"} == set(orjson.loads(event_body(message))), "same shape"
