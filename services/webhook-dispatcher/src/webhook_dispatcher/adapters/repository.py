@@ -69,11 +69,14 @@ def endpoint_from_row(row: asyncpg.Record) -> Endpoint:
     )
 
 
-async def insert_event(conn: asyncpg.Connection, message: WebhookSource, body: bytes) -> bool:
+async def insert_event(
+    conn: asyncpg.Connection, message: WebhookSource, body: bytes, *, test: bool = False
+) -> bool:
     refund_id = message.refund.id if isinstance(message, RefundEvent) else None
     status = await conn.execute(
         "INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,"
-        " occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        " occurred_at, test) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (id) DO NOTHING",
         event_id(message),
         message.merchant_id,
         message.environment,
@@ -82,6 +85,7 @@ async def insert_event(conn: asyncpg.Connection, message: WebhookSource, body: b
         refund_id,
         body,
         message.occurred_at,
+        test,
     )
     return status.endswith(" 1")
 

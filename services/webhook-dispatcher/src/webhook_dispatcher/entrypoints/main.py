@@ -9,11 +9,16 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
-from fluxpay_common.messages import domain_event_adapter
+from fluxpay_common.messages import (
+    QueryReply,
+    WebhooksCommand,
+    domain_event_adapter,
+    webhooks_command_adapter,
+)
 from fluxpay_common.runtime import WorkerContext, serve_worker
-from fluxpay_common.topology import WEBHOOK_EVENTS
+from fluxpay_common.topology import WEBHOOK_COMMANDS, WEBHOOK_EVENTS
 from webhook_dispatcher import bootstrap
-from webhook_dispatcher.service_layer import handlers
+from webhook_dispatcher.service_layer import handlers, merchant_commands
 from webhook_dispatcher.settings import Settings
 
 SERVICE = "webhook-dispatcher"
@@ -21,20 +26,22 @@ SCHEMA = "webhooks"
 
 
 async def register(ctx: WorkerContext) -> None:
+    """Consume `webhooks.events` (domain events); answer `webhooks.commands` (the gateway)."""
     assert isinstance(ctx.settings, Settings)
     config = bootstrap.handler_config(ctx.settings)
+    policy = {
+        "delivery_limit": ctx.settings.delivery_limit,
+        "retry_seconds": ctx.settings.handler_retry_seconds,
+    }
 
     async def on_event(message: Any, _: RabbitMessage) -> None:
         await handlers.handle(ctx.pool, message, config)
 
-    subscribe(
-        ctx.broker,
-        WEBHOOK_EVENTS,
-        domain_event_adapter,
-        on_event,
-        delivery_limit=ctx.settings.delivery_limit,
-        retry_seconds=ctx.settings.handler_retry_seconds,
-    )
+    async def on_command(command: WebhooksCommand, _: RabbitMessage) -> QueryReply:
+        return await merchant_commands.answer(ctx.pool, command)
+
+    subscribe(ctx.broker, WEBHOOK_EVENTS, domain_event_adapter, on_event, **policy)
+    subscribe(ctx.broker, WEBHOOK_COMMANDS, webhooks_command_adapter, on_command, **policy)
 
 
 async def started(ctx: WorkerContext) -> None:
