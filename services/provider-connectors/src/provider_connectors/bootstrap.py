@@ -12,6 +12,7 @@ from fluxpay_common.messages import provider_command_adapter
 from fluxpay_common.runtime import WorkerContext
 from fluxpay_common.topology import connector_route
 from provider_connectors.connectors.base import Connector
+from provider_connectors.connectors.irembopay.connector import IremboPayConnector
 from provider_connectors.connectors.mtn_momo.connector import MtnMomoConnector
 from provider_connectors.connectors.novasend.connector import NovasendConnector
 from provider_connectors.connectors.sandbox.connector import SandboxConnector
@@ -19,7 +20,7 @@ from provider_connectors.service_layer.engine import Engine
 from provider_connectors.service_layer.poller import Poller
 from provider_connectors.settings import Settings
 
-PROVIDERS = ("sandbox", "novasend", "mtn_momo")
+PROVIDERS = ("sandbox", "novasend", "mtn_momo", "irembopay")
 
 
 def build_connector(settings: Settings) -> Connector:
@@ -30,6 +31,8 @@ def build_connector(settings: Settings) -> Connector:
             return NovasendConnector(settings)
         case "mtn_momo":
             return MtnMomoConnector(settings)
+        case "irembopay":
+            return IremboPayConnector(settings)
         case other:
             raise ValueError(f"unknown provider {other!r}; known: {', '.join(PROVIDERS)}")
 

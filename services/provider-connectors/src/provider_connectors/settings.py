@@ -57,6 +57,17 @@ class Settings(ServiceSettings):
     mtn_momo_callback_secret: SecretStr = SecretStr("dev-mtn-momo-callback-secret")
     mtn_momo_poll_seconds: float = 5.0
 
+    # IremboPay (seed 001; API v2): invoices, then a mobile-money push in RWF (MTN, Airtel)
+    # or the invoice's payment link (banks, cards).
+    irembopay_base_url: str = "http://127.0.0.1:9103"
+    irembopay_secret_key: SecretStr = SecretStr("dev-irembopay-secret-key")
+    irembopay_payment_account_identifier: str = "dev-irembopay-rwf-account"
+    irembopay_product_code: str = "dev-irembopay-product"
+    # Notifications are signed with the merchant secret key unless a distinct secret is set.
+    irembopay_webhook_secret: SecretStr | None = None
+    irembopay_language: str = "EN"
+    irembopay_poll_seconds: float = 5.0
+
     @model_validator(mode="after")
     def _refuse_dev_credentials_outside_development(self) -> Settings:
         if self.deployment == "development":

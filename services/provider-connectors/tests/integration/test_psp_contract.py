@@ -8,6 +8,7 @@ The simulator runs in-process on a free port; the connector is wired as in produ
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -19,7 +20,7 @@ import pytest
 
 from fluxpay_common.messages import InitiatePayment, RefundAtProvider
 from fluxpay_common.testing import free_port, wait_for
-from psp_simulators import mtn_momo, novasend
+from psp_simulators import irembopay, mtn_momo, novasend
 
 SIM_DELAY = 0.3
 SIM_TTL = 2.0
@@ -38,10 +39,11 @@ class Psp:
     operator: str
     create_path: str  # where the payment is created (faults are injected there)
     created_for: Callable[[Any, InitiatePayment], int]  # PSP objects made for a payment
-    idempotency_header: str
+    idempotency_key: Callable[[dict[str, Any]], str | None]  # of a creation request seen
     forge: Callable[[dict[str, Any]], dict[str, Any]]  # a sent callback, made unverifiable
     reports_fees: bool = True
     signs_body: bool = True
+    supports_refund: bool = True
 
 
 def _novasend_created(app: Any, cmd: InitiatePayment) -> int:
@@ -63,7 +65,7 @@ NOVASEND = Psp(
     operator="orange",
     create_path="/v1/payin/sessions",
     created_for=_novasend_created,
-    idempotency_header="X-Idempotency-Key",
+    idempotency_key=lambda seen: seen["headers"].get("x-idempotency-key"),
     forge=lambda sent: _with_header(sent, "X-Signature-Value", "0" * 64),
 )
 
@@ -94,7 +96,7 @@ MTN_MOMO = Psp(
     operator="mtn",
     create_path="/collection/v1_0/requesttopay",
     created_for=_mtn_created,
-    idempotency_header="X-Reference-Id",
+    idempotency_key=lambda seen: seen["headers"].get("x-reference-id"),
     forge=lambda sent: {
         **sent,
         "url": re.sub(r"token=[0-9a-f]+", "token=" + "0" * 64, sent["url"]),
@@ -103,7 +105,43 @@ MTN_MOMO = Psp(
     signs_body=False,  # MTN signs nothing: the URL carries our token, the body is re-checked
 )
 
-PSPS = {"novasend": NOVASEND, "mtn_momo": MTN_MOMO}
+
+def _irembopay_created(app: Any, cmd: InitiatePayment) -> int:
+    invoices = app.state.sim.invoices.values()
+    return sum(1 for i in invoices if i["transactionId"] == str(cmd.payment_id))
+
+
+def _irembopay_forged(sent: dict[str, Any]) -> dict[str, Any]:
+    headers = {
+        k: re.sub(r"(s=|sha256=)[0-9a-f]+", r"\g<1>" + "0" * 64, v)
+        if "irembopay-signature" in k.lower()
+        else v
+        for k, v in sent["headers"].items()
+    }
+    return {**sent, "headers": headers}
+
+
+IREMBOPAY = Psp(
+    name="irembopay",
+    create_app=lambda callback_url: irembopay.create_app(
+        irembopay.IremboPayConfig(
+            webhook_url=callback_url, delay_seconds=SIM_DELAY, session_ttl_seconds=SIM_TTL
+        )
+    ),
+    settings=lambda url, _: {"irembopay_base_url": url, "irembopay_poll_seconds": 0.3},
+    phone=lambda suffix: f"+250788{suffix}",
+    country="RW",
+    currency="RWF",
+    operator="mtn",
+    create_path="/payments/invoices",
+    created_for=_irembopay_created,
+    idempotency_key=lambda seen: json.loads(seen["body"]).get("transactionId"),
+    forge=_irembopay_forged,
+    reports_fees=False,
+    supports_refund=False,  # IremboPay has no refund API: refunds fail clearly
+)
+
+PSPS = {"novasend": NOVASEND, "mtn_momo": MTN_MOMO, "irembopay": IREMBOPAY}
 
 
 @dataclass
@@ -255,7 +293,7 @@ async def test_timeout_after_sending_is_resolved_by_status_lookup_not_a_second_c
     assert rig.psp.created_for(rig.sim_app, cmd) == 1
     tries = await rig.creation_requests_for(cmd)
     assert len(tries) >= 2
-    keys = {r["headers"].get(rig.psp.idempotency_header.lower()) for r in tries}
+    keys = {rig.psp.idempotency_key(r) for r in tries}
     assert len(keys) == 1 and None not in keys  # every try carried the one persisted key
 
 
@@ -320,7 +358,11 @@ async def test_refund_completes_at_the_psp(rig: Rig, publish_command, provider_u
         return provider_updates.refunds(cmd.payment_id)
 
     [refund] = await wait_for(settled, what="the refund update")
-    assert refund.status == "completed" and refund.refund_id == refund_id
+    assert refund.refund_id == refund_id
+    if rig.psp.supports_refund:
+        assert refund.status == "completed"
+    else:
+        assert refund.status == "failed" and refund.failure_code == "refund_not_supported"
 
 
 async def test_refund_refused_by_the_psp_fails_clearly(rig: Rig, publish_command, provider_updates):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from enum import Enum
 
 from fluxpay_common.logging import bound_context, get_logger
@@ -56,9 +57,9 @@ async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOut
                 return CallbackOutcome.DUPLICATE
             locked = await repo.get_attempt(conn, payment_id, lock=True)
             assert locked is not None
-            if result.status is None and result.next_poll_at is None:
-                # No news: keep the polling schedule as it was.
-                result = ProviderResult(status=None, next_poll_at=locked[0].next_poll_at)
+            if result.next_poll_at is None:
+                # A callback does not stop the polling of an unsettled attempt.
+                result = replace(result, next_poll_at=locked[0].next_poll_at)
             await engine.apply_locked(conn, locked[0], result)
     return CallbackOutcome.APPLIED
 
