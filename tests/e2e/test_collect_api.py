@@ -116,8 +116,12 @@ async def test_partial_then_full_refund_with_events_and_books(
     merchant_factory, receiver, db: asyncpg.Connection
 ) -> None:
     merchant = merchant_factory(receiver.url)
+    # Refunds are paid from the available balance, net of fees: a second sale funds them.
+    funding = await create(merchant, "+22997000001")
     payment = await create(merchant, "+22997000001")
+    await reach(merchant, funding["id"], "completed")
     await reach(merchant, payment["id"], "completed")
+    await _balance_covers(merchant, 2 * 3000 * 100 * 985 // 1000)
     refunds = f"/collect/payments/{payment['id']}/refunds"
 
     early = await merchant.client.post(refunds, json={"amount": 5000})
@@ -161,11 +165,43 @@ async def test_partial_then_full_refund_with_events_and_books(
     assert all(e["total"] == 0 for e in entries)
 
 
+async def _balance_covers(merchant: Merchant, minor: int) -> None:
+    async def probe() -> bool:
+        balance = (await merchant.client.get("/balance")).json()
+        return sum(b["amount_minor"] for b in balance["available"]) >= minor
+
+    await wait_for(probe, timeout=30, what=f"an available balance of {minor} minor")
+
+
+async def test_refund_beyond_the_available_balance_is_refused(merchant_factory, receiver) -> None:
+    merchant = merchant_factory(receiver.url)
+    payment = await create(merchant, "+22997000001")
+    await reach(merchant, payment["id"], "completed")
+    await _balance_covers(merchant, 3000 * 100 * 985 // 1000)
+    # The payment's fee stays with the platform: its full amount is not available.
+    response = await merchant.client.post(f"/collect/payments/{payment['id']}/refunds", json={})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "insufficient_balance"
+    assert response.json()["error"]["param"] == "amount"
+    partial = await merchant.client.post(
+        f"/collect/payments/{payment['id']}/refunds", json={"amount": 2000}
+    )
+    assert partial.status_code == 201, partial.text
+    # The pending refund already spends the balance.
+    more = await merchant.client.post(
+        f"/collect/payments/{payment['id']}/refunds", json={"amount": 1000}
+    )
+    assert more.status_code == 422 and more.json()["error"]["code"] == "insufficient_balance"
+
+
 async def test_declined_refund_leaves_the_payment_completed(merchant_factory, receiver) -> None:
     merchant = merchant_factory(receiver.url)
     payment = await create(merchant, "+22997000004")
     await reach(merchant, payment["id"], "completed")
-    response = await merchant.client.post(f"/collect/payments/{payment['id']}/refunds", json={})
+    await _balance_covers(merchant, 1000 * 100)
+    response = await merchant.client.post(
+        f"/collect/payments/{payment['id']}/refunds", json={"amount": 1000}
+    )
     assert response.status_code == 201, response.text
     failed = await webhook(receiver, merchant, payment["id"], "collect.refund.failed")
     assert failed["data"]["refund"]["status"] == "failed"

@@ -25,6 +25,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.messages import ErrorBody
 from fluxpay_common.topology import Route
 from fluxpay_common.tracing import span_from_headers
 
@@ -62,6 +63,22 @@ async def retry_transient(
             delay = min(delay * 2, 5.0)
 
 
+class _ErrorReply(BaseModel):
+    """Parses as any reply type of the platform (`Reply`, `QueryReply`): only `error` set."""
+
+    error: ErrorBody
+
+
+_INTERNAL_ERROR = _ErrorReply(
+    error=ErrorBody(
+        status=500,
+        type="api_error",
+        code="internal_error",
+        message="Something went wrong on our side; the request was not applied. Retry later.",
+    )
+)
+
+
 def subscribe(
     broker: RabbitBroker,
     route: Route,
@@ -96,9 +113,24 @@ def subscribe(
             bound_context(**ids),
             span_from_headers(f"consume {route.queue}", msg.headers, **ids),
         ):
-            reply = await retry_transient(
-                lambda: handler(parsed, msg), retry_seconds, what=route.queue
-            )
+            try:
+                reply = await retry_transient(
+                    lambda: handler(parsed, msg), retry_seconds, what=route.queue
+                )
+            except Exception as exc:
+                # Nacked: redelivered until the queue's delivery limit dead-letters it.
+                log.error(
+                    "message_handler_failed",
+                    queue=route.queue,
+                    redelivered=msg.raw_message.redelivered,
+                    error=repr(exc),
+                    exc_info=True,
+                )
+                if msg.reply_to:
+                    # A caller is waiting: tell it now, and keep the request in the DLQ.
+                    await send_reply(broker, msg, _INTERNAL_ERROR)
+                    raise RejectMessage() from exc
+                raise
             if reply is not None and msg.reply_to:
                 await send_reply(broker, msg, reply)
 

@@ -13,8 +13,15 @@ import pytest
 
 from fluxpay_common import consumer, inbox, topology
 from fluxpay_common.db import create_pool, migrate
-from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_adapter
+from fluxpay_common.messages import (
+    LedgerQuery,
+    ProviderPaymentUpdate,
+    QueryReply,
+    ledger_query_adapter,
+    provider_update_adapter,
+)
 from fluxpay_common.outbox import OutboxRelay, add_to_outbox
+from fluxpay_common.rpc import RpcClient
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import ServiceSettings
 from fluxpay_common.testing import Infra, wait_for
@@ -160,3 +167,40 @@ async def test_malformed_and_poison_messages_land_in_the_dead_letter_queue(setti
 
 async def _ready(items: list) -> bool:
     return bool(items)
+
+
+async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(settings) -> None:
+    """A caller waiting on request/reply hears `internal_error` instead of timing out."""
+    url = settings.rabbitmq_url.get_secret_value()
+    name = f"test.rpc.{uuid.uuid4().hex[:8]}"
+    route = topology.Route(name, topology.COMMANDS, (name,))
+
+    async def handler(query, msg):
+        raise RuntimeError("a bug in the handler")
+
+    broker = make_broker(settings)
+    consumer.subscribe(
+        broker, route, ledger_query_adapter, handler, delivery_limit=5, retry_seconds=0.1
+    )
+    await broker.connect()
+    await topology.declare_topology(broker, delivery_limit=settings.delivery_limit)
+    dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
+    dlq = await broker.declare_queue(route.dead_letter_queue())
+    await dlq.bind(dead_letter, routing_key=route.queue)
+    await broker.start()
+    client = RpcClient(url, topology.COMMANDS.name, name)
+    await client.start()
+    query = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
+    reply = await client.call(query, QueryReply, timeout=5)
+    assert reply.error is not None and reply.error.code == "internal_error"
+    assert reply.error.status == 500
+    found: list = []
+
+    async def dead() -> bool:
+        found.extend(await _dead_letters(url, f"{name}.dlq"))
+        return bool(found)
+
+    await wait_for(dead, timeout=20, what="the failed request in its DLQ")
+    assert LedgerQuery.model_validate_json(found[0].body).message_id == query.message_id
+    await client.stop()
+    await broker.stop()

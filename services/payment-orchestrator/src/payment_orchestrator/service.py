@@ -25,6 +25,7 @@ from fluxpay_common.messages import (
     ErrorBody,
     GetPayment,
     InitiatePayment,
+    LedgerQuery,
     Message,
     OrchestratorCommand,
     PaymentEvent,
@@ -38,6 +39,7 @@ from fluxpay_common.messages import (
     SubmitOtp,
     SyncStatus,
 )
+from fluxpay_common.money import to_minor
 from fluxpay_common.outbox import add_to_outbox
 from fluxpay_common.rpc import RpcTimeout, RpcUnavailable
 from fluxpay_common.topology import COMMANDS, EVENTS, connector_key
@@ -71,6 +73,8 @@ _MUTABLE = frozenset(
 )
 _EXPIRED = {"failure_code": "expired", "failure_message": "The customer did not pay in time."}
 ConnectorCall = Callable[[str, Message], Awaitable[ProviderPaymentUpdate]]
+# The merchant's available balance in minor units per currency, from the ledger.
+BalanceLookup = Callable[[LedgerQuery], Awaitable[dict[str, int]]]
 
 
 def _error(
@@ -90,10 +94,17 @@ def _not_found(reference_or_id: str) -> Reply:
 
 
 class Orchestrator:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, call_connector: ConnectorCall):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        call_connector: ConnectorCall,
+        available_balance: BalanceLookup | None = None,
+    ):
         self._pool = pool
         self._settings = settings
         self._call_connector = call_connector
+        self._available_balance = available_balance
 
     # ------------------------------------------------------------ commands (request/reply)
 
@@ -301,7 +312,7 @@ class Orchestrator:
                     f"Only a completed payment can be refunded; this one is {row['status']}.",
                 )
             pending = await conn.fetchval(
-                "SELECT coalesce(sum(amount), 0) FROM refund"
+                "SELECT coalesce(sum(amount), 0)::bigint FROM refund"
                 " WHERE payment_id = $1 AND status = 'pending'",
                 row["id"],
             )
@@ -322,6 +333,8 @@ class Orchestrator:
                     f"At most {remaining} {row['currency']} of this payment can still be refunded.",
                     "amount",
                 )
+            if refused := await self._refund_exceeds_balance(conn, cmd, row, amount):
+                return refused
             refund = await conn.fetchrow(
                 "INSERT INTO refund (id, payment_id, merchant_id, environment, idempotency_key,"
                 " status, amount, currency, reason, metadata)"
@@ -355,6 +368,47 @@ class Orchestrator:
             )
             log.info("refund_requested", refund_id=str(refund["id"]), amount=amount)
         return Reply(refund=refund_view(refund, row["reference"]), created=True)
+
+    async def _refund_exceeds_balance(
+        self, conn: asyncpg.Connection, cmd: RefundPayment, row: asyncpg.Record, amount: int
+    ) -> Reply | None:
+        """A refund is paid from the merchant's available balance: refuse what it cannot cover.
+
+        Available = the ledger's balance minus refunds accepted here and not yet booked.
+        """
+        if self._available_balance is None:
+            return None
+        query = LedgerQuery(
+            type="ledger.balance",
+            correlation_id=cmd.correlation_id,
+            merchant_id=row["merchant_id"],
+            environment=row["environment"],
+        )
+        try:
+            balances = await self._available_balance(query)
+        except (RpcTimeout, RpcUnavailable):
+            return _error(
+                503,
+                "balance_unavailable",
+                "The merchant's balance could not be read; retry the refund shortly.",
+            )
+        pending = await conn.fetchval(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM refund WHERE merchant_id = $1"
+            " AND environment = $2 AND currency = $3 AND status = 'pending'",
+            row["merchant_id"],
+            row["environment"],
+            row["currency"],
+        )
+        available = balances.get(row["currency"], 0) - to_minor(pending)
+        if to_minor(amount) <= available:
+            return None
+        return _error(
+            422,
+            "insufficient_balance",
+            f"Your available balance ({max(available, 0) // 100} {row['currency']}) does not"
+            f" cover this refund of {amount} {row['currency']}.",
+            "amount",
+        )
 
     async def select_operator(self, cmd: SelectOperator) -> Reply:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -8,14 +8,17 @@ from importlib import resources
 from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
+    LedgerQuery,
     Message,
     ProviderPaymentUpdate,
+    QueryReply,
     orchestrator_command_adapter,
     provider_update_adapter,
 )
-from fluxpay_common.rpc import RpcClient
+from fluxpay_common.rpc import RpcClient, RpcUnavailable
 from fluxpay_common.topology import (
     COMMANDS,
+    LEDGER_QUERIES_KEY,
     ORCHESTRATOR_COMMANDS,
     ORCHESTRATOR_PROVIDER_UPDATES,
     connector_key,
@@ -26,29 +29,41 @@ from payment_orchestrator.settings import Settings
 SERVICE = "orchestrator"
 
 
-class ConnectorClients:
-    """One request/reply client per provider, opened on first use (OTP, status sync)."""
+class RpcClients:
+    """One request/reply client per routing key, opened on first use: connectors (OTP,
+    status sync) and the ledger (available balance before a refund)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._clients: dict[str, RpcClient] = {}
         self._lock = asyncio.Lock()
 
-    async def call(self, provider: str, request: Message) -> ProviderPaymentUpdate:
+    async def _client(self, routing_key: str) -> RpcClient:
         async with self._lock:
-            client = self._clients.get(provider)
+            client = self._clients.get(routing_key)
             if client is None:
                 client = RpcClient(
-                    self._settings.rabbitmq_url.get_secret_value(),
-                    COMMANDS.name,
-                    connector_key(provider),
+                    self._settings.rabbitmq_url.get_secret_value(), COMMANDS.name, routing_key
                 )
                 await client.start()
-                self._clients[provider] = client
+                self._clients[routing_key] = client
+        return client
+
+    async def call(self, provider: str, request: Message) -> ProviderPaymentUpdate:
+        client = await self._client(connector_key(provider))
         update: ProviderPaymentUpdate = await client.call(
             request, ProviderPaymentUpdate, self._settings.connector_rpc_timeout
         )
         return update
+
+    async def available_balance(self, query: LedgerQuery) -> dict[str, int]:
+        client = await self._client(LEDGER_QUERIES_KEY)
+        reply: QueryReply = await client.call(
+            query, QueryReply, self._settings.connector_rpc_timeout
+        )
+        if reply.error is not None:
+            raise RpcUnavailable(reply.error.message)
+        return {b["currency"]: int(b["amount_minor"]) for b in reply.data["available"]}
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -57,11 +72,11 @@ class ConnectorClients:
 
 async def _main() -> None:
     settings = Settings()
-    clients = ConnectorClients(settings)
+    clients = RpcClients(settings)
     holder: dict[str, Orchestrator] = {}
 
     async def register(ctx: runtime.WorkerContext) -> None:
-        orchestrator = Orchestrator(ctx.pool, settings, clients.call)
+        orchestrator = Orchestrator(ctx.pool, settings, clients.call, clients.available_balance)
         holder["orchestrator"] = orchestrator
         common = {
             "delivery_limit": settings.delivery_limit,
