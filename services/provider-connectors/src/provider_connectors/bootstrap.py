@@ -16,11 +16,12 @@ from provider_connectors.connectors.irembopay.connector import IremboPayConnecto
 from provider_connectors.connectors.mtn_momo.connector import MtnMomoConnector
 from provider_connectors.connectors.novasend.connector import NovasendConnector
 from provider_connectors.connectors.sandbox.connector import SandboxConnector
+from provider_connectors.connectors.stripe.connector import StripeConnector
 from provider_connectors.service_layer.engine import Engine
 from provider_connectors.service_layer.poller import Poller
 from provider_connectors.settings import Settings
 
-PROVIDERS = ("sandbox", "novasend", "mtn_momo", "irembopay")
+PROVIDERS = ("sandbox", "novasend", "mtn_momo", "irembopay", "stripe")
 
 
 def build_connector(settings: Settings) -> Connector:
@@ -33,6 +34,8 @@ def build_connector(settings: Settings) -> Connector:
             return MtnMomoConnector(settings)
         case "irembopay":
             return IremboPayConnector(settings)
+        case "stripe":
+            return StripeConnector(settings)
         case other:
             raise ValueError(f"unknown provider {other!r}; known: {', '.join(PROVIDERS)}")
 

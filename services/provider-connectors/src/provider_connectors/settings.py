@@ -68,6 +68,16 @@ class Settings(ServiceSettings):
     irembopay_language: str = "EN"
     irembopay_poll_seconds: float = 5.0
 
+    # Stripe (seed 003): cards through hosted Checkout Sessions.
+    stripe_base_url: str = "http://127.0.0.1:9104"
+    stripe_secret_key: SecretStr = SecretStr("dev-stripe-secret-key")
+    stripe_webhook_secret: SecretStr = SecretStr("dev-stripe-webhook-secret")
+    stripe_api_version: str = "2024-06-20"
+    stripe_success_url: str = "http://127.0.0.1:8000/checkout/return?status=success"
+    stripe_cancel_url: str = "http://127.0.0.1:8000/checkout/return?status=cancel"
+    stripe_webhook_tolerance_seconds: int = 300
+    stripe_poll_seconds: float = 5.0
+
     @model_validator(mode="after")
     def _refuse_dev_credentials_outside_development(self) -> Settings:
         if self.deployment == "development":

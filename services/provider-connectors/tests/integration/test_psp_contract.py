@@ -20,7 +20,7 @@ import pytest
 
 from fluxpay_common.messages import InitiatePayment, RefundAtProvider
 from fluxpay_common.testing import free_port, wait_for
-from psp_simulators import irembopay, mtn_momo, novasend
+from psp_simulators import irembopay, mtn_momo, novasend, stripe
 
 SIM_DELAY = 0.3
 SIM_TTL = 2.0
@@ -44,6 +44,7 @@ class Psp:
     reports_fees: bool = True
     signs_body: bool = True
     supports_refund: bool = True
+    first_status: str = "processing"  # what the PSP's acceptance of a payment reads as
 
 
 def _novasend_created(app: Any, cmd: InitiatePayment) -> int:
@@ -141,7 +142,37 @@ IREMBOPAY = Psp(
     supports_refund=False,  # IremboPay has no refund API: refunds fail clearly
 )
 
-PSPS = {"novasend": NOVASEND, "mtn_momo": MTN_MOMO, "irembopay": IREMBOPAY}
+
+def _stripe_created(app: Any, cmd: InitiatePayment) -> int:
+    sessions = app.state.sim.sessions.values()
+    return sum(1 for s in sessions if s["client_reference_id"] == str(cmd.payment_id))
+
+
+STRIPE = Psp(
+    name="stripe",
+    create_app=lambda callback_url: stripe.create_app(
+        stripe.StripeConfig(
+            webhook_url=callback_url, delay_seconds=SIM_DELAY, session_ttl_seconds=SIM_TTL
+        )
+    ),
+    settings=lambda url, _: {"stripe_base_url": url, "stripe_poll_seconds": 0.3},
+    phone=lambda suffix: f"+22997{suffix}",  # drives the simulated card holder
+    country="BJ",
+    currency="EUR",
+    operator="card",
+    create_path="/v1/checkout/sessions",
+    created_for=_stripe_created,
+    idempotency_key=lambda seen: seen["headers"].get("idempotency-key"),
+    forge=lambda sent: {
+        **sent,
+        "headers": {
+            k: re.sub(r"v1=[0-9a-f]+", "v1=" + "0" * 64, v) for k, v in sent["headers"].items()
+        },
+    },
+    first_status="awaiting_payment",  # hosted Checkout: the customer pays on Stripe's page
+)
+
+PSPS = {"novasend": NOVASEND, "mtn_momo": MTN_MOMO, "irembopay": IREMBOPAY, "stripe": STRIPE}
 
 
 @dataclass
@@ -230,7 +261,7 @@ async def test_customer_approval_completes_with_fees(rig: Rig, publish_command, 
     cmd = rig.command("000001")
     await publish_command(cmd)
     completed = await provider_updates.wait_status(cmd.payment_id, "completed")
-    assert provider_updates.statuses(cmd.payment_id) == ["processing", "completed"]
+    assert provider_updates.statuses(cmd.payment_id) == [rig.psp.first_status, "completed"]
     assert completed.psp_reference
     if rig.psp.reports_fees:
         assert completed.fee_minor is not None and completed.fee_minor > 0
@@ -252,7 +283,7 @@ async def test_customer_refusal_fails_with_the_psp_reason(
 async def test_silent_customer_times_out_at_the_psp(rig: Rig, publish_command, provider_updates):
     cmd = rig.command("000003")
     await publish_command(cmd)
-    await provider_updates.wait_status(cmd.payment_id, "processing")
+    await provider_updates.wait_status(cmd.payment_id, rig.psp.first_status)
     failed = await provider_updates.wait_status(cmd.payment_id, "failed", timeout=SIM_TTL + 10)
     assert failed.failure_code == "customer_timeout"
 

@@ -152,7 +152,7 @@ class SimulatorCore:
     requests: list[dict[str, Any]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def later(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+    def later(self, seconds: float, action: Callable[[], Awaitable[object]]) -> None:
         """Run `action` after `seconds` (a simulated customer or PSP clock)."""
 
         async def run() -> None:

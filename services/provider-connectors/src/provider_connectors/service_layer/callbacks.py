@@ -23,6 +23,7 @@ class CallbackOutcome(Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     UNKNOWN = "unknown"
+    IGNORED = "ignored"
 
 
 async def handle_callback(
@@ -33,6 +34,9 @@ async def handle_callback(
     with bound_context(provider_event_id=event.event_id, provider_event=event.event_type):
         if event.refund_id is not None or event.refund_psp_reference is not None:
             return await _refund_callback(engine, event)
+        if event.payment_id is None and not (event.psp_reference or event.reference):
+            log.info("callback_ignored")  # a verified event type we do not act on
+            return CallbackOutcome.IGNORED
         return await _payment_callback(engine, event)
 
 
@@ -76,6 +80,8 @@ async def _refund_callback(engine: Engine, event: CallbackEvent) -> CallbackOutc
         return CallbackOutcome.UNKNOWN
     result = event.refund_result or RefundResult(status="pending")
     if event.recheck:
+        if refund.psp_reference is None and event.refund_psp_reference:
+            refund = replace(refund, psp_reference=event.refund_psp_reference)
         result = await engine.connector.fetch_refund_status(found[0], refund)
     async with engine.pool.acquire() as conn, conn.transaction():
         if not await repo.record_event(
