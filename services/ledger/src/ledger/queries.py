@@ -6,9 +6,10 @@ Each takes a connection whose search_path is the `ledger` schema (a pool from
 - `balances(conn, merchant_id, environment)`: {currency: available_minor};
 - `transactions(conn, merchant_id, environment, limit, starting_after)`: the merchant's
   entries newest first, each with its payment, gross, fee and net, paginated by entry id;
-- `reconcile(conn, day, provider)`: the day's movements as booked, their totals and the
-  books' own consistency checks; `domain.reconciliation.compare` matches them against the
-  orchestrator's or a PSP's list.
+- `reconcile(conn, day, provider, environment, merchant_id)`: the day's movements as booked,
+  their totals and the books' own consistency checks; `movements_of(conn, keys)`: the booked
+  movements of given payments and refunds, whatever their day.
+  `service_layer.reconciliation` matches them against the orchestrator's day.
 
 Balances are sums of postings (the schema stores no running balance).
 """
@@ -16,7 +17,7 @@ Balances are sums of postings (the schema stores no running balance).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -24,7 +25,7 @@ import asyncpg
 
 from ledger.adapters.consistency import consistency_problems
 from ledger.domain.books import EntryKind
-from ledger.domain.reconciliation import BookedMovement
+from ledger.domain.reconciliation import BookedMovement, MovementKey, split_keys
 
 MAX_PAGE = 100
 
@@ -157,9 +158,10 @@ class Reconciliation:
     totals: list[Total]
     # The books' own checks; none expected (the schema prevents most of them).
     problems: list[str] = field(default_factory=list)
+    merchant_id: uuid.UUID | None = None
 
 
-_MOVEMENTS = """
+_MOVEMENT = """
 SELECT e.id, e.kind, e.payment_id, e.refund_id, e.environment, e.currency, e.provider,
        e.late_success, e.effective_at,
        coalesce(sum(p.amount_minor) FILTER (WHERE a.kind = 'merchant_available'), 0) AS merchant,
@@ -168,12 +170,30 @@ SELECT e.id, e.kind, e.payment_id, e.refund_id, e.environment, e.currency, e.pro
   FROM journal_entry e
   JOIN posting p ON p.entry_id = e.id
   JOIN account a ON a.id = p.account_id
+"""
+
+_DAY_MOVEMENTS = (
+    _MOVEMENT
+    + """
  WHERE e.effective_at >= $1 AND e.effective_at < $2
    AND ($3::text IS NULL OR e.provider = $3)
    AND ($4::text IS NULL OR e.environment = $4)
+   AND ($5::uuid IS NULL OR e.merchant_id = $5)
  GROUP BY e.id
  ORDER BY e.effective_at, e.id
 """
+)
+
+# The partial unique indexes (one entry per payment, per refund) serve both branches.
+_MOVEMENTS_BY_KEY = (
+    _MOVEMENT
+    + """
+ WHERE (e.kind = 'payment' AND e.payment_id = ANY($1::uuid[]))
+    OR (e.kind = 'refund' AND e.refund_id = ANY($2::uuid[]))
+ GROUP BY e.id
+ ORDER BY e.effective_at, e.id
+"""
+)
 
 
 async def reconcile(
@@ -181,14 +201,30 @@ async def reconcile(
     day: date,
     provider: str | None = None,
     environment: str | None = None,
+    merchant_id: uuid.UUID | None = None,
 ) -> Reconciliation:
     """The day's (UTC, by when the money moved) booked movements, totals and problems."""
     start = datetime.combine(day, time.min, tzinfo=UTC)
-    rows = await conn.fetch(_MOVEMENTS, start, start + timedelta(days=1), provider, environment)
+    end = start + timedelta(days=1)
+    rows = await conn.fetch(_DAY_MOVEMENTS, start, end, provider, environment, merchant_id)
     movements = [_movement(row) for row in rows]
     refunds = [m for m in movements if m.kind is EntryKind.REFUND]
     problems = await consistency_problems(conn, start, provider, environment, refunds)
-    return Reconciliation(day, provider, environment, movements, _totals(movements), problems)
+    totals = _totals(movements)
+    return Reconciliation(
+        day, provider, environment, movements, totals, problems, merchant_id=merchant_id
+    )
+
+
+async def movements_of(
+    conn: asyncpg.Connection, keys: Iterable[MovementKey]
+) -> list[BookedMovement]:
+    """The booked movements of these payments and refunds, whatever day they are filed under."""
+    payments, refunds = split_keys(keys)
+    if not payments and not refunds:
+        return []
+    rows = await conn.fetch(_MOVEMENTS_BY_KEY, payments, refunds)
+    return [_movement(row) for row in rows]
 
 
 def _movement(row: asyncpg.Record) -> BookedMovement:
@@ -220,5 +256,5 @@ def _totals(movements: Sequence[BookedMovement]) -> list[Total]:
         acc[0] += 1
         acc[1] += m.amount_minor
         acc[2] += m.platform_fee_minor
-        acc[3] += m.psp_fee_minor
+        acc[3] += m.psp_fee_minor or 0
     return [Total(*key, *values) for key, values in sorted(sums.items())]

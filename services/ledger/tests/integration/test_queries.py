@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -143,26 +139,3 @@ async def test_reconcile_reports_a_refund_of_a_payment_never_booked(pool: asyncp
     async with pool.acquire() as conn:
         report = await queries.reconcile(conn, NOW.date(), provider)
     assert report.problems == [f"payment {never_booked.id} refunded but never booked as collected"]
-
-
-async def test_reconcile_command_prints_the_report_and_exits_zero(
-    pool: asyncpg.Pool, infra: Infra
-) -> None:
-    provider = f"psp_{uuid.uuid4().hex[:8]}"
-    paid = await _pay(pool, uuid.uuid4(), provider, completed_at=NOW - timedelta(days=30))
-    day = (NOW - timedelta(days=30)).date().isoformat()
-    command = [str(Path(sys.executable).parent / "fluxpay-ledger"), "reconcile", "--day", day]
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        "--provider",
-        provider,
-        env={"DATABASE_URL": infra.database_url, "PATH": "/usr/bin:/bin"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, stderr.decode()[-2000:]
-    report = json.loads(stdout)
-    assert (report["day"], report["entries"], report["problems"]) == (day, 1, [])
-    assert report["movements"][0]["payment_id"] == str(paid.id)
-    assert report["totals"][0]["amount_minor"] == 300_000

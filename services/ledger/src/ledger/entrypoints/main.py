@@ -2,6 +2,7 @@
 
 fluxpay-ledger                                   run the worker until SIGTERM
 fluxpay-ledger reconcile --day 2026-06-01 [--provider sandbox] [--environment live]
+                         [--merchant <uuid>]   the orchestrator's day against the books
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import date
 from importlib import resources
 
 from faststream.exceptions import RejectMessage
@@ -28,7 +28,7 @@ from fluxpay_common.messages import (
 from fluxpay_common.topology import LEDGER_EVENTS, LEDGER_QUERIES
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.books import UnbalancedEntry, UnbookableEvent
-from ledger.entrypoints.reconcile import run_reconcile
+from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.merchant_queries import answer
 from ledger.settings import Settings
@@ -87,10 +87,11 @@ async def serve(settings: Settings) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fluxpay-ledger", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
-    reconcile = commands.add_parser("reconcile", help="print the books of a day for a provider")
-    reconcile.add_argument("--day", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
-    reconcile.add_argument("--provider", default=None)
-    reconcile.add_argument("--environment", choices=["test", "live"], default=None)
+    add_reconcile_arguments(
+        commands.add_parser(
+            "reconcile", help="compare a day of the orchestrator with the books (JSON report)"
+        )
+    )
     return parser.parse_args(argv)
 
 
@@ -98,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     settings = Settings()
     if args.command == "reconcile":
-        sys.exit(run_reconcile(settings, args.day, args.provider, args.environment))
+        dsn = settings.database_url.get_secret_value()
+        sys.exit(run_reconcile(dsn, args.day, args.provider, args.environment, args.merchant))
     runtime.run(lambda: serve(settings))
 
 
