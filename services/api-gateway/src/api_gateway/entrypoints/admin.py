@@ -17,6 +17,7 @@ from api_gateway.settings import Settings
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import configure_logging
+from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
 
 
 async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--webhook-url", default=None)
     revoke = commands.add_parser("revoke-key", help="revoke an API key at once")
     revoke.add_argument("--api-key", required=True)
+    add_reconcile_arguments(
+        commands.add_parser(
+            "reconcile",
+            help="compare a day of the orchestrator with the ledger; exit 1 on any difference",
+        )
+    )
     return parser
 
 
@@ -48,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     # Logs go to stderr: stdout carries the command's JSON only.
     configure_logging("admin", "WARNING")
+    if args.command == "reconcile":
+        # The ledger's own report and exit status; it reads the ledger and orchestrator schemas.
+        dsn = settings.database_url.get_secret_value()
+        sys.exit(run_reconcile(dsn, args.day, args.provider, args.environment, args.merchant))
     box = SecretBox(settings.secrets_key.get_secret_value())
 
     async def run(pool: asyncpg.Pool) -> dict[str, Any]:
