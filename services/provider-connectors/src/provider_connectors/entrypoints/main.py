@@ -15,6 +15,12 @@ SCHEMA = "connectors"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fluxpay-connector", description=__doc__)
     parser.add_argument("--provider", required=True, help="sandbox, novasend, mtn_momo, ...")
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="callback server port (overrides FLUXPAY_CONNECTOR_HTTP_PORT)",
+    )
     return parser.parse_args(argv)
 
 
@@ -35,5 +41,8 @@ async def serve(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    settings = Settings(provider=args.provider)
+    overrides: dict[str, object] = {"provider": args.provider}
+    if args.http_port is not None:
+        overrides["connector_http_port"] = args.http_port
+    settings = Settings(**overrides)
     runtime.run(lambda: serve(settings))
