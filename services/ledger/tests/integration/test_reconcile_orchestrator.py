@@ -25,6 +25,7 @@ from fluxpay_common.testing import Infra
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.fees import FeeSchedule
 from ledger.entrypoints.main import SCHEMA, migrations
+from ledger.entrypoints.reconcile import run_reconcile
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.reconciliation import DayReport, reconcile_day
 from ledger.testing import payment_event, payment_view, refund_event
@@ -321,3 +322,12 @@ async def test_reconcile_command_says_when_the_schemas_are_missing(infra: Infra)
         await admin.close()
     assert (code, stdout) == (2, "")
     assert "reconcile needs the ledger and orchestrator schemas" in stderr
+
+
+def test_an_unreachable_database_is_not_mistaken_for_a_difference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nowhere = "postgresql://postgres@127.0.0.1:1/fluxpay"
+    assert run_reconcile(nowhere, DAY) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "could not read the database" in captured.err

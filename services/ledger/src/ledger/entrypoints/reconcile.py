@@ -47,6 +47,10 @@ def run_reconcile(
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         sys.stderr.write(f"reconcile needs the ledger and orchestrator schemas: {exc}\n")
         return EXIT_UNREADABLE
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Not 1: a script reading the status must not take an outage for a difference.
+        sys.stderr.write(f"reconcile could not read the database: {exc!r}\n")
+        return EXIT_UNREADABLE
     sys.stdout.write(render(report) + "\n")
     if report.clean:
         return EXIT_CLEAN
