@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from fluxpay_common.logging import get_logger
 from provider_connectors.connectors.base import (
+    ConnectorError,
     FlowNotSupported,
     InvalidSignature,
     ProviderUnavailable,
@@ -45,10 +46,11 @@ def create_app(engine: Engine) -> FastAPI:
             return JSONResponse({"error": "invalid_signature"}, status_code=401)
         except FlowNotSupported:
             return JSONResponse({"error": "callbacks_not_supported"}, status_code=404)
-        except ProviderUnavailable as exc:
-            # The re-check could not reach the PSP: a PSP that retries will try again, and
-            # the poller asks later in any case. Nothing was recorded.
-            log.warning("callback_recheck_unavailable", error=str(exc))
+        except (ProviderUnavailable, ConnectorError) as exc:
+            # The re-check could not settle it (PSP down, or it does not know the object
+            # yet): nothing was recorded; a PSP that retries will try again, and the poller
+            # asks later in any case.
+            log.warning("callback_recheck_failed", error=str(exc))
             return JSONResponse({"error": "try_again_later"}, status_code=503)
         except ValueError:
             log.warning("callback_unparseable", body_bytes=len(body))
