@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import orjson
 
-from fluxpay_common.testing import isolated_infra
+from fluxpay_common.testing import Infra, isolated_infra
 from tests.bench.infra_ceiling import asyncpg_transactions_per_second, rabbitmq_messages_per_second
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import ROOT, Stack
@@ -116,61 +116,58 @@ async def count_rows(dsn: str, sql: str) -> int:
         await conn.close()
 
 
-async def bench(args: argparse.Namespace) -> None:
-    with isolated_infra() as infra:
-        print("measuring the bare infrastructure...", flush=True)
-        pg_tps = await asyncpg_transactions_per_second(infra.database_url)
-        mq_mps = await rabbitmq_messages_per_second(infra.rabbitmq_url)
-        receiver = WebhookReceiver().start()
-        stack = Stack(
-            infra,
-            log_dir=ROOT / "artifacts" / f"bench-{uuid.uuid4().hex[:6]}",
-            extra_env={"FLUXPAY_SANDBOX_DELAY_SECONDS": "0", "FLUXPAY_LOG_LEVEL": "WARNING"},
-        )
-        stack.start()
-        try:
-            stack.wait_ready()
-            merchant = stack.admin(
-                "create-merchant", "--name", "Bench", "--webhook-url", receiver.url
+async def bench(args: argparse.Namespace, infra: Infra) -> None:
+    print("measuring the bare infrastructure...", flush=True)
+    pg_tps = await asyncpg_transactions_per_second(infra.database_url)
+    mq_mps = await rabbitmq_messages_per_second(infra.rabbitmq_url)
+    receiver = WebhookReceiver().start()
+    stack = Stack(
+        infra,
+        log_dir=ROOT / "artifacts" / f"bench-{uuid.uuid4().hex[:6]}",
+        extra_env={"FLUXPAY_SANDBOX_DELAY_SECONDS": "0", "FLUXPAY_LOG_LEVEL": "WARNING"},
+    )
+    stack.start()
+    try:
+        stack.wait_ready()
+        merchant = stack.admin("create-merchant", "--name", "Bench", "--webhook-url", receiver.url)
+        key = merchant["api_keys"]["test"]  # type: ignore[index]
+        limits = httpx.Limits(max_connections=args.concurrency * 2)
+        async with httpx.AsyncClient(
+            base_url=f"{stack.base_url}/api/v1",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+            limits=limits,
+        ) as client:
+            await closed_loop(client, 2, 4)  # warm-up
+            print(f"API create alone for {args.api_seconds}s...", flush=True)
+            api = await closed_loop(client, args.api_seconds, args.concurrency)
+            print(f"end to end at {args.rate}/s for {args.duration}s...", flush=True)
+            postings_before = await count_rows(
+                infra.database_url, "SELECT count(*) FROM ledger.posting"
             )
-            key = merchant["api_keys"]["test"]  # type: ignore[index]
-            limits = httpx.Limits(max_connections=args.concurrency * 2)
-            async with httpx.AsyncClient(
-                base_url=f"{stack.base_url}/api/v1",
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=30,
-                limits=limits,
-            ) as client:
-                await closed_loop(client, 2, 4)  # warm-up
-                print(f"API create alone for {args.api_seconds}s...", flush=True)
-                api = await closed_loop(client, args.api_seconds, args.concurrency)
-                print(f"end to end at {args.rate}/s for {args.duration}s...", flush=True)
-                postings_before = await count_rows(
-                    infra.database_url, "SELECT count(*) FROM ledger.posting"
-                )
-                window_start = time.monotonic()
-                e2e = await open_loop(client, args.duration, args.rate)
-                await drain(receiver, str(merchant["webhook_secret"]), e2e, args.drain_seconds)
-                window = time.monotonic() - window_start
-                postings = (
-                    await count_rows(infra.database_url, "SELECT count(*) FROM ledger.posting")
-                    - postings_before
-                )
-        finally:
-            stack.stop()
-            receiver.stop()
-        report(
-            args,
-            api,
-            e2e,
-            receiver,
-            str(merchant["webhook_secret"]),
-            pg_tps,
-            mq_mps,
-            postings,
-            window,
-            stack.log_dir,
-        )
+            window_start = time.monotonic()
+            e2e = await open_loop(client, args.duration, args.rate)
+            await drain(receiver, str(merchant["webhook_secret"]), e2e, args.drain_seconds)
+            window = time.monotonic() - window_start
+            postings = (
+                await count_rows(infra.database_url, "SELECT count(*) FROM ledger.posting")
+                - postings_before
+            )
+    finally:
+        stack.stop()
+        receiver.stop()
+    report(
+        args,
+        api,
+        e2e,
+        receiver,
+        str(merchant["webhook_secret"]),
+        pg_tps,
+        mq_mps,
+        postings,
+        window,
+        stack.log_dir,
+    )
 
 
 async def drain(receiver: WebhookReceiver, secret: str, tally: Tally, seconds: float) -> None:
@@ -231,7 +228,10 @@ def main() -> None:
     parser.add_argument("--api-seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--drain-seconds", type=float, default=30)
-    asyncio.run(bench(parser.parse_args()))
+    args = parser.parse_args()
+    # The database and vhost are made (and dropped) outside the benchmark's event loop.
+    with isolated_infra() as infra:
+        asyncio.run(bench(args, infra))
 
 
 if __name__ == "__main__":

@@ -13,4 +13,4 @@ class Settings(ServiceSettings):
     rpc_timeout: float = 10.0
     idempotency_ttl_hours: int = 24
     # An in-flight idempotency claim older than this is considered abandoned (crash).
-    idempotency_lock_seconds: int = 60
+    idempotency_lock_seconds: int = 20
