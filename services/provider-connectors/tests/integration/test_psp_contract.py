@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fluxpay_common.messages import InitiatePayment, RefundAtProvider
+from fluxpay_common.messages import CancelAtProvider, InitiatePayment, RefundAtProvider
 from fluxpay_common.testing import free_port, wait_for
 from psp_simulators import irembopay, mtn_momo, novasend, stripe
 
@@ -418,3 +418,30 @@ async def test_refund_refused_by_the_psp_fails_clearly(rig: Rig, publish_command
 
     [refund] = await wait_for(settled, what="the refund update")
     assert refund.status == "failed" and refund.failure_code
+
+
+async def test_cancel_while_the_psp_never_got_the_payment_never_starts_it_later(
+    rig: Rig, publish_command, provider_updates, connectors_db
+):
+    # Every try of the creation meets an outage: the PSP never saw the payment.
+    await rig.fault(method="POST", path=rig.psp.create_path, kind="error", status=503, count=2)
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+
+    async def gave_up() -> bool:
+        return len(await rig.creation_requests_for(cmd)) == 2
+
+    await wait_for(gave_up, what="both creation tries to fail")
+    await publish_command(
+        CancelAtProvider(
+            correlation_id=cmd.correlation_id,
+            payment_id=cmd.payment_id,
+            merchant_id=cmd.merchant_id,
+            environment=cmd.environment,
+            provider=cmd.provider,
+        )
+    )
+    cancelled = await provider_updates.wait_status(cmd.payment_id, "cancelled", timeout=20)
+    assert cancelled.failure_code == "not_initiated"
+    assert rig.psp.created_for(rig.sim_app, cmd) == 0
+    assert len(await rig.creation_requests_for(cmd)) == 2  # never sent again after the cancel

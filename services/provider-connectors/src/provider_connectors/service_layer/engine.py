@@ -150,9 +150,15 @@ class Engine:
             return
         try:
             result = await self.connector.cancel(found)
-        except FlowNotSupported:
-            # No cancel at this PSP: keep following the attempt; its outcome still counts.
-            result = ProviderResult(status=None, next_poll_at=found.next_poll_at)
+        except (FlowNotSupported, ProviderUnavailable) as exc:
+            # No cancel at this PSP, or it cannot be reached: keep following the attempt
+            # (an outcome still counts: money may move) but never start it again.
+            log.info("cancel_not_done_at_provider", reason=str(exc))
+            result = ProviderResult(
+                status=None,
+                next_poll_at=found.next_poll_at,
+                data={"cancel_requested_at": self.clock().isoformat()},
+            )
         async with self.pool.acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, cmd.message_id, self.consumer):
                 return
@@ -175,17 +181,19 @@ class Engine:
 
     async def current_status(self, attempt: Attempt) -> ProviderResult:
         """The PSP's word on an attempt; a `pending` one the PSP never saw is started again
-        with the same idempotency keys (never a second charge), unless it has expired."""
+        with the same idempotency keys (never a second charge), unless it has expired or
+        was cancelled meanwhile."""
         try:
             return await self.connector.fetch_status(attempt)
         except AttemptNotFound:
             if attempt.status != "pending":
                 raise
-        if attempt.expires_at is not None and self.clock() >= attempt.expires_at:
+        expired = attempt.expires_at is not None and self.clock() >= attempt.expires_at
+        if expired or attempt.data.get("cancel_requested_at"):
             return ProviderResult(
                 status="cancelled",
                 failure_code="not_initiated",
-                failure_message="The provider never received the payment before it expired.",
+                failure_message="The provider never received the payment before it ended.",
             )
         return await self.connector.initiate(attempt)
 
