@@ -105,7 +105,9 @@ class Load:
         while True:
             try:
                 response = await self._client.post(path, json=json, headers=headers)
-                busy = response.status_code == 409 and "idempotency_key_in_use" in response.text
+                busy = response.status_code == 409 and (
+                    "idempotency_key_in_use" in response.text or "otp_not_ready" in response.text
+                )
                 if response.status_code < 500 and not busy:
                     return response
                 self._figures.status_5xx += 1

@@ -249,6 +249,8 @@ class Orchestrator:
                 "provider_unavailable",
                 "The operator did not answer in time; retry the confirmation.",
             )
+        if update.failure_code == "otp_not_ready":
+            return _error(409, "otp_not_ready", update.failure_message or "Retry shortly.", "otp")
         row = await self.apply_provider_update(update) or row
         if update.failure_code == "otp_invalid":
             left = update.otp_attempts_left

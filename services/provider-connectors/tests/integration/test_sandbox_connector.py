@@ -19,6 +19,8 @@ from fluxpay_common.messages import (
 )
 from fluxpay_common.rpc import RpcClient
 from fluxpay_common.testing import Infra, wait_for
+from provider_connectors.adapters import repository as repo
+from provider_connectors.service_layer.updates import new_attempt
 
 pytestmark = pytest.mark.usefixtures("sandbox_worker")
 
@@ -102,6 +104,20 @@ async def test_otp_round_trip_over_rpc(
     published = await provider_updates.wait_status(cmd.payment_id, "completed")
     # The reply and the published update are the same message: the orchestrator dedups.
     assert published.message_id == right.message_id
+
+
+async def test_otp_before_the_push_started_changes_nothing(
+    make_initiate, rpc, sandbox_worker, connectors_db, outbox_keys
+) -> None:
+    """A connector restarted between storing the attempt and starting the push: the OTP is
+    answered `otp_not_ready`, never `processing` (which would strand the payment)."""
+    cmd = make_initiate("+22997000001", operator="coris")
+    engine = sandbox_worker.worker.engine
+    async with connectors_db.acquire() as conn:
+        assert await repo.insert_attempt(conn, new_attempt(cmd, engine.clock(), engine.lease))
+    reply = await rpc.call(_scoped(cmd, SubmitOtp, otp="123456"), ProviderPaymentUpdate, 10)
+    assert reply.status == "awaiting_otp" and reply.failure_code == "otp_not_ready"
+    assert await outbox_keys(cmd.payment_id) == []
 
 
 async def test_three_wrong_otps_fail_the_payment(

@@ -53,6 +53,7 @@ from provider_connectors.domain.status import (
 from provider_connectors.service_layer.updates import (
     new_attempt,
     new_refund,
+    otp_not_ready,
     payment_update,
     refund_update,
     refused_refund,
@@ -131,6 +132,11 @@ class Engine:
                 log.warning("otp_for_unknown_attempt")
                 return None
             attempt, _ = found
+            if attempt.status == "pending":
+                # The push is not at the PSP yet (say, this process restarted): no code can be
+                # checked. Answer without a status change so the payment stays awaiting_otp.
+                log.info("otp_before_push_started")
+                return otp_not_ready(attempt, cmd.correlation_id)
             if not await inbox.claim(conn, cmd.message_id, self.consumer):
                 return payment_update(attempt, cmd.correlation_id)
             if attempt.status != "awaiting_otp":

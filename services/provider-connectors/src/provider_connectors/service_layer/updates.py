@@ -81,6 +81,18 @@ def payment_update(attempt: Attempt, correlation_id: str | None = None) -> Provi
     )
 
 
+def otp_not_ready(attempt: Attempt, correlation_id: str | None = None) -> ProviderPaymentUpdate:
+    """The reply to an OTP sent before the push reached the PSP: try again shortly."""
+    return ProviderPaymentUpdate(
+        correlation_id=correlation_id or "",
+        payment_id=attempt.payment_id,
+        provider=attempt.provider,
+        status="awaiting_otp",
+        failure_code="otp_not_ready",
+        failure_message="The operator has not sent the code yet; retry in a few seconds.",
+    )
+
+
 def refund_update(refund: RefundAttempt) -> ProviderRefundUpdate:
     assert refund.status != "pending", "only a settled refund is announced"
     return ProviderRefundUpdate(
