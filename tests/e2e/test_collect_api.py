@@ -385,7 +385,7 @@ async def test_operator_catalogue(merchant_factory, receiver) -> None:
     assert {"mtn", "moov", "celtiis", "coris"} <= set(codes)
     assert codes["coris"]["otp_required"] is True and benin["currency"] == "XOF"
     everything = await merchant.client.get("/collect/payments/operators/")
-    assert {c["country"] for c in everything.json()["data"]} == {"BJ", "TG", "CI"}
+    assert {c["country"] for c in everything.json()["data"]} == {"BJ", "TG", "CI", "RW"}
     bad = await merchant.client.get("/collect/payments/operators/", params={"country": "FR"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "country"
 

@@ -45,7 +45,11 @@ COUNTRIES: dict[str, Country] = {
     "BJ": Country("BJ", "Bénin", "229", "XOF"),
     "TG": Country("TG", "Togo", "228", "XOF"),
     "CI": Country("CI", "Côte d'Ivoire", "225", "XOF"),
+    # Beyond the seed's enums (IremboPay): Rwanda, in Rwandan francs.
+    "RW": Country("RW", "Rwanda", "250", "RWF"),
 }
+# Cards are a payment method of every country (Stripe Checkout), not a mobile operator.
+CARD = "card"
 
 _BJ_MTN = (
     "42",
@@ -91,6 +95,12 @@ OPERATORS: tuple[Operator, ...] = (
     Operator("mtn", "MTN MoMo", "CI", "XOF", False, ("05",)),
     Operator("moov", "Moov Money", "CI", "XOF", False, ("01",)),
     Operator("wave", "Wave", "CI", "XOF", False, ()),
+    Operator("mtn", "MTN MoMo", "RW", "RWF", False, ("78", "79")),
+    Operator("airtel", "Airtel Money", "RW", "RWF", False, ("72", "73")),
+    *(
+        Operator(CARD, "Carte bancaire (Visa, Mastercard)", c.code, c.currency, False, ())
+        for c in COUNTRIES.values()
+    ),
 )
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -116,6 +126,8 @@ def national_number(country: str, phone: str) -> str | None:
     if country == "TG" and len(national) == 8:
         return national
     if country == "CI" and len(national) == 10:
+        return national
+    if country == "RW" and len(national) == 9:
         return national
     return None
 

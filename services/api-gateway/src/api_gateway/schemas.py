@@ -48,8 +48,9 @@ class Customer(Strict):
 class CollectPaymentCreate(Strict):
     reference: Reference
     amount: Annotated[int, Field(ge=100, le=MAX_AMOUNT)]
-    currency: Literal["XOF", "XAF"]
-    country: Literal["BJ", "TG", "CI"]
+    # The seed's enums, plus Rwanda in RWF (IremboPay), an extension that breaks nothing.
+    currency: Literal["XOF", "XAF", "RWF"]
+    country: Literal["BJ", "TG", "CI", "RW"]
     mode: Literal["direct", "hosted"] = "direct"
     customer: Customer = None  # type: ignore[assignment]
     operator: Code = None  # type: ignore[assignment]

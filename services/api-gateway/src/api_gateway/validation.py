@@ -24,6 +24,8 @@ def check_operator_and_phone(country: str, operator: str | None, phone: str | No
             f"'{operator}' is not an operator of {country}; use one of: {codes}.",
             "operator",
         )
+    if found.code == catalog.CARD and not phone:
+        return  # the card holder types the card on Stripe's page; no phone needed
     if not phone:
         raise ApiError(
             400,

@@ -69,6 +69,7 @@ _MUTABLE = frozenset(
         "operator",
         "customer",
         "provider",
+        "provider_checkout_url",
     }
 )
 _EXPIRED = {"failure_code": "expired", "failure_message": "The customer did not pay in time."}
@@ -481,6 +482,8 @@ class Orchestrator:
                 changes["failure_message"] = update.failure_message
             if update.fee_minor is not None:
                 changes["fee_minor"] = update.fee_minor
+            if update.checkout_url:
+                changes["provider_checkout_url"] = update.checkout_url
             trigger = PROVIDER_TRIGGERS[update.status]
             row, decision = await self._apply(
                 conn, row, trigger, f"provider:{update.provider}", update, changes

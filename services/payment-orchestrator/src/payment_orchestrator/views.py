@@ -33,7 +33,9 @@ def next_action(status: str, checkout_url: str | None) -> NextAction:
 
 
 def payment_view(row: asyncpg.Record | dict[str, Any], checkout_base_url: str) -> PaymentView:
-    checkout_url = f"{checkout_base_url}/{row['id']}" if row["mode"] == "hosted" else None
+    checkout_url = row.get("provider_checkout_url") or (
+        f"{checkout_base_url}/{row['id']}" if row["mode"] == "hosted" else None
+    )
     return PaymentView(
         id=row["id"],
         reference=row["reference"],

@@ -29,7 +29,9 @@ def dispatch_policy(settings: Settings) -> DispatchPolicy:
 
 def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
     sender = WebhookSender(
-        settings.webhook_timeout_seconds, max_connections=settings.webhook_max_in_flight
+        settings.webhook_timeout_seconds,
+        max_connections=settings.webhook_max_in_flight,
+        live_guard=settings.webhook_live_guard,
     )
     box = SecretBox(settings.secrets_key.get_secret_value())
     return Dispatcher(pool, sender, box, dispatch_policy(settings))

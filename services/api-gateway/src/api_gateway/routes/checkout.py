@@ -65,6 +65,12 @@ def _state(payment: PaymentView) -> dict[str, Any]:
         "failure_code": payment.failure_code,
         "next_action": payment.next_action.type,
         "operators": [op.as_dict() for op in catalog.operators_of(payment.country)],
+        # A provider's own page (a card on Stripe Checkout): the customer continues there.
+        "redirect_url": (
+            payment.checkout_url
+            if payment.checkout_url and f"/checkout/{payment.id}" not in payment.checkout_url
+            else None
+        ),
     }
 
 

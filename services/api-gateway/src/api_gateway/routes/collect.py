@@ -122,7 +122,7 @@ async def openapi_document() -> Response:
 @router.get("/collect/payments/operators/")
 async def operators(
     who: Who,
-    country: Annotated[Literal["BJ", "TG", "CI"] | None, Query()] = None,
+    country: Annotated[Literal["BJ", "TG", "CI", "RW"] | None, Query()] = None,
 ) -> Response:
     countries = [c for c in catalog.COUNTRIES.values() if country in (None, c.code)]
     return json_response(

@@ -99,6 +99,8 @@ _ALLOWED: dict[Status, frozenset[Status]] = {
     ),
     Status.PENDING: frozenset(
         {
+            # The provider's own page takes over (a card on Stripe Checkout).
+            Status.AWAITING_PAYMENT,
             Status.PROCESSING,
             Status.AWAITING_OTP,
             Status.COMPLETED,
