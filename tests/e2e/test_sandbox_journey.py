@@ -29,6 +29,8 @@ async def _create(merchant: Merchant, phone: str) -> dict[str, object]:
     assert payment["amount"] == 3000 and payment["amount_minor"] == 300000
     assert payment["environment"] == "test"
     assert payment["next_action"]["type"] == "await_customer_validation"
+    # The default platform fee (1.5 %) is shown on the payment, as the ledger books it.
+    assert payment["platform_fee_minor"] == 4500 and payment["net_amount_minor"] == 295500
     return payment
 
 

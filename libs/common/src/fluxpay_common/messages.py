@@ -84,6 +84,9 @@ class PaymentView(BaseModel):
     refunded_amount: int = 0
     failure_code: str | None = None
     failure_message: str | None = None
+    # The platform's fee on this payment and what the merchant receives (minor units).
+    platform_fee_minor: int | None = None
+    net_amount_minor: int | None = None
 
 
 class RefundView(BaseModel):

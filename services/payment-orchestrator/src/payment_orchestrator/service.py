@@ -129,7 +129,14 @@ class Orchestrator:
         provider: str | None = None
         status = Status.AWAITING_PAYMENT
         if cmd.mode == "direct":
-            provider = route(self._settings.routes, cmd.environment, cmd.country, cmd.operator)
+            provider = route(
+                self._settings.routes,
+                cmd.environment,
+                cmd.country,
+                cmd.operator,
+                cmd.currency,
+                cmd.mode,
+            )
             if provider is None:
                 return _error(
                     422,
@@ -421,7 +428,12 @@ class Orchestrator:
             if row is None:
                 return _not_found(cmd.reference_or_id)
             provider = route(
-                self._settings.routes, row["environment"], row["country"], cmd.operator
+                self._settings.routes,
+                row["environment"],
+                row["country"],
+                cmd.operator,
+                row["currency"],
+                row["mode"],
             )
             if provider is None:
                 return _error(
@@ -570,7 +582,7 @@ class Orchestrator:
     # ------------------------------------------------------------ internals
 
     def _view(self, row: asyncpg.Record) -> Any:
-        return payment_view(row, self._settings.checkout_base_url)
+        return payment_view(row, self._settings.checkout_base_url, self._settings.ledger_fees)
 
     async def _find(
         self,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from fluxpay_common.fees import FeeSchedule
 from fluxpay_common.settings import ServiceSettings
 
 
@@ -21,6 +22,9 @@ class Settings(ServiceSettings):
             "CI:*": "novasend",
         }
     )
+    # The platform fee schedule, shared with the ledger (FLUXPAY_LEDGER_FEES): shown on
+    # each payment, booked by the ledger.
+    ledger_fees: FeeSchedule = Field(default_factory=FeeSchedule)
     # Tests compress time: expires_in_seconds * scale is the real delay.
     expiry_time_scale: float = 1.0
     expiry_sweep_seconds: float = 0.5

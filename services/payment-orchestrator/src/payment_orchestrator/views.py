@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from fluxpay_common.fees import FeeSchedule, platform_fee
 from fluxpay_common.messages import NextAction, PaymentView, RefundView
 from fluxpay_common.money import to_minor
 
@@ -32,7 +33,15 @@ def next_action(status: str, checkout_url: str | None) -> NextAction:
     )
 
 
-def payment_view(row: asyncpg.Record | dict[str, Any], checkout_base_url: str) -> PaymentView:
+def payment_view(
+    row: asyncpg.Record | dict[str, Any], checkout_base_url: str, fees: FeeSchedule | None = None
+) -> PaymentView:
+    amount_minor = to_minor(row["amount"])
+    fee = (
+        None
+        if fees is None
+        else platform_fee(fees, row["merchant_id"], row["operator"], amount_minor)
+    )
     checkout_url = row.get("provider_checkout_url") or (
         f"{checkout_base_url}/{row['id']}" if row["mode"] == "hosted" else None
     )
@@ -41,7 +50,7 @@ def payment_view(row: asyncpg.Record | dict[str, Any], checkout_base_url: str) -
         reference=row["reference"],
         status=row["status"],
         amount=row["amount"],
-        amount_minor=to_minor(row["amount"]),
+        amount_minor=amount_minor,
         currency=row["currency"],
         country=row["country"],
         mode=row["mode"],
@@ -60,6 +69,8 @@ def payment_view(row: asyncpg.Record | dict[str, Any], checkout_base_url: str) -
         refunded_amount=row["refunded_amount"],
         failure_code=row["failure_code"],
         failure_message=row["failure_message"],
+        platform_fee_minor=fee,
+        net_amount_minor=None if fee is None else amount_minor - fee,
     )
 
 

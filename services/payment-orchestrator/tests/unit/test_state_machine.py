@@ -96,3 +96,6 @@ def test_routing_sends_test_to_sandbox_and_live_by_most_specific_rule() -> None:
     assert route(table, "live", "BJ", "moov") == "novasend"
     assert route(table, "live", "CI", "card") == "stripe"
     assert route(table, "live", "TG", "moov") is None
+    precise = {**table, "BJ:mtn:XOF:hosted": "novasend"}
+    assert route(precise, "live", "BJ", "mtn", "XOF", "hosted") == "novasend"
+    assert route(precise, "live", "BJ", "mtn", "XOF", "direct") == "mtn_momo"

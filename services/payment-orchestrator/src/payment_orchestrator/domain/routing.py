@@ -6,13 +6,30 @@ SANDBOX = "sandbox"
 
 
 def route(
-    routes: dict[str, str], environment: str, country: str, operator: str | None
+    routes: dict[str, str],
+    environment: str,
+    country: str,
+    operator: str | None,
+    currency: str = "*",
+    mode: str = "*",
 ) -> str | None:
-    """The provider for (country, operator), most specific rule first; None if none fits."""
+    """The provider for (country, operator, currency, mode), most specific rule first.
+
+    Keys are `COUNTRY:operator[:CURRENCY[:mode]]`, `*` matching anything; None if none fits.
+    """
     if environment == "test":
         return SANDBOX
     op = operator or "*"
-    for key in (f"{country}:{op}", f"*:{op}", f"{country}:*", "*:*"):
+    keys = (
+        f"{country}:{op}:{currency}:{mode}",
+        f"{country}:{op}:{currency}",
+        f"{country}:{op}",
+        f"*:{op}:{currency}",
+        f"*:{op}",
+        f"{country}:*",
+        "*:*",
+    )
+    for key in keys:
         if key in routes:
             return routes[key]
     return None
