@@ -8,11 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import uuid
 
 from fluxpay_common.testing import isolated_infra
-from tests.chaos.scenario import report, run_chaos
-from tests.support.stack import ROOT, Stack
+from tests.chaos.scenario import chaos_stack, report, run_chaos
 
 
 def main() -> None:
@@ -23,14 +21,7 @@ def main() -> None:
     parser.add_argument("--no-infra", action="store_true", help="skip RabbitMQ/PG restarts")
     args = parser.parse_args()
     with isolated_infra() as infra:
-        stack = Stack(
-            infra,
-            log_dir=ROOT / "artifacts" / f"chaos-{uuid.uuid4().hex[:6]}",
-            extra_env={
-                "FLUXPAY_SANDBOX_DELAY_SECONDS": "0.5",
-                "FLUXPAY_WEBHOOK_RETRY_SCHEDULE": "0,1,2,3,5,5,5,5",
-            },
-        )
+        stack = chaos_stack(infra, "chaos", "0.5", "0,1,2,3,5,5,5,5")
         stack.start()
         try:
             stack.wait_ready()

@@ -35,7 +35,7 @@ import httpx
 from fluxpay_common import topology
 from fluxpay_common.testing import Infra, wait_for
 from tests.support.receiver import Received, WebhookReceiver
-from tests.support.stack import Stack
+from tests.support.stack import ROOT, Stack
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "refunded"}
 
@@ -120,6 +120,12 @@ class Load:
             self._figures.create_retries += 1
             await asyncio.sleep(0.5)
 
+    async def _guarded(self, intent: Intent) -> None:
+        try:
+            await self._one(intent)
+        except Exception as exc:
+            self._figures.problems.append(f"{intent.reference}: {exc!r}")
+
     async def _one(self, intent: Intent) -> None:
         response = await self._post("/collect/payments", intent.body(), intent.key)
         if response.status_code not in (200, 201):
@@ -165,7 +171,7 @@ class Load:
             intent = make_intent(self._rng)
             self.intents.append(intent)
             self._figures.intents += 1
-            task = asyncio.create_task(self._one(intent))
+            task = asyncio.create_task(self._guarded(intent))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             n += 1
@@ -433,3 +439,15 @@ def report(figures: Figures) -> str:
         "problems: " + ("none" if not figures.problems else "; ".join(figures.problems[:20])),
     ]
     return "\n".join(lines)
+
+
+def chaos_stack(infra: Infra, label: str, sandbox_delay: str, retry_schedule: str) -> Stack:
+    """The platform as processes for a fault run, logs under artifacts/<label>-<hex>."""
+    return Stack(
+        infra,
+        log_dir=ROOT / "artifacts" / f"{label}-{uuid.uuid4().hex[:6]}",
+        extra_env={
+            "FLUXPAY_SANDBOX_DELAY_SECONDS": sandbox_delay,
+            "FLUXPAY_WEBHOOK_RETRY_SCHEDULE": retry_schedule,
+        },
+    )

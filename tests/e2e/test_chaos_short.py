@@ -4,13 +4,10 @@ merchant's receiver failing for a while; nothing lost, nothing doubled, books ba
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from fluxpay_common.testing import isolated_infra
-from tests.chaos.scenario import report, run_chaos
-from tests.support.stack import ROOT, Stack
+from tests.chaos.scenario import chaos_stack, report, run_chaos
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +18,7 @@ async def test_no_payment_lost_or_doubled_when_services_are_killed() -> None:
 
     def scenario() -> str:
         with isolated_infra() as infra:
-            stack = Stack(
-                infra,
-                log_dir=ROOT / "artifacts" / f"chaos-short-{uuid.uuid4().hex[:6]}",
-                extra_env={
-                    "FLUXPAY_SANDBOX_DELAY_SECONDS": "0.3",
-                    "FLUXPAY_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2,2,3,3,3",
-                },
-            )
+            stack = chaos_stack(infra, "chaos-short", "0.3", "0,1,1,2,2,3,3,3")
             stack.start()
             try:
                 stack.wait_ready()

@@ -32,27 +32,73 @@ class RpcUnavailable(Exception):
 
 
 class RpcClient:
+    """Many requests in flight over one connection; survives a broker restart.
+
+    The reply consumer lives on the channel that publishes (RabbitMQ's direct reply-to
+    requires it), so the client owns its reconnection rather than leaving it to a robust
+    channel, which could restore the channel before the reply consumer and have every later
+    publish refused. A lost connection fails the requests in flight (RpcUnavailable: the
+    caller answers 503 and the merchant retries) and the next call reconnects.
+    """
+
     def __init__(self, url: str, exchange: str, routing_key: str) -> None:
         self._url = url
         self._exchange_name = exchange
         self._routing_key = routing_key
         self._pending: dict[str, asyncio.Future[bytes]] = {}
-        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._connection: aio_pika.abc.AbstractConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._lock = asyncio.Lock()
+        self._stopped = False
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url)
-        self._channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange = await self._channel.get_exchange(self._exchange_name, ensure=False)
-        queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
-        await queue.consume(self._on_reply, no_ack=True)
+        await self._ensure_open()
 
     async def stop(self) -> None:
-        for future in self._pending.values():
-            future.cancel()
+        self._stopped = True
+        self._fail_pending(RpcUnavailable("rpc client stopped"))
         if self._connection is not None:
             await self._connection.close()
+
+    def _usable(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def _ensure_open(self) -> None:
+        if self._usable():
+            return
+        async with self._lock:
+            if self._usable():
+                return
+            if self._connection is not None and not self._connection.is_closed:
+                await self._connection.close()
+            try:
+                connection = await aio_pika.connect(self._url)
+                channel = await connection.channel(publisher_confirms=True)
+                self._exchange = await channel.get_exchange(self._exchange_name, ensure=False)
+                queue = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+                await queue.consume(self._on_reply, no_ack=True)
+            except (aio_pika.exceptions.AMQPError, OSError) as exc:
+                raise RpcUnavailable(repr(exc)) from exc
+            connection.close_callbacks.add(self._on_close)
+            channel.close_callbacks.add(self._on_close)
+            self._connection, self._channel = connection, channel
+            log.info("rpc_client_connected", routing_key=self._routing_key)
+
+    def _on_close(self, *_: Any) -> None:
+        if not self._stopped:
+            log.warning("rpc_client_connection_lost", routing_key=self._routing_key)
+        self._fail_pending(RpcUnavailable("connection to the broker lost"))
+
+    def _fail_pending(self, error: Exception) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)
@@ -62,8 +108,9 @@ class RpcClient:
     async def call(
         self, request: Message, reply_type: type[BaseModel] | TypeAdapter[Any], timeout: float
     ) -> Any:
-        if self._exchange is None:
-            raise RpcUnavailable("rpc client not started")
+        if self._stopped:
+            raise RpcUnavailable("rpc client stopped")
+        await self._ensure_open()
         correlation_id = str(uuid.uuid4())
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from starlette.responses import Response
 
 from api_gateway.admin import rotate_webhook_secret, set_webhook_url
-from api_gateway.routes.collect import Who, reject_unknown_query
+from api_gateway.routes.collect import Who, reject_unknown_query, scope
 from api_gateway.rpc import QueryService, json_response
 from api_gateway.schemas import absolute_http_url
 from fluxpay_common.crypto import SecretBox
@@ -21,14 +21,6 @@ from fluxpay_common.messages import LedgerQuery, WebhooksCommand
 router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=100)]
-
-
-def _scope(request: Request, who: Any) -> dict[str, Any]:
-    return {
-        "correlation_id": request.state.correlation_id,
-        "merchant_id": who.merchant_id,
-        "environment": who.environment,
-    }
 
 
 def _ledger(request: Request) -> QueryService:
@@ -43,7 +35,7 @@ def _webhooks(request: Request) -> QueryService:
 
 @router.get("/api/v1/balance")
 async def balance(request: Request, who: Who) -> Response:
-    data = await _ledger(request).data(LedgerQuery(type="ledger.balance", **_scope(request, who)))
+    data = await _ledger(request).data(LedgerQuery(type="ledger.balance", **scope(request, who)))
     return json_response(data)
 
 
@@ -56,7 +48,7 @@ async def balance_transactions(
             type="ledger.transactions",
             limit=limit,
             starting_after=starting_after,
-            **_scope(request, who),
+            **scope(request, who),
         )
     )
     return json_response(data)
@@ -76,7 +68,7 @@ async def list_events(
             limit=limit,
             starting_after=starting_after,
             event_type=type,
-            **_scope(request, who),
+            **scope(request, who),
         )
     )
     return json_response(data)
@@ -85,7 +77,7 @@ async def list_events(
 @router.get("/api/v1/events/{event_id}")
 async def get_event(request: Request, event_id: str, who: Who) -> Response:
     data = await _webhooks(request).data(
-        WebhooksCommand(type="webhooks.get_event", event_id=event_id, **_scope(request, who))
+        WebhooksCommand(type="webhooks.get_event", event_id=event_id, **scope(request, who))
     )
     return json_response(data)
 
@@ -93,7 +85,7 @@ async def get_event(request: Request, event_id: str, who: Who) -> Response:
 @router.post("/api/v1/events/{event_id}/replay")
 async def replay_event(request: Request, event_id: str, who: Who) -> Response:
     data = await _webhooks(request).data(
-        WebhooksCommand(type="webhooks.replay_event", event_id=event_id, **_scope(request, who))
+        WebhooksCommand(type="webhooks.replay_event", event_id=event_id, **scope(request, who))
     )
     return json_response(data, 202)
 
@@ -112,7 +104,7 @@ class ReplayFailed(BaseModel):
 async def replay_failed(request: Request, body: ReplayFailed, who: Who) -> Response:
     since = body.since if body.since.tzinfo else body.since.replace(tzinfo=UTC)
     data = await _webhooks(request).data(
-        WebhooksCommand(type="webhooks.replay_failed", since=since, **_scope(request, who))
+        WebhooksCommand(type="webhooks.replay_failed", since=since, **scope(request, who))
     )
     return json_response(data, 202)
 
@@ -121,7 +113,7 @@ async def replay_failed(request: Request, body: ReplayFailed, who: Who) -> Respo
 @router.post("/api/v1/webhooks/test")
 async def send_test_event(request: Request, who: Who) -> Response:
     data = await _webhooks(request).data(
-        WebhooksCommand(type="webhooks.send_test", **_scope(request, who))
+        WebhooksCommand(type="webhooks.send_test", **scope(request, who))
     )
     return json_response(data, 202)
 
@@ -129,7 +121,7 @@ async def send_test_event(request: Request, who: Who) -> Response:
 @router.get("/api/v1/webhook_endpoint")
 async def get_endpoint(request: Request, who: Who) -> Response:
     data = await _webhooks(request).data(
-        WebhooksCommand(type="webhooks.get_endpoint", **_scope(request, who))
+        WebhooksCommand(type="webhooks.get_endpoint", **scope(request, who))
     )
     return json_response(data)
 

@@ -72,6 +72,17 @@ async def principal(
 
 
 Who = Annotated[Principal, Depends(principal)]
+
+
+def scope(request: Request, who: Principal) -> dict[str, Any]:
+    """The fields every merchant-scoped message carries: who asks, in which environment."""
+    return {
+        "correlation_id": request.state.correlation_id,
+        "merchant_id": who.merchant_id,
+        "environment": who.environment,
+    }
+
+
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
@@ -152,9 +163,7 @@ async def create_payment(
 
     async def run() -> tuple[int, Any]:
         command = CreatePayment(
-            correlation_id=request.state.correlation_id,
-            merchant_id=who.merchant_id,
-            environment=who.environment,  # type: ignore[arg-type]
+            **scope(request, who),
             idempotency_key=key,
             reference=body.reference,
             amount=body.amount,
@@ -201,9 +210,7 @@ async def get_payment(
 ) -> Response:
     reply = await _orchestrator(request).call(
         GetPayment(
-            correlation_id=request.state.correlation_id,
-            merchant_id=who.merchant_id,
-            environment=who.environment,  # type: ignore[arg-type]
+            **scope(request, who),
             reference_or_id=reference_or_id,
             sync=sync,
         )
@@ -219,9 +226,7 @@ async def confirm_payment(
 ) -> Response:
     reply = await _orchestrator(request).call(
         ConfirmPayment(
-            correlation_id=request.state.correlation_id,
-            merchant_id=who.merchant_id,
-            environment=who.environment,  # type: ignore[arg-type]
+            **scope(request, who),
             reference_or_id=reference_or_id,
             otp=body.otp,
         )
@@ -240,9 +245,7 @@ async def cancel_payment(
 ) -> Response:
     reply = await _orchestrator(request).call(
         CancelPayment(
-            correlation_id=request.state.correlation_id,
-            merchant_id=who.merchant_id,
-            environment=who.environment,  # type: ignore[arg-type]
+            **scope(request, who),
             reference_or_id=reference_or_id,
             reason=body.reason if body else None,
         )
@@ -266,9 +269,7 @@ async def refund_payment(
     async def run() -> tuple[int, Any]:
         reply = await _orchestrator(request).call(
             RefundPayment(
-                correlation_id=request.state.correlation_id,
-                merchant_id=who.merchant_id,
-                environment=who.environment,  # type: ignore[arg-type]
+                **scope(request, who),
                 reference_or_id=reference_or_id,
                 idempotency_key=key,
                 amount=body.amount,
