@@ -26,6 +26,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import ErrorBody
+from fluxpay_common.rpc import DEADLINE_HEADER
 from fluxpay_common.topology import Route
 from fluxpay_common.tracing import span_from_headers
 
@@ -42,6 +43,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.AdminShutdownError,
+    # A connection that broke mid-operation (a database restart) reports this.
+    asyncpg.exceptions._base.InternalClientError,
     TimeoutError,
 )
 
@@ -61,6 +64,14 @@ async def retry_transient(
             log.warning("transient_failure_retrying", what=what, error=repr(exc), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _past_deadline(msg: RabbitMessage) -> bool:
+    deadline = (msg.headers or {}).get(DEADLINE_HEADER)
+    try:
+        return deadline is not None and float(deadline) < time.time()
+    except (TypeError, ValueError):
+        return False
 
 
 class _ErrorReply(BaseModel):
@@ -104,6 +115,11 @@ def subscribe(
                 errors=exc.errors(include_url=False, include_input=False)[:5],
             )
             raise RejectMessage() from exc
+        if msg.reply_to and _past_deadline(msg):
+            # The caller gave up (it answered the merchant 503): doing the work now would
+            # answer nobody. Acknowledged and logged, not dead-lettered: nothing failed.
+            log.info("request_expired_skipped", queue=route.queue, message_id=msg.message_id)
+            return
         ids = {
             "message_id": getattr(parsed, "message_id", None),
             "correlation_id": getattr(parsed, "correlation_id", None) or msg.correlation_id,

@@ -8,6 +8,7 @@ correlation id to future, as aio-pika's RPC pattern does. (FastStream 0.7's
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -21,6 +22,9 @@ from fluxpay_common.tracing import inject_headers
 
 log = get_logger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+# Unix time after which the caller no longer waits; consumers skip a request past it. (A
+# per-message TTL would dead-letter every request that outlived a broker or service outage.)
+DEADLINE_HEADER = "x-reply-deadline"
 
 
 class RpcTimeout(Exception):
@@ -133,9 +137,11 @@ class RpcClient:
             correlation_id=correlation_id,
             message_id=str(request.message_id),
             reply_to=DIRECT_REPLY_TO,
-            # A request nobody read before the caller gave up is not worth processing.
-            expiration=timeout,
-            headers={**inject_headers(), "x-message-type": getattr(request, "type", "")},
+            headers={
+                **inject_headers(),
+                "x-message-type": getattr(request, "type", ""),
+                DEADLINE_HEADER: f"{time.time() + timeout:.3f}",
+            },
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:

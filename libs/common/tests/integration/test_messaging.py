@@ -21,7 +21,7 @@ from fluxpay_common.messages import (
     provider_update_adapter,
 )
 from fluxpay_common.outbox import OutboxRelay, add_to_outbox
-from fluxpay_common.rpc import RpcClient
+from fluxpay_common.rpc import DEADLINE_HEADER, RpcClient
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import ServiceSettings
 from fluxpay_common.testing import Infra, wait_for
@@ -202,5 +202,44 @@ async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(setting
 
     await wait_for(dead, timeout=20, what="the failed request in its DLQ")
     assert LedgerQuery.model_validate_json(found[0].body).message_id == query.message_id
+    await client.stop()
+    await broker.stop()
+
+
+async def test_a_request_past_its_deadline_is_skipped_not_dead_lettered(settings) -> None:
+    url = settings.rabbitmq_url.get_secret_value()
+    name = f"test.rpc.{uuid.uuid4().hex[:8]}"
+    route = topology.Route(name, topology.COMMANDS, (name,))
+    handled: list[uuid.UUID] = []
+
+    async def handler(query, msg):
+        handled.append(query.message_id)
+        return QueryReply(data={"ok": True})
+
+    broker = make_broker(settings)
+    consumer.subscribe(
+        broker, route, ledger_query_adapter, handler, delivery_limit=5, retry_seconds=0.1
+    )
+    await broker.connect()
+    await topology.declare_topology(broker, delivery_limit=settings.delivery_limit)
+    dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
+    dlq = await broker.declare_queue(route.dead_letter_queue())
+    await dlq.bind(dead_letter, routing_key=route.queue)
+    await broker.start()
+    stale = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
+    await broker.publish(
+        stale.to_bytes(),
+        exchange=topology.COMMANDS.name,
+        routing_key=name,
+        reply_to="a-caller-long-gone",
+        headers={DEADLINE_HEADER: "1000.0"},
+    )
+    client = RpcClient(url, topology.COMMANDS.name, name)
+    await client.start()
+    fresh = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
+    assert (await client.call(fresh, QueryReply, timeout=5)).data == {"ok": True}
+    # Queues are FIFO: the stale request was seen (and skipped) before the fresh one.
+    assert handled == [fresh.message_id]
+    assert await _dead_letters(url, f"{name}.dlq") == []
     await client.stop()
     await broker.stop()

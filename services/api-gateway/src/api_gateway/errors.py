@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from fluxpay_common.consumer import TRANSIENT_ERRORS
 from fluxpay_common.logging import get_logger
 
 log = get_logger(__name__)
@@ -116,6 +117,19 @@ def install(app: FastAPI, doc_base_url: str) -> None:
         return error_response(ApiError(exc.status_code, code, message), doc_base_url)
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
+        if isinstance(exc, TRANSIENT_ERRORS):
+            # Our database or broker is unreachable for a moment: a retry will work.
+            log.warning("dependency_unavailable", error=repr(exc))
+            return error_response(
+                ApiError(
+                    503,
+                    "service_unavailable",
+                    "FluxPay is briefly unavailable; retry the request (with the same"
+                    " Idempotency-Key).",
+                    headers={"Retry-After": "1"},
+                ),
+                doc_base_url,
+            )
         log.error("unhandled_error", error=repr(exc), exc_info=True)
         return error_response(
             ApiError(500, "internal_error", "Something went wrong on our side; retry later."),
