@@ -224,11 +224,18 @@ def restart_postgres(client: httpx.AsyncClient, figures: Figures) -> Fault:
         cluster = sorted(os.listdir("/etc/postgresql"))[0]
         ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main"]
         await asyncio.to_thread(subprocess.run, [*ctl, "stop", "-m", "fast"], check=True)
-        # While PostgreSQL is down the API must answer 503 in the error shape, never 500.
-        probe = await client.get("/collect/payments/no-such-payment")
-        figures.details["api_status_with_postgres_down"] = probe.status_code
-        await asyncio.sleep(2)
-        await asyncio.to_thread(subprocess.run, [*ctl, "start"], check=True)
+        try:
+            # While PostgreSQL is down the API must answer 503 in the error shape, never 500.
+            async with httpx.AsyncClient(
+                base_url=client.base_url, headers=client.headers, timeout=15
+            ) as probe_client:
+                probe = await probe_client.get("/collect/payments/no-such-payment")
+            figures.details["api_status_with_postgres_down"] = probe.status_code
+            if probe.status_code != 503 or "error" not in probe.json():
+                figures.problems.append(f"PostgreSQL down: API answered {probe.status_code}")
+            await asyncio.sleep(2)
+        finally:
+            await asyncio.to_thread(subprocess.run, [*ctl, "start"], check=True)
         return f"PostgreSQL stopped for 2s (API answered {probe.status_code}) and started"
 
     return fault
