@@ -124,7 +124,12 @@ async def bench(args: argparse.Namespace, infra: Infra) -> None:
     stack = Stack(
         infra,
         log_dir=ROOT / "artifacts" / f"bench-{uuid.uuid4().hex[:6]}",
-        extra_env={"FLUXPAY_SANDBOX_DELAY_SECONDS": "0", "FLUXPAY_LOG_LEVEL": "WARNING"},
+        extra_env={
+            "FLUXPAY_SANDBOX_DELAY_SECONDS": "0",
+            "FLUXPAY_LOG_LEVEL": "WARNING",
+            # The bench is one merchant: let its endpoint take more than the default 4 at once.
+            "FLUXPAY_WEBHOOK_ENDPOINT_CONCURRENCY": str(args.webhook_concurrency),
+        },
     )
     stack.start()
     try:
@@ -211,7 +216,8 @@ def report(args, api, e2e, receiver, secret, pg_tps, mq_mps, postings, window, l
         print(f"{name.ljust(width)} | {value}")
     print(
         f"\nsettings: 1 process per service, API concurrency {args.concurrency}, "
-        f"sandbox delay 0, default prefetch/pools (FLUXPAY_PREFETCH, FLUXPAY_DB_POOL_MAX); "
+        f"sandbox delay 0, webhook endpoint concurrency {args.webhook_concurrency}, default "
+        f"prefetch/pools (FLUXPAY_PREFETCH, FLUXPAY_DB_POOL_MAX); "
         f"logs in {logs}"
     )
     (ROOT / "artifacts" / "bench-last.json").write_bytes(orjson.dumps(dict(rows)))
@@ -228,6 +234,7 @@ def main() -> None:
     parser.add_argument("--api-seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--drain-seconds", type=float, default=30)
+    parser.add_argument("--webhook-concurrency", type=int, default=16)
     args = parser.parse_args()
     # The database and vhost are made (and dropped) outside the benchmark's event loop.
     with isolated_infra() as infra:
