@@ -101,6 +101,15 @@ async def test_three_wrong_otps_fail_the_payment(merchant_factory, receiver) -> 
 async def test_cancel_an_open_payment_once(merchant_factory, receiver) -> None:
     merchant = merchant_factory(receiver.url)
     payment = await create(merchant, "+22997000003")
+    # sync=true asks the provider: the silent customer's push is still processing there.
+    synced = await merchant.client.get(
+        f"/collect/payments/{payment['id']}", params={"sync": "true"}
+    )
+    assert synced.status_code == 200 and synced.json()["status"] in ("pending", "processing")
+    bad_sync = await merchant.client.get(
+        f"/collect/payments/{payment['id']}", params={"sync": "perhaps"}
+    )
+    assert bad_sync.status_code == 400 and bad_sync.json()["error"]["param"] == "sync"
     cancel = f"/collect/payments/{payment['reference']}/cancel"
     response = await merchant.client.post(cancel, json={"reason": "customer_left"})
     assert response.status_code == 200, response.text
