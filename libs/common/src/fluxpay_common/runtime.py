@@ -34,7 +34,8 @@ def make_broker(settings: ServiceSettings, **kwargs: Any) -> RabbitBroker:
         default_channel=Channel(
             prefetch_count=settings.prefetch, publisher_confirms=True, on_return_raises=True
         ),
-        graceful_timeout=15,
+        # In-flight handlers get this long to finish on SIGTERM; the rest return to the queue.
+        graceful_timeout=10,
         logger=None,
         **kwargs,
     )
@@ -180,5 +181,10 @@ async def serve_worker(
     await broker.stop()
     if stopped is not None:
         await stopped(ctx)
-    await pool.close()
+    try:
+        # Bounded: an orchestrator of processes (Kubernetes, honcho) waits only so long.
+        await asyncio.wait_for(pool.close(), 5)
+    except TimeoutError:
+        log.warning("pool_close_timed_out")
+        pool.terminate()
     log.info("service_stopped")
