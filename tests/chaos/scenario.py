@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -33,9 +34,9 @@ import asyncpg
 import httpx
 
 from fluxpay_common import topology
-from fluxpay_common.testing import Infra, wait_for
+from fluxpay_common.testing import Infra, free_port, wait_for
 from tests.support.receiver import Received, WebhookReceiver
-from tests.support.stack import ROOT, Stack
+from tests.support.stack import ROOT, ServiceSpec, Stack
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "refunded"}
 
@@ -53,6 +54,8 @@ class Intent:
     refund: bool = False
     refund_id: str | None = None
     refund_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # A live payment through a real PSP's simulator (Novasend), not the sandbox.
+    live: bool = False
 
     def body(self) -> dict[str, Any]:
         return {
@@ -78,33 +81,50 @@ class Figures:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def make_intent(rng: random.Random) -> Intent:
+def make_intent(rng: random.Random, with_psp: bool = False) -> Intent:
     draw = rng.random()
     reference = f"chaos-{uuid.uuid4()}"
+    if with_psp and draw > 0.75:
+        # Live Moov Benin goes to Novasend; 000004: its callback never comes (polling only).
+        phone = "+22995000004" if draw > 0.9 else "+22995000001"
+        return Intent(reference, phone, "moov", live=True)
     if draw < 0.1:
         return Intent(reference, "+22997000002", "mtn", expected="failed")
     if draw < 0.2:
         return Intent(reference, "+22997000001", "coris")  # OTP, confirmed with 123456
-    return Intent(reference, "+22997000001", "mtn", refund=draw > 0.85)
+    return Intent(reference, "+22997000001", "mtn", refund=0.6 < draw <= 0.75)
 
 
 class Load:
     """Steady merchant traffic with retries, as an integrating merchant would write it."""
 
-    def __init__(self, client: httpx.AsyncClient, figures: Figures, seed: int = 7) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        figures: Figures,
+        seed: int = 7,
+        live_client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._client = client
+        self._live_client = live_client
         self._figures = figures
         self._rng = random.Random(seed)
         self.intents: list[Intent] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _post(self, path: str, json: Any, key: str | None = None) -> httpx.Response:
+    def client_for(self, intent: Intent) -> httpx.AsyncClient:
+        return self._live_client if intent.live and self._live_client else self._client
+
+    async def _post(
+        self, path: str, json: Any, key: str | None = None, client: httpx.AsyncClient | None = None
+    ) -> httpx.Response:
         """POST until the platform answers something other than a 5xx or a broken connection."""
         headers = {"Idempotency-Key": key} if key else {}
+        client = client or self._client
         deadline = time.monotonic() + 180
         while True:
             try:
-                response = await self._client.post(path, json=json, headers=headers)
+                response = await client.post(path, json=json, headers=headers)
                 busy = response.status_code == 409 and (
                     "idempotency_key_in_use" in response.text or "otp_not_ready" in response.text
                 )
@@ -127,7 +147,9 @@ class Load:
             self._figures.problems.append(f"{intent.reference}: {exc!r}")
 
     async def _one(self, intent: Intent) -> None:
-        response = await self._post("/collect/payments", intent.body(), intent.key)
+        response = await self._post(
+            "/collect/payments", intent.body(), intent.key, self.client_for(intent)
+        )
         if response.status_code not in (200, 201):
             self._figures.problems.append(f"create {intent.reference}: {response.text[:200]}")
             return
@@ -159,7 +181,7 @@ class Load:
 
     async def status(self, intent: Intent) -> str | None:
         try:
-            response = await self._client.get(f"/collect/payments/{intent.payment_id}")
+            response = await self.client_for(intent).get(f"/collect/payments/{intent.payment_id}")
         except httpx.HTTPError:
             return None
         return str(response.json()["status"]) if response.status_code == 200 else None
@@ -168,7 +190,7 @@ class Load:
         started = time.monotonic()
         n = 0
         while time.monotonic() - started < seconds:
-            intent = make_intent(self._rng)
+            intent = make_intent(self._rng, with_psp=self._live_client is not None)
             self.intents.append(intent)
             self._figures.intents += 1
             task = asyncio.create_task(self._guarded(intent))
@@ -239,6 +261,54 @@ def restart_postgres(client: httpx.AsyncClient, figures: Figures) -> Fault:
         return f"PostgreSQL stopped for 2s (API answered {probe.status_code}) and started"
 
     return fault
+
+
+def add_psp(stack: Stack, provider: str = "novasend") -> str:
+    """Start a PSP simulator and its connector beside the stack; returns the simulator URL."""
+    sim_port, callback_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{sim_port}"
+    callback_url = f"http://127.0.0.1:{callback_port}/callbacks/{provider}"
+    stack.extra_env[f"FLUXPAY_{provider.upper()}_BASE_URL"] = base
+    stack.extra_env[f"FLUXPAY_{provider.upper()}_POLL_SECONDS"] = "0.5"
+    sim = ServiceSpec(
+        f"sim-{provider}",
+        ["fluxpay-psp-sim", "--psp", provider, "--port", str(sim_port),
+         "--webhook-url", callback_url, "--delay", "0.3"],
+    )  # fmt: skip
+    connector = ServiceSpec(
+        f"connector-{provider}",
+        ["fluxpay-connector", "--provider", provider, "--http-port", str(callback_port)],
+    )
+    stack.services += [sim, connector]
+    stack.start_service(sim.name)
+    stack.start_service(connector.name)
+    return base
+
+
+def psp_fault(sim_url: str, spec: dict[str, Any], what: str) -> Fault:
+    async def fault() -> str:
+        async with httpx.AsyncClient(base_url=sim_url, timeout=10) as sim:
+            response = await sim.post("/_sim/faults", json=spec)
+            response.raise_for_status()
+        return what
+
+    return fault
+
+
+async def psp_charges_per_payment(sim_url: str) -> dict[str, int]:
+    """Sessions the PSP opened per merchant reference (distinct idempotency keys it saw)."""
+    async with httpx.AsyncClient(base_url=sim_url, timeout=30) as sim:
+        seen = (
+            await sim.get("/_sim/requests", params={"path": "/v1/payin/sessions", "method": "POST"})
+        ).json()
+    keys: dict[str, set[str]] = {}
+    for request in seen:
+        try:
+            reference = json.loads(request["body"])["reference"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        keys.setdefault(reference, set()).add(request["headers"].get("x-idempotency-key", ""))
+    return {reference: len(k) for reference, k in keys.items()}
 
 
 async def run_faults(faults: list[Fault], gap: float, figures: Figures) -> None:
@@ -384,7 +454,7 @@ async def _none_missing(arrived: Callable[[], Awaitable[set[Any]]]) -> bool:
 
 
 async def _refund_done(load: Load, intent: Intent) -> bool:
-    response = await load._client.get(f"/collect/payments/{intent.payment_id}")
+    response = await load.client_for(intent).get(f"/collect/payments/{intent.payment_id}")
     return response.status_code == 200 and response.json()["refunded_amount"] >= 1000
 
 
@@ -417,9 +487,31 @@ async def run_chaos(
                 for name in ("orchestrator", "connector-sandbox", "ledger", "webhooks", "gateway")
             ]
             faults.append(failing_receiver(receiver_state, 2 * gap))
+            live_client = None
             if full:
-                faults += [restart_rabbitmq(), restart_postgres(client, figures)]
-            load = Load(client, figures)
+                sim_url = add_psp(stack)
+                live_client = httpx.AsyncClient(
+                    base_url=f"{stack.base_url}/api/v1",
+                    headers={"Authorization": f"Bearer {keys['live']}"},
+                    timeout=15,
+                )
+                sessions = "/v1/payin/sessions"
+                faults += [
+                    kill_and_restart(stack, "connector-novasend"),
+                    psp_fault(
+                        sim_url,
+                        {"path": sessions, "kind": "slow", "delay_seconds": 4, "count": 10},
+                        "Novasend answered the next 10 payins after 4 s",
+                    ),
+                    psp_fault(
+                        sim_url,
+                        {"path": sessions, "kind": "error", "status": 503, "count": 10},
+                        "Novasend answered the next 10 payins 503",
+                    ),
+                    restart_rabbitmq(),
+                    restart_postgres(client, figures),
+                ]
+            load = Load(client, figures, live_client=live_client)
             await asyncio.gather(load.run(seconds, rate), run_faults(faults, gap, figures))
             await load.settle(timeout=180)
             await verify(
@@ -431,6 +523,15 @@ async def run_chaos(
                 figures,
                 timeout=180,
             )
+            if live_client is not None:
+                await live_client.aclose()
+                charges = await psp_charges_per_payment(sim_url)
+                doubled = {r: n for r, n in charges.items() if n > 1}
+                live = [i for i in load.intents if i.live and i.payment_id]
+                figures.details["psp_payments"] = len(live)
+                figures.details["psp_sessions"] = sum(charges.values())
+                if doubled:
+                    figures.problems.append(f"PSP charged twice: {doubled}")
     finally:
         receiver.stop()
     return figures
@@ -456,5 +557,7 @@ def chaos_stack(infra: Infra, label: str, sandbox_delay: str, retry_schedule: st
         extra_env={
             "FLUXPAY_SANDBOX_DELAY_SECONDS": sandbox_delay,
             "FLUXPAY_WEBHOOK_RETRY_SCHEDULE": retry_schedule,
+            # Live events go to the local http receiver too (development-only setting).
+            "FLUXPAY_WEBHOOK_LIVE_GUARD": "false",
         },
     )
