@@ -34,9 +34,9 @@ import asyncpg
 import httpx
 
 from fluxpay_common import topology
-from fluxpay_common.testing import Infra, free_port, wait_for
+from fluxpay_common.testing import Infra, wait_for
 from tests.support.receiver import Received, WebhookReceiver
-from tests.support.stack import ROOT, ServiceSpec, Stack
+from tests.support.stack import ROOT, Stack, add_psp
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "refunded"}
 
@@ -263,28 +263,6 @@ def restart_postgres(client: httpx.AsyncClient, figures: Figures) -> Fault:
     return fault
 
 
-def add_psp(stack: Stack, provider: str = "novasend") -> str:
-    """Start a PSP simulator and its connector beside the stack; returns the simulator URL."""
-    sim_port, callback_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{sim_port}"
-    callback_url = f"http://127.0.0.1:{callback_port}/callbacks/{provider}"
-    stack.extra_env[f"FLUXPAY_{provider.upper()}_BASE_URL"] = base
-    stack.extra_env[f"FLUXPAY_{provider.upper()}_POLL_SECONDS"] = "0.5"
-    sim = ServiceSpec(
-        f"sim-{provider}",
-        ["fluxpay-psp-sim", "--psp", provider, "--port", str(sim_port),
-         "--webhook-url", callback_url, "--delay", "0.3"],
-    )  # fmt: skip
-    connector = ServiceSpec(
-        f"connector-{provider}",
-        ["fluxpay-connector", "--provider", provider, "--http-port", str(callback_port)],
-    )
-    stack.services += [sim, connector]
-    stack.start_service(sim.name)
-    stack.start_service(connector.name)
-    return base
-
-
 def psp_fault(sim_url: str, spec: dict[str, Any], what: str) -> Fault:
     async def fault() -> str:
         async with httpx.AsyncClient(base_url=sim_url, timeout=10) as sim:
@@ -489,7 +467,7 @@ async def run_chaos(
             faults.append(failing_receiver(receiver_state, 2 * gap))
             live_client = None
             if full:
-                sim_url = add_psp(stack)
+                sim_url = add_psp(stack, "novasend").sim_url
                 live_client = httpx.AsyncClient(
                     base_url=f"{stack.base_url}/api/v1",
                     headers={"Authorization": f"Bearer {keys['live']}"},

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from fluxpay_common.testing import free_port, wait_for
+from fluxpay_common.testing import wait_for
 from tests.e2e.conftest import idempotency
 from tests.e2e.test_collect_api import webhook
 from tests.support.receiver import WebhookReceiver
-from tests.support.stack import ServiceSpec, Stack
+from tests.support.stack import Stack, add_psp
 
 pytestmark = pytest.mark.e2e
 PROVIDERS = ("novasend", "mtn_momo", "irembopay", "stripe")
@@ -46,27 +46,7 @@ JOURNEYS = {
 def psp_stack(stack: Stack) -> Iterator[dict[str, int]]:
     """Add every PSP simulator and connector to the running stack (stopped with it);
     yields each connector's callback port."""
-    callback_ports: dict[str, int] = {}
-    for provider in PROVIDERS:
-        sim_port, callback_port = free_port(), free_port()
-        callback_url = f"http://127.0.0.1:{callback_port}/callbacks/{provider}"
-        stack.extra_env[f"FLUXPAY_{provider.upper()}_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
-        stack.extra_env[f"FLUXPAY_{provider.upper()}_POLL_SECONDS"] = "0.5"
-        if provider == "mtn_momo":
-            stack.extra_env["FLUXPAY_MTN_MOMO_CALLBACK_URL"] = callback_url
-        sim = ServiceSpec(
-            f"sim-{provider}",
-            ["fluxpay-psp-sim", "--psp", provider, "--port", str(sim_port),
-             "--webhook-url", callback_url, "--delay", "0.3"],
-        )  # fmt: skip
-        connector = ServiceSpec(
-            f"connector-{provider}",
-            ["fluxpay-connector", "--provider", provider, "--http-port", str(callback_port)],
-        )
-        stack.services += [sim, connector]
-        stack.start_service(sim.name)
-        stack.start_service(connector.name)
-        callback_ports[provider] = callback_port
+    callback_ports = {p: add_psp(stack, p).callback_port for p in PROVIDERS}
     yield callback_ports
 
 

@@ -135,3 +135,35 @@ class Stack:
         if result.returncode != 0:
             raise RuntimeError(f"fluxpay-admin {args} failed: {result.stderr.decode()[-2000:]}")
         return json.loads(result.stdout)
+
+
+@dataclass(frozen=True)
+class Psp:
+    """A PSP simulator and its connector running beside a stack."""
+
+    sim_url: str
+    callback_port: int
+
+
+def add_psp(stack: Stack, provider: str, poll_seconds: str = "0.5") -> Psp:
+    """Start `provider`'s simulator and connector (stopped with the stack), wired together."""
+    sim_port, callback_port = free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    callback_url = f"http://127.0.0.1:{callback_port}/callbacks/{provider}"
+    stack.extra_env[f"FLUXPAY_{provider.upper()}_BASE_URL"] = sim_url
+    stack.extra_env[f"FLUXPAY_{provider.upper()}_POLL_SECONDS"] = poll_seconds
+    if provider == "mtn_momo":
+        stack.extra_env["FLUXPAY_MTN_MOMO_CALLBACK_URL"] = callback_url
+    sim = ServiceSpec(
+        f"sim-{provider}",
+        ["fluxpay-psp-sim", "--psp", provider, "--port", str(sim_port),
+         "--webhook-url", callback_url, "--delay", "0.3"],
+    )  # fmt: skip
+    connector = ServiceSpec(
+        f"connector-{provider}",
+        ["fluxpay-connector", "--provider", provider, "--http-port", str(callback_port)],
+    )
+    stack.services += [sim, connector]
+    stack.start_service(sim.name)
+    stack.start_service(connector.name)
+    return Psp(sim_url, callback_port)
