@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from fluxpay_common.testing import Infra, isolated_infra
+from tests.bench import cpu, profile
 from tests.bench.infra_ceiling import asyncpg_transactions_per_second, rabbitmq_messages_per_second
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import ROOT, Stack
@@ -146,14 +147,25 @@ async def bench(args: argparse.Namespace, infra: Infra) -> None:
             await closed_loop(client, 2, 4)  # warm-up
             print(f"API create alone for {args.api_seconds}s...", flush=True)
             api = await closed_loop(client, args.api_seconds, args.concurrency)
+            # The API phase's payments finish first, so the end-to-end window measures only its own.
+            await drain(receiver, str(merchant["webhook_secret"]), api, args.drain_seconds)
             print(f"end to end at {args.rate}/s for {args.duration}s...", flush=True)
             postings_before = await count_rows(
                 infra.database_url, "SELECT count(*) FROM ledger.posting"
             )
+            pids = {name: process.pid for name, process in stack.processes.items()}
+            cpu_before = cpu.snapshot(pids)
+            profilers = {
+                name: profile.start(pids[name], args.duration, stack.log_dir / f"{name}.collapsed")
+                for name in args.profile
+            }
             window_start = time.monotonic()
             e2e = await open_loop(client, args.duration, args.rate)
             await drain(receiver, str(merchant["webhook_secret"]), e2e, args.drain_seconds)
             window = time.monotonic() - window_start
+            cpu_after = cpu.snapshot(pids)
+            for profiler in profilers.values():
+                profiler.wait(timeout=60)
             postings = (
                 await count_rows(infra.database_url, "SELECT count(*) FROM ledger.posting")
                 - postings_before
@@ -172,6 +184,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> None:
         postings,
         window,
         stack.log_dir,
+        (cpu_before, cpu_after),
     )
 
 
@@ -185,7 +198,9 @@ async def drain(receiver: WebhookReceiver, secret: str, tally: Tally, seconds: f
         await asyncio.sleep(0.5)
 
 
-def report(args, api, e2e, receiver, secret, pg_tps, mq_mps, postings, window, logs) -> None:
+def report(
+    args, api, e2e, receiver, secret, pg_tps, mq_mps, postings, window, logs, cpu_window
+) -> None:
     arrivals = webhook_arrivals(receiver, secret)
     e2e_lat = [arrivals[p] - t for p, t in e2e.started.items() if p in arrivals]
     delivered = len(e2e_lat)
@@ -220,7 +235,24 @@ def report(args, api, e2e, receiver, secret, pg_tps, mq_mps, postings, window, l
         f"prefetch/pools (FLUXPAY_PREFETCH, FLUXPAY_DB_POOL_MAX); "
         f"logs in {logs}"
     )
-    (ROOT / "artifacts" / "bench-last.json").write_bytes(orjson.dumps(dict(rows)))
+    cpu_rows = cpu.per_payment_ms(*cpu_window, delivered)
+    print("\nCPU per end-to-end payment (ms), from /proc over the end-to-end window:")
+    for name, ms in cpu_rows:
+        print(f"  {name.ljust(44)} {ms:6.1f}")
+    for name in args.profile:
+        collapsed = logs / f"{name}.collapsed"
+        if not collapsed.exists():
+            print(f"\nno profile of {name} (py-spy needs ptrace rights)")
+            continue
+        print(f"\nprofile of {name} ({collapsed}): package, inclusive %, self %")
+        for area, inclusive, own in profile.summarize(collapsed):
+            print(f"  {area.ljust(30)} {inclusive:6.1%} {own:6.1%}")
+        print("  hottest functions (self %):")
+        for frame, share in profile.hottest_frames(collapsed):
+            print(f"    {share:6.1%}  {frame}")
+    (ROOT / "artifacts" / "bench-last.json").write_bytes(
+        orjson.dumps({**dict(rows), "cpu_ms_per_payment": dict(cpu_rows)})
+    )
 
 
 def ms3(values: list[float]) -> str:
@@ -235,6 +267,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--drain-seconds", type=float, default=30)
     parser.add_argument("--webhook-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="sample SERVICE (gateway, orchestrator, ledger, webhooks, connector-sandbox) with"
+        " py-spy during the end-to-end window; repeatable",
+    )
     args = parser.parse_args()
     # The database and vhost are made (and dropped) outside the benchmark's event loop.
     with isolated_infra() as infra:

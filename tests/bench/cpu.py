@@ -1,0 +1,50 @@
+"""CPU time per process, read from /proc, to say where a payment's CPU goes.
+
+The benchmark reads each platform process (and RabbitMQ, PostgreSQL and itself) before and
+after its end-to-end window; the difference divided by the payments completed is the CPU
+each one spends per payment, which is what bounds throughput on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` and of its children it has waited for; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    # After the command: state is field 0; utime, stime, cutime, cstime are fields 11-14.
+    return sum(int(v) for v in fields[11:15]) / _TICK
+
+
+def pids_of(command: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-x", command], capture_output=True, text=True, check=False)
+    return [int(line) for line in found.stdout.split()]
+
+
+def snapshot(platform: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each platform process, RabbitMQ, PostgreSQL and this process."""
+    cpu = {name: process_cpu_seconds(pid) for name, pid in platform.items()}
+    cpu["rabbitmq"] = sum(process_cpu_seconds(pid) for pid in pids_of("beam.smp"))
+    cpu["postgresql"] = sum(process_cpu_seconds(pid) for pid in pids_of("postgres"))
+    cpu["load generator + receiver"] = process_cpu_seconds(os.getpid())
+    return cpu
+
+
+def per_payment_ms(
+    before: dict[str, float], after: dict[str, float], payments: int
+) -> list[tuple[str, float]]:
+    """Milliseconds of CPU per payment by process, largest first, with the platform's total."""
+    if payments <= 0:
+        return []
+    rows = [(name, (after[name] - before.get(name, 0.0)) * 1000 / payments) for name in after]
+    rows.sort(key=lambda row: -row[1])
+    platform = sum(ms for name, ms in rows if name != "load generator + receiver")
+    return [*rows, ("platform total (all but the load generator)", platform)]
