@@ -155,7 +155,13 @@ def subscribe(
         route.exchange,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         no_reply=True,
+        decoder=_message_itself,
     )(on_message)
+
+
+async def _message_itself(msg: RabbitMessage) -> RabbitMessage:
+    """The handler parses the body with its own adapter: FastStream need not decode it."""
+    return msg
 
 
 async def send_reply(broker: RabbitBroker, msg: RabbitMessage, reply: BaseModel) -> None:

@@ -28,6 +28,8 @@ def make_broker(settings: ServiceSettings, **kwargs: Any) -> RabbitBroker:
     """A broker with publisher confirms, bounded prefetch and graceful stop.
 
     `on_return_raises`: a mandatory message no queue accepts raises instead of vanishing.
+    `apply_types=False`: handlers receive the message itself (see `consumer.subscribe`), without
+    FastDepends resolving arguments, which ran a thread-pool hop for every message.
     """
     return RabbitBroker(
         settings.rabbitmq_url.get_secret_value(),
@@ -37,6 +39,7 @@ def make_broker(settings: ServiceSettings, **kwargs: Any) -> RabbitBroker:
         # In-flight handlers get this long to finish on SIGTERM; the rest return to the queue.
         graceful_timeout=10,
         logger=None,
+        apply_types=False,
         **kwargs,
     )
 
