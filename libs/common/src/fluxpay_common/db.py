@@ -32,6 +32,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections are not reset: the platform sets no session state.
+
+    asyncpg's default reset (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) is
+    a round trip on every release. The platform uses only transaction-scoped settings and
+    locks (`SET LOCAL`, `pg_advisory_xact_lock`), listeners are removed by their owner, and
+    asyncpg still rolls back a connection released inside a transaction.
+    """
+
+
 async def create_pool(
     dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10, service: str = "fluxpay"
 ) -> asyncpg.Pool:
@@ -42,6 +52,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"search_path": schema, "application_name": f"fluxpay-{service}"},
     )
     assert pool is not None
