@@ -20,6 +20,8 @@ from fluxpay_common.messages import Message
 from fluxpay_common.tracing import inject_headers
 
 log = get_logger(__name__)
+# One channel per schema (`fluxpay_outbox_<schema>`): a service's relay wakes for its own
+# rows only, not for every row any service of the database writes.
 NOTIFY_CHANNEL = "fluxpay_outbox"
 
 
@@ -27,9 +29,11 @@ async def add_to_outbox(
     conn: asyncpg.Connection, exchange: RabbitExchange | str, routing_key: str, message: Message
 ) -> None:
     name = exchange.name if isinstance(exchange, RabbitExchange) else exchange
+    # One round trip: the row, and the relay's wake-up (delivered at commit).
     await conn.execute(
-        "INSERT INTO outbox_message (message_id, exchange, routing_key, body, headers,"
-        " correlation_id) VALUES ($1, $2, $3, $4, $5, $6)",
+        "WITH added AS (INSERT INTO outbox_message (message_id, exchange, routing_key, body,"
+        " headers, correlation_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING 1)"
+        f" SELECT pg_notify('{NOTIFY_CHANNEL}_' || current_schema(), '') FROM added",
         message.message_id,
         name,
         routing_key,
@@ -37,7 +41,6 @@ async def add_to_outbox(
         {**inject_headers(), "x-message-type": getattr(message, "type", type(message).__name__)},
         message.correlation_id or None,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 class OutboxRelay:
@@ -62,12 +65,14 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 async with self._pool.acquire() as listener:
-                    await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                    schema = await listener.fetchval("SELECT current_schema()")
+                    channel = f"{NOTIFY_CHANNEL}_{schema}"
+                    await listener.add_listener(channel, self._on_notify)
                     try:
                         await self._drain(listener)
                     finally:
                         with contextlib.suppress(Exception):
-                            await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                            await listener.remove_listener(channel, self._on_notify)
                 backoff = 0.2
             except Exception as exc:
                 log.warning("outbox_relay_error", error=repr(exc), retry_in=backoff)
