@@ -38,6 +38,8 @@ class Route:
     queue: str
     exchange: RabbitExchange
     binding_keys: tuple[str, ...]
+    # Keys an earlier release bound: unbound at start-up so a running system converges.
+    retired_keys: tuple[str, ...] = ()
 
     def rabbit_queue(self, delivery_limit: int, binding_key: str | None = None) -> RabbitQueue:
         return RabbitQueue(
@@ -63,7 +65,14 @@ class Route:
 
 ORCHESTRATOR_COMMANDS = Route("orchestrator.commands", COMMANDS, (ORCHESTRATOR_COMMANDS_KEY,))
 ORCHESTRATOR_PROVIDER_UPDATES = Route("orchestrator.provider-updates", PROVIDER, ("provider.#",))
-LEDGER_EVENTS = Route("ledger.events", EVENTS, ("collect.#",))
+# The ledger hears only the events that move money: every other event would cost it a
+# delivery and a transaction to decide there is nothing to book.
+LEDGER_EVENTS = Route(
+    "ledger.events",
+    EVENTS,
+    ("collect.payment.completed", "collect.refund.completed"),
+    retired_keys=("collect.#",),
+)
 WEBHOOK_EVENTS = Route("webhooks.events", EVENTS, ("collect.#", "merchant.#"))
 # Merchant reads served by the services that own the data (request/reply from the gateway).
 LEDGER_QUERIES = Route("ledger.queries", COMMANDS, (LEDGER_QUERIES_KEY,))
@@ -102,5 +111,7 @@ async def declare_topology(
         queue = await broker.declare_queue(route.rabbit_queue(delivery_limit))
         for key in route.binding_keys:
             await queue.bind(exchange, routing_key=key)
+        for key in route.retired_keys:
+            await queue.unbind(exchange, routing_key=key)
         dlq = await broker.declare_queue(route.dead_letter_queue())
         await dlq.bind(dead_letter, routing_key=route.queue)

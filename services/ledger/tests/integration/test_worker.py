@@ -79,7 +79,8 @@ async def test_redelivered_payment_and_its_refund_are_booked_once_each_and_balan
     await _publish(worker, completed, completed.type)
     await _publish(worker, refund, refund.type)
     # Something published after them all: once handled, the duplicate has been too.
-    marker = payment_event(payment_view(), merchant, type="collect.payment.processing")
+    # (another merchant's completed payment: the ledger hears only events that move money)
+    marker = payment_event(payment_view(), uuid.uuid4())
     await _publish(worker, marker, marker.type)
 
     async def booked() -> list[asyncpg.Record]:
@@ -119,13 +120,18 @@ async def test_database_refuses_to_change_a_posting(worker: runtime.WorkerContex
     assert (await _entries(worker.pool, payment.id))[0]["total"] == 0
 
 
-async def test_events_that_move_no_money_are_recorded_but_not_booked(
+async def test_events_that_move_no_money_never_reach_the_ledger(
     worker: runtime.WorkerContext,
 ) -> None:
     merchant, payment = uuid.uuid4(), payment_view(status="failed", completed_at=None)
     failed = payment_event(payment, merchant, type="collect.payment.failed")
     await _publish(worker, failed, failed.type)
-    await wait_for(lambda: _handled(worker.pool, failed.message_id), what="the failed event")
+    # Published after it on the same exchange: once this is handled, the failed event would
+    # have been too, had its routing key been bound to the ledger's queue.
+    marker = payment_event(payment_view(), merchant)
+    await _publish(worker, marker, marker.type)
+    await wait_for(lambda: _handled(worker.pool, marker.message_id), what="the marker")
+    assert not await _handled(worker.pool, failed.message_id)
     assert await _entries(worker.pool, payment.id) == []
 
 
