@@ -101,6 +101,38 @@ def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
     )
 
 
+# The attempt, the delivery's next state (only while the lease's token is still ours) and the
+# endpoint's health, in one statement. The endpoint row is written only when its health
+# changes (a failure, a recovery, a disablement), not on every success: many deliveries to
+# one merchant would otherwise queue on its row lock.
+_RECORD_ATTEMPT = """
+WITH attempt AS (
+    INSERT INTO delivery_attempt (delivery_id, attempt_number, url, started_at, duration_ms,
+                                  status_code, error, response_excerpt, succeeded)
+    VALUES ($1, $3, $4, $5, $6, $7, $8, $9, $10)
+), owned AS (
+    UPDATE delivery SET status = $11::text, attempt_count = attempt_count + 1,
+        next_attempt_at = $12, locked_until = NULL, claim_token = NULL,
+        last_status_code = $7, last_error = $13, updated_at = now(),
+        completed_at = CASE WHEN $11::text = 'pending' THEN NULL ELSE now() END
+    WHERE id = $1 AND claim_token = $2
+    RETURNING 1
+), health AS (
+    UPDATE endpoint SET
+        failing_since = CASE WHEN $10 THEN NULL ELSE coalesce(failing_since, now()) END,
+        disabled_at = CASE WHEN $15::text IS NULL THEN disabled_at
+            ELSE coalesce(disabled_at, now()) END,
+        disabled_reason = CASE WHEN $15::text IS NULL THEN disabled_reason
+            ELSE coalesce(disabled_reason, $15::text) END,
+        updated_at = now()
+    WHERE $16 AND merchant_id = $14 AND url = $17
+      AND (($10 AND failing_since IS NOT NULL) OR (NOT $10 AND failing_since IS NULL)
+           OR ($15::text IS NOT NULL AND disabled_at IS NULL))
+)
+SELECT EXISTS (SELECT 1 FROM owned)
+"""
+
+
 async def record_attempt(
     pool: asyncpg.Pool,
     job: ClaimedDelivery,
@@ -111,71 +143,37 @@ async def record_attempt(
     outcome: AttemptOutcome,
     decision: Decision,
 ) -> bool:
-    """The attempt, the delivery's next state and the endpoint's health, in one transaction.
+    """The attempt, the delivery's next state and the endpoint's health, atomically.
 
     Returns False when the lease was lost meanwhile (the attempt is still logged).
     """
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO delivery_attempt (delivery_id, attempt_number, url, started_at,"
-            " duration_ms, status_code, error, response_excerpt, succeeded)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            job.id,
-            job.attempt_count + 1,
-            url_shown,
-            started_at,
-            outcome.duration_ms,
-            outcome.status_code,
-            outcome.error,
-            outcome.response_excerpt,
-            outcome.succeeded,
-        )
-        owned = await conn.execute(
-            "UPDATE delivery SET status = $3, attempt_count = attempt_count + 1,"
-            " next_attempt_at = $4, locked_until = NULL, claim_token = NULL,"
-            " last_status_code = $5, last_error = $6, updated_at = now(),"
-            " completed_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END"
-            " WHERE id = $1 AND claim_token = $2",
-            job.id,
-            job.claim_token,
-            decision.status,
-            decision.next_attempt_at,
-            outcome.status_code,
-            outcome.error or _http_error(outcome),
-        )
-        if target.is_endpoint:
-            await _record_endpoint_health(conn, job.merchant_id, target.url, outcome, decision)
-    return owned.endswith(" 1")
+    owned = await pool.fetchval(
+        _RECORD_ATTEMPT,
+        job.id,
+        job.claim_token,
+        job.attempt_count + 1,
+        url_shown,
+        started_at,
+        outcome.duration_ms,
+        outcome.status_code,
+        outcome.error,
+        outcome.response_excerpt,
+        outcome.succeeded,
+        decision.status,
+        decision.next_attempt_at,
+        outcome.error or _http_error(outcome),
+        job.merchant_id,
+        decision.disable_endpoint,
+        target.is_endpoint,
+        target.url,
+    )
+    return bool(owned)
 
 
 def _http_error(outcome: AttemptOutcome) -> str | None:
     if outcome.succeeded or outcome.status_code is None:
         return None
     return f"HTTP {outcome.status_code}"
-
-
-async def _record_endpoint_health(
-    conn: asyncpg.Connection,
-    merchant_id: uuid.UUID,
-    url: str,
-    outcome: AttemptOutcome,
-    decision: Decision,
-) -> None:
-    """Only while the endpoint still has the URL that was tried (the merchant may change it)."""
-    await conn.execute(
-        "UPDATE endpoint SET"
-        " failing_since = CASE WHEN $3 THEN NULL ELSE coalesce(failing_since, now()) END,"
-        " disabled_at = CASE WHEN $4::text IS NULL THEN disabled_at"
-        "   ELSE coalesce(disabled_at, now()) END,"
-        " disabled_reason = CASE WHEN $4::text IS NULL THEN disabled_reason"
-        "   ELSE coalesce(disabled_reason, $4::text) END,"
-        " updated_at = now()"
-        " WHERE merchant_id = $1 AND url = $2",
-        merchant_id,
-        url,
-        outcome.succeeded,
-        decision.disable_endpoint,
-    )
 
 
 async def postpone(pool: asyncpg.Pool, job: ClaimedDelivery, until: datetime) -> None:

@@ -50,7 +50,9 @@ async def wake_waiting_deliveries(conn: asyncpg.Connection, merchant_id: uuid.UU
     return int(status.split()[-1])
 
 
-async def load_endpoint(conn: asyncpg.Connection, merchant_id: uuid.UUID) -> Endpoint | None:
+async def load_endpoint(
+    conn: asyncpg.Connection | asyncpg.Pool, merchant_id: uuid.UUID
+) -> Endpoint | None:
     row = await conn.fetchrow(
         "SELECT url, secrets_sealed, secret_overlap_until, disabled_at, failing_since"
         " FROM endpoint WHERE merchant_id = $1",
@@ -88,6 +90,66 @@ async def insert_event(
         test,
     )
     return status.endswith(" 1")
+
+
+# The inbox claim, the event body and its delivery, in one statement: the event is stored
+# only if the message was not handled before, the delivery only if the event is new.
+_RECORD_EVENT = f"""
+WITH claimed AS (
+    INSERT INTO inbox_message (message_id, consumer) VALUES ($1, $2)
+    ON CONFLICT (message_id) DO NOTHING RETURNING 1
+), stored AS (
+    INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,
+                       occurred_at, test)
+    SELECT $3, $4, $5, $6, $7, $8, $9, $10, false FROM claimed
+    ON CONFLICT (id) DO NOTHING RETURNING id
+), delivered AS (
+    INSERT INTO delivery (id, event_id, merchant_id, environment, callback_url, status,
+                          next_attempt_at, last_error, completed_at)
+    SELECT $11, id, $4, $5, $12, $13::text, $14, $15,
+           CASE WHEN $13::text = 'pending' THEN NULL ELSE now() END
+    FROM stored RETURNING status
+)
+SELECT EXISTS (SELECT 1 FROM claimed) AS claimed,
+       (SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM delivered WHERE status = 'pending')
+"""
+
+
+async def record_event(
+    pool: asyncpg.Pool,
+    message: WebhookSource,
+    body: bytes,
+    *,
+    consumer: str,
+    status: DeliveryStatus,
+    next_attempt_at: datetime | None,
+    last_error: str | None,
+) -> bool:
+    """Claim the message and store its event and delivery atomically; False if handled before.
+
+    A new pending delivery wakes the dispatcher loop (the NOTIFY is delivered at commit).
+    """
+    refund_id = message.refund.id if isinstance(message, RefundEvent) else None
+    row = await pool.fetchrow(
+        _RECORD_EVENT,
+        message.message_id,
+        consumer,
+        event_id(message),
+        message.merchant_id,
+        message.environment,
+        message.type,
+        message.payment.id,
+        refund_id,
+        body,
+        message.occurred_at,
+        uuid.uuid4(),
+        message.callback_url,
+        status,
+        next_attempt_at,
+        last_error,
+    )
+    assert row is not None
+    return bool(row["claimed"])
 
 
 async def insert_delivery(
