@@ -20,7 +20,8 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:)]*)(?::\d+)?\)$")
 def start(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-         "--rate", "200", "--format", "raw", "--nonblocking", "--gil", "--full-filenames", "--output", str(output)],
+         "--rate", "200", "--format", "raw", "--nonblocking", "--gil", "--full-filenames",
+         "--output", str(output)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

@@ -629,28 +629,29 @@ class Orchestrator:
         ):
             return row, decision
         assignments = [f"{column} = ${i}" for i, column in enumerate(updates, start=3)]
-        row = await conn.fetchrow(
+        n = len(updates) + 3
+        update_sql = (
             "UPDATE payment SET status = $2, updated_at = now(), version = version + 1,"
             " completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,"
-            f" late_success = late_success OR ${len(updates) + 3}"
+            f" late_success = late_success OR ${n}"
             + "".join(f", {a}" for a in assignments)
-            + " WHERE id = $1 RETURNING *",
-            row["id"],
-            decision.status.value,
-            *updates.values(),
-            decision.late_success,
+            + " WHERE id = $1 RETURNING *"
         )
+        args = [row["id"], decision.status.value, *updates.values(), decision.late_success]
         if not decision.changed:
-            return row, decision
-        correlation_id = cause.correlation_id if cause is not None else ""
-        await self._record(
-            conn,
-            row["id"],
+            return await conn.fetchrow(update_sql, *args), decision
+        # The new state and its transition record in one statement (one round trip).
+        row = await conn.fetchrow(
+            f"WITH updated AS ({update_sql}), recorded AS ("
+            " INSERT INTO payment_transition (payment_id, from_status, to_status, reason,"
+            f" message_id) SELECT id, ${n + 1}, status, ${n + 2}, ${n + 3} FROM updated)"
+            " SELECT * FROM updated",
+            *args,
             decision.previous.value,
-            decision.status.value,
             reason,
             cause.message_id if cause is not None else None,
         )
+        correlation_id = cause.correlation_id if cause is not None else ""
         if decision.event is not None:
             await self._emit(
                 conn, decision.event, row, correlation_id, late_success=decision.late_success

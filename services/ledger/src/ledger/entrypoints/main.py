@@ -43,7 +43,7 @@ def migrations() -> object:
 
 
 async def register(ctx: runtime.WorkerContext) -> None:
-    """Book `ledger.events` (completed payments and refunds); answer `ledger.queries` (the gateway)."""
+    """Book `ledger.events` (completed payments, refunds); answer `ledger.queries` (gateway)."""
     settings = ctx.settings
     assert isinstance(settings, Settings)
     open_books = postgres_books(ctx.pool)
