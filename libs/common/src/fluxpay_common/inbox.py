@@ -20,3 +20,15 @@ async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, consumer: str) 
         consumer,
     )
     return status.endswith(" 1")
+
+
+def claim_cte(message_param: int, consumer_param: int) -> str:
+    """`claimed AS (...)`: the same claim as a CTE, to join a handler's single statement.
+
+    `EXISTS (SELECT 1 FROM claimed)` is true when the message was not handled before.
+    """
+    return (
+        "claimed AS (INSERT INTO inbox_message (message_id, consumer)"
+        f" VALUES (${message_param}, ${consumer_param})"
+        " ON CONFLICT (message_id) DO NOTHING RETURNING 1)"
+    )

@@ -15,7 +15,7 @@ import asyncpg
 
 from fluxpay_common import catalog
 from fluxpay_common.ids import new_id, parse_uuid
-from fluxpay_common.inbox import claim
+from fluxpay_common.inbox import claim, claim_cte
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import (
     CancelAtProvider,
@@ -477,14 +477,20 @@ class Orchestrator:
     async def apply_provider_update(self, update: ProviderPaymentUpdate) -> asyncpg.Record | None:
         """Apply a connector's report once (inbox); returns the payment as it now stands."""
         async with self._pool.acquire() as conn, conn.transaction():
-            first_time = await claim(conn, update.message_id, CONSUMER)
+            # The inbox claim and the payment's lock in one round trip.
             row = await conn.fetchrow(
-                "SELECT * FROM payment WHERE id = $1 FOR UPDATE", update.payment_id
+                f"WITH {claim_cte(2, 3)}"
+                " SELECT p.*, EXISTS (SELECT 1 FROM claimed) AS first_time"
+                " FROM payment p WHERE p.id = $1 FOR UPDATE OF p",
+                update.payment_id,
+                update.message_id,
+                CONSUMER,
             )
             if row is None:
-                # Never silently dropped: the consumer nacks and the DLQ keeps it.
+                # Never silently dropped: the consumer nacks (the claim rolls back with the
+                # transaction) and the DLQ keeps it.
                 raise LookupError(f"provider update for unknown payment {update.payment_id}")
-            if not first_time:
+            if not row["first_time"]:
                 return row
             changes: dict[str, Any] = {"otp_attempts_left": update.otp_attempts_left}
             if update.psp_reference:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
+from fluxpay_common.inbox import claim_cte
 from fluxpay_common.messages import MerchantEndpointChanged, RefundEvent
 from webhook_dispatcher.domain.delivery import DeliveryStatus, Endpoint
 from webhook_dispatcher.domain.events import WebhookSource, event_id
@@ -95,10 +96,7 @@ async def insert_event(
 # The inbox claim, the event body and its delivery, in one statement: the event is stored
 # only if the message was not handled before, the delivery only if the event is new.
 _RECORD_EVENT = f"""
-WITH claimed AS (
-    INSERT INTO inbox_message (message_id, consumer) VALUES ($1, $2)
-    ON CONFLICT (message_id) DO NOTHING RETURNING 1
-), stored AS (
+WITH {claim_cte(1, 2)}, stored AS (
     INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,
                        occurred_at, test)
     SELECT $3, $4, $5, $6, $7, $8, $9, $10, false FROM claimed
