@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import httpx
@@ -117,10 +118,13 @@ async def count_rows(dsn: str, sql: str) -> int:
         await conn.close()
 
 
-async def bench(args: argparse.Namespace, infra: Infra) -> None:
+async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
+    """Run the benchmark, print its table; the figures (as in artifacts/bench-last.json)."""
     print("measuring the bare infrastructure...", flush=True)
-    pg_tps = await asyncpg_transactions_per_second(infra.database_url)
-    mq_mps = await rabbitmq_messages_per_second(infra.rabbitmq_url)
+    pg_tps = await asyncpg_transactions_per_second(infra.database_url, args.infra_seconds)
+    mq_mps = await rabbitmq_messages_per_second(
+        infra.rabbitmq_url, count=int(4000 * args.infra_seconds)
+    )
     receiver = WebhookReceiver().start()
     stack = Stack(
         infra,
@@ -173,7 +177,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> None:
     finally:
         stack.stop()
         receiver.stop()
-    report(
+    return report(
         args,
         api,
         e2e,
@@ -200,7 +204,7 @@ async def drain(receiver: WebhookReceiver, secret: str, tally: Tally, seconds: f
 
 def report(
     args, api, e2e, receiver, secret, pg_tps, mq_mps, postings, window, logs, cpu_window
-) -> None:
+) -> dict[str, Any]:
     arrivals = webhook_arrivals(receiver, secret)
     e2e_lat = [arrivals[p] - t for p, t in e2e.started.items() if p in arrivals]
     delivered = len(e2e_lat)
@@ -239,27 +243,35 @@ def report(
     print("\nCPU per end-to-end payment (ms), from /proc over the end-to-end window:")
     for name, ms in cpu_rows:
         print(f"  {name.ljust(44)} {ms:6.1f}")
+    profiles: dict[str, list[tuple[str, float, float]]] = {}
     for name in args.profile:
         collapsed = logs / f"{name}.collapsed"
         if not collapsed.exists():
             print(f"\nno profile of {name} (py-spy needs ptrace rights)")
             continue
+        profiles[name] = profile.summarize(collapsed)
         print(f"\nprofile of {name} ({collapsed}): package, inclusive %, self %")
-        for area, inclusive, own in profile.summarize(collapsed):
+        for area, inclusive, own in profiles[name]:
             print(f"  {area.ljust(30)} {inclusive:6.1%} {own:6.1%}")
         print("  hottest functions (self %):")
         for frame, share in profile.hottest_frames(collapsed):
             print(f"    {share:6.1%}  {frame}")
-    (ROOT / "artifacts" / "bench-last.json").write_bytes(
-        orjson.dumps({**dict(rows), "cpu_ms_per_payment": dict(cpu_rows)})
-    )
+    figures = {
+        **dict(rows),
+        "payments_offered": len(e2e.started) + sum(e2e.errors.values()),
+        "payments_delivered": delivered,
+        "cpu_ms_per_payment": dict(cpu_rows),
+        "profiles": profiles,
+    }
+    (ROOT / "artifacts" / "bench-last.json").write_bytes(orjson.dumps(figures))
+    return figures
 
 
 def ms3(values: list[float]) -> str:
     return " / ".join(f"{percentile(values, p) * 1000:.0f}" for p in (50, 95, 99))
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=60, help="end-to-end seconds")
     parser.add_argument("--rate", type=float, default=200, help="offered payments/s end to end")
@@ -267,6 +279,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--drain-seconds", type=float, default=30)
     parser.add_argument("--webhook-concurrency", type=int, default=16)
+    parser.add_argument("--infra-seconds", type=float, default=5, help="bare infra measure")
     parser.add_argument(
         "--profile",
         action="append",
@@ -275,7 +288,11 @@ def main() -> None:
         help="sample SERVICE (gateway, orchestrator, ledger, webhooks, connector-sandbox) with"
         " py-spy during the end-to-end window; repeatable",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     # The database and vhost are made (and dropped) outside the benchmark's event loop.
     with isolated_infra() as infra:
         asyncio.run(bench(args, infra))

@@ -1,0 +1,41 @@
+"""The benchmark harness, shortened: it drives the stack as merchants would and its figures
+account for every payment (no speed is asserted here: `make bench` measures it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from fluxpay_common.testing import isolated_infra
+from tests.bench.run import bench, parse_args
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_bench_accounts_for_every_payment_and_where_its_cpu_went() -> None:
+    args = parse_args(
+        ["--duration", "4", "--rate", "5", "--api-seconds", "2", "--concurrency", "4",
+         "--infra-seconds", "1", "--profile", "orchestrator"]
+    )  # fmt: skip
+
+    def run() -> dict[str, Any]:
+        with isolated_infra() as infra:
+            return asyncio.run(bench(args, infra))
+
+    figures = await asyncio.to_thread(run)
+    assert figures["payments_offered"] >= 15  # 5/s for 4 s
+    assert figures["payments_delivered"] == figures["payments_offered"], figures
+    assert figures["webhooks missing after drain"] == "0"
+    assert figures["errors (API phase)"] == figures["errors (E2E phase)"] == "0"
+    cpu = figures["cpu_ms_per_payment"]
+    for process in ("gateway", "orchestrator", "ledger", "webhooks", "connector-sandbox"):
+        assert cpu[process] > 0, cpu
+    assert cpu["platform total (all but the load generator)"] >= sum(
+        cpu[p] for p in ("gateway", "orchestrator", "ledger", "webhooks")
+    )
+    if os.geteuid() == 0:  # py-spy reads another process's memory: root, or ptrace rights
+        packages = {area for area, _, _ in figures["profiles"]["orchestrator"]}
+        assert "payment_orchestrator" in packages, packages
