@@ -28,8 +28,9 @@ lint: install
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 
+# e.g. make bench BENCH_ARGS="--duration 600 --rate 25 --profile webhooks"
 bench: install
-	$(UV) run --no-sync python -m tests.bench.run
+	$(UV) run --no-sync python -m tests.bench.run $(BENCH_ARGS)
 
 chaos: install
 	$(UV) run --no-sync python -m tests.chaos.run
