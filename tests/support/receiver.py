@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +51,7 @@ class WebhookReceiver:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -81,3 +82,13 @@ class WebhookReceiver:
             if signing.verify(secret, header, received.body, now=received.wall):
                 out.append((json.loads(received.body), received))
         return out
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A kept-alive connection reset by a dispatcher killed mid-run is expected, not news."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
