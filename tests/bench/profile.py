@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
@@ -38,19 +39,23 @@ def area(file: str) -> str:
     return Path(file).name or file
 
 
+def samples(collapsed: Path) -> Iterator[tuple[list[str], int]]:
+    """Each distinct stack of a py-spy `raw` file, outermost frame first, and its count."""
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            yield stack.split(";"), int(count_text)
+
+
 def summarize(collapsed: Path, top: int = 14) -> list[tuple[str, float, float]]:
     """(area, inclusive share, self share) for the `top` areas by inclusive share."""
     inclusive: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for frames, count in samples(collapsed):
         total += count
         areas = []
-        for frame in stack.split(";"):
+        for frame in frames:
             match = _FRAME.match(frame)
             areas.append(area(match["file"]) if match else frame)
         for name in set(areas):
@@ -65,13 +70,9 @@ def hottest_frames(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
     """The functions most often on top of the stack (self time), with their share."""
     self_time: Counter[str] = Counter()
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        total += int(count_text)
-        frame = stack.split(";")[-1]
-        match = _FRAME.match(frame)
-        name = f"{match['func']} ({area(match['file'])})" if match else frame
-        self_time[name] += int(count_text)
+    for frames, count in samples(collapsed):
+        total += count
+        match = _FRAME.match(frames[-1])
+        name = f"{match['func']} ({area(match['file'])})" if match else frames[-1]
+        self_time[name] += count
     return [(name, n / total) for name, n in self_time.most_common(top)] if total else []

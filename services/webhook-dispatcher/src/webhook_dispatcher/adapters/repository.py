@@ -75,11 +75,20 @@ def endpoint_from_row(row: asyncpg.Record) -> Endpoint:
 async def insert_event(
     conn: asyncpg.Connection, message: WebhookSource, body: bytes, *, test: bool = False
 ) -> bool:
-    refund_id = message.refund.id if isinstance(message, RefundEvent) else None
     status = await conn.execute(
         "INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,"
         " occurred_at, test) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         " ON CONFLICT (id) DO NOTHING",
+        *_event_columns(message, body),
+        test,
+    )
+    return status.endswith(" 1")
+
+
+def _event_columns(message: WebhookSource, body: bytes) -> tuple[object, ...]:
+    """An event row's values, `id` to `occurred_at`, in the table's column order."""
+    refund_id = message.refund.id if isinstance(message, RefundEvent) else None
+    return (
         event_id(message),
         message.merchant_id,
         message.environment,
@@ -88,9 +97,7 @@ async def insert_event(
         refund_id,
         body,
         message.occurred_at,
-        test,
     )
-    return status.endswith(" 1")
 
 
 # The inbox claim, the event body and its delivery, in one statement: the event is stored
@@ -127,19 +134,11 @@ async def record_event(
 
     A new pending delivery wakes the dispatcher loop (the NOTIFY is delivered at commit).
     """
-    refund_id = message.refund.id if isinstance(message, RefundEvent) else None
     row = await pool.fetchrow(
         _RECORD_EVENT,
         message.message_id,
         consumer,
-        event_id(message),
-        message.merchant_id,
-        message.environment,
-        message.type,
-        message.payment.id,
-        refund_id,
-        body,
-        message.occurred_at,
+        *_event_columns(message, body),
         uuid.uuid4(),
         message.callback_url,
         status,
