@@ -7,23 +7,8 @@ import uuid
 import asyncpg
 
 
-async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, consumer: str) -> bool:
-    """Record the message as handled; False if it already was (a redelivery: skip it).
-
-    Must run inside the transaction that applies the message's effect, so a crash either
-    keeps both or neither.
-    """
-    status = await conn.execute(
-        "INSERT INTO inbox_message (message_id, consumer) VALUES ($1, $2)"
-        " ON CONFLICT (message_id) DO NOTHING",
-        message_id,
-        consumer,
-    )
-    return status.endswith(" 1")
-
-
 def claim_cte(message_param: int, consumer_param: int) -> str:
-    """`claimed AS (...)`: the same claim as a CTE, to join a handler's single statement.
+    """`claimed AS (...)`: the claim as a CTE, to join a handler's single statement.
 
     `EXISTS (SELECT 1 FROM claimed)` is true when the message was not handled before.
     """
@@ -31,4 +16,17 @@ def claim_cte(message_param: int, consumer_param: int) -> str:
         "claimed AS (INSERT INTO inbox_message (message_id, consumer)"
         f" VALUES (${message_param}, ${consumer_param})"
         " ON CONFLICT (message_id) DO NOTHING RETURNING 1)"
+    )
+
+
+async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, consumer: str) -> bool:
+    """Record the message as handled; False if it already was (a redelivery: skip it).
+
+    Must run inside the transaction that applies the message's effect, so a crash either
+    keeps both or neither.
+    """
+    return bool(
+        await conn.fetchval(
+            f"WITH {claim_cte(1, 2)} SELECT EXISTS (SELECT 1 FROM claimed)", message_id, consumer
+        )
     )
