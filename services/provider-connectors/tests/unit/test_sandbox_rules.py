@@ -107,33 +107,38 @@ def test_silent_number_stays_processing_and_is_not_polled() -> None:
     assert rules.fetch_status(started, NOW + timedelta(days=1)).status is None
 
 
-def test_late_success_number_answers_only_after_expiry_plus_delay() -> None:
+def test_late_success_number_answers_the_delay_after_the_platforms_cancel() -> None:
     started = initiated("+22997000005")
     expires_at = NOW + timedelta(minutes=15)
-    assert started.next_poll_at == expires_at + DELAY
-    assert rules.fetch_status(started, expires_at).status is None
-    assert rules.fetch_status(started, expires_at + DELAY).status == "completed"
-
-
-def test_late_success_survives_a_cancel() -> None:
-    started = initiated("+22997000005")
-    cancelled = rules.cancel(started)
+    cancel_at = expires_at + timedelta(seconds=30)
+    assert rules.fetch_status(started, cancel_at).status is None
+    cancelled = rules.cancel(started, cancel_at, DELAY)
     assert cancelled.status is None
-    assert cancelled.next_poll_at == started.next_poll_at
-    late = rules.fetch_status(started, NOW + timedelta(minutes=16))
+    assert cancelled.next_poll_at == cancel_at + DELAY
+    after_cancel = replace(started, next_poll_at=cancelled.next_poll_at, data=dict(cancelled.data))
+    assert rules.fetch_status(after_cancel, cancel_at + DELAY / 2).status is None
+    late = rules.fetch_status(after_cancel, cancel_at + DELAY)
     assert late.status == "completed"
+
+
+def test_late_success_without_a_cancel_answers_a_while_after_expiry() -> None:
+    started = initiated("+22997000005")
+    fallback = NOW + timedelta(minutes=15) + rules.LATE_SUCCESS_FALLBACK + DELAY
+    assert started.next_poll_at == fallback
+    assert rules.fetch_status(started, fallback - DELAY).status is None
+    assert rules.fetch_status(started, fallback).status == "completed"
 
 
 def test_cancel_stops_an_approving_customer_for_good() -> None:
     started = initiated("+22997000001")
-    result = rules.cancel(started)
+    result = rules.cancel(started, NOW, DELAY)
     assert result.status == "cancelled" and result.next_poll_at is None
     after = replace(started, status="cancelled")
     assert rules.fetch_status(after, NOW + timedelta(hours=1)).status is None
 
 
 def test_cancel_of_a_settled_payment_is_no_news() -> None:
-    assert rules.cancel(attempt(status="completed")) == ProviderResult()
+    assert rules.cancel(attempt(status="completed"), NOW, DELAY) == ProviderResult()
 
 
 def test_otp_operator_awaits_the_code() -> None:

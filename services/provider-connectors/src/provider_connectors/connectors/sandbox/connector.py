@@ -35,7 +35,7 @@ class SandboxConnector:
         return rules.submit_otp(attempt, otp, self._clock(), self._delay)
 
     async def cancel(self, attempt: Attempt) -> ProviderResult:
-        return rules.cancel(attempt)
+        return rules.cancel(attempt, self._clock(), self._delay)
 
     async def refund(self, attempt: Attempt, refund: RefundAttempt) -> RefundResult:
         return rules.refund(attempt, self._clock(), self._delay)

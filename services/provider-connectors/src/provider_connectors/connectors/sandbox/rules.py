@@ -9,7 +9,7 @@ Pure functions of (attempt, now, delay). The simulated clock lives in the attemp
 | `000002` | refuses after the delay -> failed, `insufficient_funds` |
 | `000003` | never answers -> stays processing |
 | `000004` | completes like 000001; every refund fails (`refund_declined`) |
-| `000005` | approves only once `expires_at` has passed (+ the delay), even after a cancel |
+| `000005` | approves the delay after the platform cancels or expires the payment (a late success) |
 
 An OTP operator (`coris`) answers `awaiting_otp`; `123456` confirms (then the number's
 outcome applies at once), three wrong codes fail the payment.
@@ -31,6 +31,10 @@ OTP_OPERATORS = frozenset({"coris"})
 FEE_BASIS_POINTS = 100  # 1 %
 # Used for a 000005 number when the orchestrator gave no expiry.
 DEFAULT_EXPIRY = timedelta(minutes=15)
+# A 000005 customer answers once the platform's cancel (sent on a cancel or an expiry) has
+# reached the PSP, so the success is late for certain; should no cancel come, this long
+# after the expiry.
+LATE_SUCCESS_FALLBACK = timedelta(minutes=1)
 
 
 class Scenario(Enum):
@@ -58,7 +62,7 @@ def outcome_at(scenario: Scenario, attempt: Attempt, now: datetime, delay: timed
     """When the simulated customer acts; only meaningful for scenarios that answer."""
     if scenario is Scenario.LATE_SUCCESS:
         expires_at = attempt.expires_at or attempt.created_at + DEFAULT_EXPIRY
-        return max(expires_at, now) + delay
+        return max(expires_at, now) + LATE_SUCCESS_FALLBACK + delay
     return now + delay
 
 
@@ -144,13 +148,16 @@ def _confirmed_by_otp(attempt: Attempt, now: datetime, delay: timedelta) -> Prov
     return decided(attempt)
 
 
-def cancel(attempt: Attempt) -> ProviderResult:
-    """A cancel stops the customer's prompt, except for 000005 whose approval is already
-    on its way (money moves anyway: the late success still arrives)."""
+def cancel(attempt: Attempt, now: datetime, delay: timedelta) -> ProviderResult:
+    """A cancel stops the customer's prompt, except for 000005 whose customer approves
+    the delay after it (money moves anyway: the late success arrives)."""
     if attempt.status in ("completed", "failed", "cancelled"):
         return ProviderResult(status=None)
     if scenario_of(attempt.phone) is Scenario.LATE_SUCCESS and attempt.status != "awaiting_otp":
-        return ProviderResult(status=None, next_poll_at=attempt.next_poll_at)
+        decide_at = now + delay
+        return ProviderResult(
+            status=None, next_poll_at=decide_at, data={"outcome_at": decide_at.isoformat()}
+        )
     return ProviderResult(status="cancelled", failure_code="cancelled", next_poll_at=None)
 
 
