@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import asyncpg
 import pytest
+from faststream.rabbit import RabbitBroker
 
 from fluxpay_common import consumer, inbox, topology
 from fluxpay_common.db import create_pool, migrate
@@ -169,15 +170,10 @@ async def _ready(items: list) -> bool:
     return bool(items)
 
 
-async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(settings) -> None:
-    """A caller waiting on request/reply hears `internal_error` instead of timing out."""
-    url = settings.rabbitmq_url.get_secret_value()
+async def _serve_ledger_queries(settings, handler) -> tuple[RabbitBroker, str]:
+    """A started broker answering ledger queries on a fresh command route, with its DLQ."""
     name = f"test.rpc.{uuid.uuid4().hex[:8]}"
     route = topology.Route(name, topology.COMMANDS, (name,))
-
-    async def handler(query, msg):
-        raise RuntimeError("a bug in the handler")
-
     broker = make_broker(settings)
     consumer.subscribe(
         broker, route, ledger_query_adapter, handler, delivery_limit=5, retry_seconds=0.1
@@ -188,6 +184,17 @@ async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(setting
     dlq = await broker.declare_queue(route.dead_letter_queue())
     await dlq.bind(dead_letter, routing_key=route.queue)
     await broker.start()
+    return broker, name
+
+
+async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(settings) -> None:
+    """A caller waiting on request/reply hears `internal_error` instead of timing out."""
+    url = settings.rabbitmq_url.get_secret_value()
+
+    async def handler(query, msg):
+        raise RuntimeError("a bug in the handler")
+
+    broker, name = await _serve_ledger_queries(settings, handler)
     client = RpcClient(url, topology.COMMANDS.name, name)
     await client.start()
     query = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
@@ -208,24 +215,13 @@ async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(setting
 
 async def test_a_request_past_its_deadline_is_skipped_not_dead_lettered(settings) -> None:
     url = settings.rabbitmq_url.get_secret_value()
-    name = f"test.rpc.{uuid.uuid4().hex[:8]}"
-    route = topology.Route(name, topology.COMMANDS, (name,))
     handled: list[uuid.UUID] = []
 
     async def handler(query, msg):
         handled.append(query.message_id)
         return QueryReply(data={"ok": True})
 
-    broker = make_broker(settings)
-    consumer.subscribe(
-        broker, route, ledger_query_adapter, handler, delivery_limit=5, retry_seconds=0.1
-    )
-    await broker.connect()
-    await topology.declare_topology(broker, delivery_limit=settings.delivery_limit)
-    dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
-    dlq = await broker.declare_queue(route.dead_letter_queue())
-    await dlq.bind(dead_letter, routing_key=route.queue)
-    await broker.start()
+    broker, name = await _serve_ledger_queries(settings, handler)
     stale = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
     await broker.publish(
         stale.to_bytes(),
