@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import pytest
 
@@ -127,3 +129,25 @@ async def test_payment_is_found_by_reference_and_hidden_from_other_merchants(
         hidden = await stranger.client.get(f"/collect/payments/{path}")
         assert hidden.status_code == 404
         assert hidden.json()["error"]["code"] == "payment_not_found"
+
+
+async def test_every_command_on_another_merchants_payment_is_not_found(
+    merchant_factory, receiver: WebhookReceiver
+) -> None:
+    owner = merchant_factory(receiver.url)
+    stranger = merchant_factory(receiver.url)
+    created = await _create(owner, "+22997000001")
+    base = f"/collect/payments/{created['reference']}"
+    attempts = [
+        ("POST", f"{base}/confirm", {"otp": "123456"}),
+        ("POST", f"{base}/cancel", {}),
+        ("POST", f"{base}/refunds", {"amount": 100}),
+        ("POST", f"/collect/payments/{uuid.uuid4()}/cancel", {}),
+    ]
+    for method, path, body in attempts:
+        response = await stranger.client.request(method, path, json=body, headers=idempotency())
+        assert response.status_code == 404, (path, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "payment_not_found" and error["param"] == "reference_or_id"
+    untouched = await owner.client.get(f"/collect/payments/{created['id']}")
+    assert untouched.json()["status"] != "cancelled"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -57,6 +57,10 @@ from payment_orchestrator.settings import Settings
 from payment_orchestrator.views import payment_view, refund_view
 
 log = get_logger(__name__)
+# The commands that name an existing payment (by the merchant's reference or by id).
+PaymentCommand: TypeAlias = (
+    GetPayment | ConfirmPayment | CancelPayment | RefundPayment | SelectOperator
+)
 CONSUMER = "orchestrator"
 # Columns a transition may change besides the status.
 _MUTABLE = frozenset(
@@ -85,13 +89,20 @@ def _error(
     return Reply(error=ErrorBody(status=status, type=kind, code=code, message=message, param=param))
 
 
-def _not_found(reference_or_id: str) -> Reply:
-    return _error(
-        404,
-        "payment_not_found",
-        f"No payment '{reference_or_id}' for this merchant in this environment.",
-        "reference_or_id",
-    )
+class PaymentNotFound(Exception):
+    """No payment by that reference or id for the merchant in the environment: a 404."""
+
+    def __init__(self, reference_or_id: str) -> None:
+        super().__init__(reference_or_id)
+        self.reference_or_id = reference_or_id
+
+    def reply(self) -> Reply:
+        return _error(
+            404,
+            "payment_not_found",
+            f"No payment '{self.reference_or_id}' for this merchant in this environment.",
+            "reference_or_id",
+        )
 
 
 class Orchestrator:
@@ -110,19 +121,22 @@ class Orchestrator:
     # ------------------------------------------------------------ commands (request/reply)
 
     async def handle_command(self, command: OrchestratorCommand, _: Any = None) -> Reply:
-        match command:
-            case CreatePayment():
-                return await self.create(command)
-            case GetPayment():
-                return await self.get(command)
-            case ConfirmPayment():
-                return await self.confirm(command)
-            case CancelPayment():
-                return await self.cancel(command)
-            case RefundPayment():
-                return await self.refund(command)
-            case SelectOperator():
-                return await self.select_operator(command)
+        try:
+            match command:
+                case CreatePayment():
+                    return await self.create(command)
+                case GetPayment():
+                    return await self.get(command)
+                case ConfirmPayment():
+                    return await self.confirm(command)
+                case CancelPayment():
+                    return await self.cancel(command)
+                case RefundPayment():
+                    return await self.refund(command)
+                case SelectOperator():
+                    return await self.select_operator(command)
+        except PaymentNotFound as missing:
+            return missing.reply()
         raise TypeError(f"unhandled command {type(command).__name__}")
 
     async def create(self, cmd: CreatePayment) -> Reply:
@@ -208,9 +222,7 @@ class Orchestrator:
 
     async def get(self, cmd: GetPayment) -> Reply:
         async with self._pool.acquire() as conn:
-            row = await self._find(conn, cmd.merchant_id, cmd.environment, cmd.reference_or_id)
-        if row is None:
-            return _not_found(cmd.reference_or_id)
+            row = await self._find(conn, cmd)
         if cmd.sync and Status(row["status"]) in OPEN and row["provider"]:
             row = await self._sync(row, cmd)
         return Reply(payment=self._view(row))
@@ -232,9 +244,7 @@ class Orchestrator:
 
     async def confirm(self, cmd: ConfirmPayment) -> Reply:
         async with self._pool.acquire() as conn:
-            row = await self._find(conn, cmd.merchant_id, cmd.environment, cmd.reference_or_id)
-        if row is None:
-            return _not_found(cmd.reference_or_id)
+            row = await self._find(conn, cmd)
         if row["status"] != Status.AWAITING_OTP:
             return _error(
                 409,
@@ -279,11 +289,7 @@ class Orchestrator:
 
     async def cancel(self, cmd: CancelPayment) -> Reply:
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await self._find(
-                conn, cmd.merchant_id, cmd.environment, cmd.reference_or_id, lock=True
-            )
-            if row is None:
-                return _not_found(cmd.reference_or_id)
+            row = await self._find(conn, cmd, lock=True)
             row, decision = await self._apply(
                 conn,
                 row,
@@ -302,11 +308,7 @@ class Orchestrator:
 
     async def refund(self, cmd: RefundPayment) -> Reply:
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await self._find(
-                conn, cmd.merchant_id, cmd.environment, cmd.reference_or_id, lock=True
-            )
-            if row is None:
-                return _not_found(cmd.reference_or_id)
+            row = await self._find(conn, cmd, lock=True)
             if cmd.idempotency_key:
                 existing = await conn.fetchrow(
                     "SELECT * FROM refund WHERE payment_id = $1 AND idempotency_key = $2",
@@ -422,11 +424,7 @@ class Orchestrator:
 
     async def select_operator(self, cmd: SelectOperator) -> Reply:
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await self._find(
-                conn, cmd.merchant_id, cmd.environment, cmd.reference_or_id, lock=True
-            )
-            if row is None:
-                return _not_found(cmd.reference_or_id)
+            row = await self._find(conn, cmd, lock=True)
             provider = route(
                 self._settings.routes,
                 row["environment"],
@@ -591,23 +589,21 @@ class Orchestrator:
         return payment_view(row, self._settings.checkout_base_url, self._settings.ledger_fees)
 
     async def _find(
-        self,
-        conn: asyncpg.Connection,
-        merchant_id: uuid.UUID,
-        environment: str,
-        reference_or_id: str,
-        *,
-        lock: bool = False,
-    ) -> asyncpg.Record | None:
-        return await conn.fetchrow(
+        self, conn: asyncpg.Connection, cmd: PaymentCommand, *, lock: bool = False
+    ) -> asyncpg.Record:
+        """The payment a merchant's command names (by reference or id), or PaymentNotFound."""
+        row = await conn.fetchrow(
             "SELECT * FROM payment WHERE merchant_id = $1 AND environment = $2"
             " AND (reference = $3 OR id = $4) ORDER BY (id = $4) DESC NULLS LAST LIMIT 1"
             + (" FOR UPDATE" if lock else ""),
-            merchant_id,
-            environment,
-            reference_or_id,
-            parse_uuid(reference_or_id),
+            cmd.merchant_id,
+            cmd.environment,
+            cmd.reference_or_id,
+            parse_uuid(cmd.reference_or_id),
         )
+        if row is None:
+            raise PaymentNotFound(cmd.reference_or_id)
+        return row
 
     async def _apply(
         self,
