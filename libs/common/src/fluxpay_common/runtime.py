@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncpg
 import uvicorn
@@ -15,6 +16,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.rabbit.schemas import Channel
 
 from fluxpay_common.db import create_pool, migrate
+from fluxpay_common.health import HealthFirst, Readiness, health_app
 from fluxpay_common.logging import configure_logging, get_logger
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.settings import ServiceSettings
@@ -22,6 +24,7 @@ from fluxpay_common.topology import declare_topology
 from fluxpay_common.tracing import configure_tracing
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 def make_broker(settings: ServiceSettings, **kwargs: Any) -> RabbitBroker:
@@ -41,6 +44,20 @@ def make_broker(settings: ServiceSettings, **kwargs: Any) -> RabbitBroker:
         logger=None,
         apply_types=False,
         **kwargs,
+    )
+
+
+SERVICE_EPILOG = (
+    "Configured by environment variables (DATABASE_URL, RABBITMQ_URL, FLUXPAY_*; README,"
+    " 'Configuration'). Health: GET /healthz and /readyz on FLUXPAY_HEALTH_PORT."
+)
+
+
+def parse_service_args(prog: str, doc: str | None, argv: Sequence[str] | None = None) -> None:
+    """`--help` for a service that takes no arguments (runs until SIGTERM)."""
+    description = (doc or "").strip().split("\n")[0]
+    argparse.ArgumentParser(prog=prog, description=description, epilog=SERVICE_EPILOG).parse_args(
+        argv
     )
 
 
@@ -123,6 +140,49 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
+class Stopped(Exception):
+    """SIGTERM arrived while start-up was still waiting for a dependency."""
+
+
+async def keep_trying(what: str, operation: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T:
+    """Run a start-up step until it succeeds, with capped backoff; raise `Stopped` on SIGTERM.
+
+    An unreachable database or broker at start leaves the process alive and not ready
+    (`/readyz` says which), instead of exiting into a crash loop; it goes on when they answer.
+    """
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            return await operation()
+        except Exception as exc:
+            log.warning("startup_waiting", dependency=what, error=repr(exc), retry_in=backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 10.0)
+    raise Stopped(what)
+
+
+def stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+class HttpServer:
+    """One embedded uvicorn server (health, PSP callbacks), stopped by the worker."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+        self._server = EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve())
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await self._task
+
+
 async def serve_worker(
     service: str,
     settings: ServiceSettings,
@@ -138,56 +198,98 @@ async def serve_worker(
 ) -> None:
     """Run a worker until SIGTERM/SIGINT, then stop in order and exit cleanly.
 
-    Start: pool, migrations, subscribers (`register`), broker, topology, outbox relay,
-    `started` (background loops), optional HTTP server. Stop: HTTP, loops, broker (in-flight
-    handlers finish, unacked messages return to their queue), pool.
+    Start: HTTP server with the health routes (on the worker's own HTTP port when it has one,
+    else on `FLUXPAY_HEALTH_PORT` when set), then pool, migrations, subscribers (`register`),
+    broker, topology, consumers, outbox relay, `started` (background loops), and the
+    worker's own HTTP routes; each step retried until its dependency answers. Stop: HTTP,
+    loops, broker (in-flight handlers finish, unacked messages return to their queue), pool.
     """
     bootstrap_process(service, settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    pool = await create_pool(
-        settings.database_url.get_secret_value(),
-        schema,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        service=service,
-    )
-    await migrate(pool, schema, migrations)
-    broker = make_broker(settings)
-    supervisor = Supervisor()
-    ctx = WorkerContext(service, settings, pool, broker, supervisor, OutboxRelay(pool, broker))
-    await register(ctx)
-    await broker.connect()
-    await declare_topology(broker, settings.delivery_limit)
-    await broker.start()
-    supervisor.start("outbox-relay", ctx.relay.run)
-    if started is not None:
-        await started(ctx)
-    server: EmbeddedServer | None = None
-    server_task: asyncio.Task[None] | None = None
-    if http_app is not None and http_port is not None:
-        config = uvicorn.Config(
-            http_app(ctx), host=http_host, port=http_port, log_config=None, lifespan="off"
-        )
-        server = EmbeddedServer(config)
-        server_task = asyncio.create_task(server.serve())
-    log.info("service_started", schema=schema, http_port=http_port)
-    await stop.wait()
+    worker = _Worker(service, settings, schema, migrations, register, stop_event())
+    front = HealthFirst(health_app(worker.readiness))
+    own_http = http_app is not None and http_port is not None
+    host = http_host if own_http else settings.health_host
+    port = http_port if own_http else settings.health_port
+    server = HttpServer(front, host, port) if port is not None else None
+    try:
+        ctx = await worker.start(started)
+        if http_app is not None and own_http:
+            front.inner = http_app(ctx)
+        log.info("service_started", schema=schema, http_port=port)
+        await worker.stop.wait()
+    except Stopped as exc:
+        log.info("service_stopped_while_starting", waiting_for=str(exc))
     log.info("service_stopping")
-    if server is not None and server_task is not None:
-        server.should_exit = True
-        await server_task
-    ctx.relay.stop()
-    await supervisor.stop()
-    await broker.stop()
-    if stopped is not None:
-        await stopped(ctx)
+    if server is not None:
+        await server.stop()
+    await worker.close(stopped)
+    log.info("service_stopped")
+
+
+@dataclass
+class _Worker:
+    """A worker's start-up and shutdown; it records what exists so a stop mid-way closes
+    just that."""
+
+    service: str
+    settings: ServiceSettings
+    schema: str
+    migrations: Any
+    register: Hook
+    stop: asyncio.Event
+    readiness: Readiness = field(init=False)
+    ctx: WorkerContext | None = None
+
+    def __post_init__(self) -> None:
+        self.readiness = Readiness(self.service, expects_consumers=True)
+
+    async def start(self, started: Hook | None) -> WorkerContext:
+        settings, stop = self.settings, self.stop
+        pool = await keep_trying("database", self._open_pool, stop)
+        self.readiness.pool = pool
+        await keep_trying("migrations", lambda: migrate(pool, self.schema, self.migrations), stop)
+        broker = make_broker(settings)
+        ctx = WorkerContext(
+            self.service, settings, pool, broker, Supervisor(), OutboxRelay(pool, broker)
+        )
+        await self.register(ctx)
+        self.readiness.broker = broker
+        await keep_trying("broker", broker.connect, stop)
+        limit = settings.delivery_limit
+        await keep_trying("topology", lambda: declare_topology(broker, limit), stop)
+        await keep_trying("consumers", broker.start, stop)
+        self.ctx = ctx
+        ctx.supervisor.start("outbox-relay", ctx.relay.run)
+        if started is not None:
+            await started(ctx)
+        return ctx
+
+    def _open_pool(self) -> Awaitable[asyncpg.Pool]:
+        settings = self.settings
+        return create_pool(
+            settings.database_url.get_secret_value(),
+            self.schema,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            service=self.service,
+        )
+
+    async def close(self, stopped: Hook | None) -> None:
+        if self.ctx is not None:
+            self.ctx.relay.stop()
+            await self.ctx.supervisor.stop()
+        if self.readiness.broker is not None:
+            await self.readiness.broker.stop()
+        if self.ctx is not None and stopped is not None:
+            await stopped(self.ctx)
+        if self.readiness.pool is not None:
+            await close_pool(self.readiness.pool)
+
+
+async def close_pool(pool: asyncpg.Pool) -> None:
     try:
         # Bounded: an orchestrator of processes (Kubernetes, honcho) waits only so long.
         await asyncio.wait_for(pool.close(), 5)
     except TimeoutError:
         log.warning("pool_close_timed_out")
         pool.terminate()
-    log.info("service_stopped")

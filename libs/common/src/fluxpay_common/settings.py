@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A development-only key: refused outside `development` so a deployment cannot run on it.
 DEV_SECRETS_KEY = "Zmx1eHBheS1kZXYtb25seS1rZXktZG8tbm90LXVzZT0="
+DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 class ServiceSettings(BaseSettings):
@@ -19,11 +21,11 @@ class ServiceSettings(BaseSettings):
 
     deployment: Literal["development", "staging", "production"] = "development"
     rabbitmq_url: SecretStr = Field(
-        default=SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        default=SecretStr(DEV_RABBITMQ_URL),
         validation_alias="RABBITMQ_URL",
     )
     database_url: SecretStr = Field(
-        default=SecretStr("postgresql://postgres@127.0.0.1:5432/test"),
+        default=SecretStr(DEV_DATABASE_URL),
         validation_alias="DATABASE_URL",
     )
     log_level: str = "INFO"
@@ -37,11 +39,22 @@ class ServiceSettings(BaseSettings):
     # Deliveries after which RabbitMQ dead-letters a message that keeps failing.
     delivery_limit: int = 5
     otel_exporter: Literal["none", "console", "otlp"] = "none"
+    # `/healthz` and `/readyz` of a process without an HTTP server of its own; off when
+    # unset (many processes share one machine under `make up`). The gateway answers them on
+    # its own port, a connector with a callback port on that port.
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> ServiceSettings:
-        if self.deployment != "development" and (
-            self.secrets_key.get_secret_value() == DEV_SECRETS_KEY
+        if self.deployment == "development":
+            return self
+        # Each carries a password (or is the key itself): a deployment names its own.
+        for variable, value, default in (
+            ("FLUXPAY_SECRETS_KEY", self.secrets_key, DEV_SECRETS_KEY),
+            ("DATABASE_URL", self.database_url, DEV_DATABASE_URL),
+            ("RABBITMQ_URL", self.rabbitmq_url, DEV_RABBITMQ_URL),
         ):
-            raise ValueError("FLUXPAY_SECRETS_KEY must be set outside development")
+            if value.get_secret_value() == default:
+                raise ValueError(f"{variable} must be set outside development")
         return self

@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from importlib import resources
 from typing import Any
 
+import asyncpg
 import uvicorn
 from fastapi import FastAPI, Request
 from faststream.rabbit import RabbitBroker
@@ -24,6 +25,7 @@ from api_gateway.rpc import Orchestrator, QueryService
 from api_gateway.settings import Settings
 from fluxpay_common import runtime
 from fluxpay_common.db import create_pool, migrate
+from fluxpay_common.health import Readiness, health_router
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
@@ -38,50 +40,95 @@ from fluxpay_common.topology import (
 log = get_logger(__name__)
 SCHEMA = "gateway"
 MIGRATIONS = resources.files("api_gateway") / "migrations"
+# Answered before start-up completes (probes); later operator routes such as /metrics join.
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class GatewayRuntime:
+    """What the gateway opens at start, each step retried until its dependency answers, so
+    a gateway started before PostgreSQL or RabbitMQ is alive and not ready, not crashed."""
+
+    def __init__(self, settings: Settings, broker: RabbitBroker) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.readiness = Readiness("gateway", broker=broker)
+        self.stop = asyncio.Event()
+        self.supervisor = runtime.Supervisor()
+        self.relay: OutboxRelay | None = None
+        url = settings.rabbitmq_url.get_secret_value()
+        self.clients = {
+            key: RpcClient(url, COMMANDS.name, key)
+            for key in (ORCHESTRATOR_COMMANDS_KEY, LEDGER_QUERIES_KEY, WEBHOOK_COMMANDS_KEY)
+        }
+
+    async def start(self, app: FastAPI) -> None:
+        settings, stop = self.settings, self.stop
+        pool = await runtime.keep_trying("database", self._open_pool, stop)
+        self.readiness.pool = pool
+        await runtime.keep_trying("migrations", lambda: migrate(pool, SCHEMA, MIGRATIONS), stop)
+        for key, client in self.clients.items():
+            await runtime.keep_trying(f"rpc {key}", client.start, stop)
+        await runtime.keep_trying("broker", self._connect_broker, stop)
+        self.relay = OutboxRelay(pool, self.broker)
+        idempotency = IdempotencyStore(
+            pool, settings.idempotency_ttl_hours, settings.idempotency_lock_seconds
+        )
+        self.supervisor.start("outbox-relay", self.relay.run)
+        self.supervisor.start(
+            "idempotency-purge", lambda: runtime.every(600, idempotency.purge_expired)
+        )
+        app.state.pool = pool
+        app.state.orchestrator = Orchestrator(
+            self.clients[ORCHESTRATOR_COMMANDS_KEY], settings.rpc_timeout
+        )
+        app.state.idempotency = idempotency
+        app.state.ledger = QueryService(self.clients[LEDGER_QUERIES_KEY], settings.rpc_timeout)
+        app.state.webhooks = QueryService(self.clients[WEBHOOK_COMMANDS_KEY], settings.rpc_timeout)
+        app.state.started = True
+        log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
+
+    def _open_pool(self) -> Awaitable[asyncpg.Pool]:
+        return create_pool(
+            self.settings.database_url.get_secret_value(),
+            SCHEMA,
+            min_size=self.settings.db_pool_min,
+            max_size=self.settings.db_pool_max,
+            service="gateway",
+        )
+
+    async def _connect_broker(self) -> None:
+        await self.broker.start()
+        await declare_topology(self.broker, self.settings.delivery_limit)
+
+    async def close(self) -> None:
+        self.stop.set()
+        if self.relay is not None:
+            self.relay.stop()
+        await self.supervisor.stop()
+        for client in self.clients.values():
+            await client.stop()
+        await self.broker.stop()
+        if self.readiness.pool is not None:
+            await runtime.close_pool(self.readiness.pool)
+        log.info("gateway_stopped")
 
 
 def create_app(settings: Settings) -> FastStreamAPI:
     broker = runtime.make_broker(settings)
+    gateway = GatewayRuntime(settings, broker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(
-            settings.database_url.get_secret_value(),
-            SCHEMA,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-            service="gateway",
-        )
-        await migrate(pool, SCHEMA, MIGRATIONS)
-        url = settings.rabbitmq_url.get_secret_value()
-        client = RpcClient(url, COMMANDS.name, ORCHESTRATOR_COMMANDS_KEY)
-        ledger = RpcClient(url, COMMANDS.name, LEDGER_QUERIES_KEY)
-        webhooks = RpcClient(url, COMMANDS.name, WEBHOOK_COMMANDS_KEY)
-        for c in (client, ledger, webhooks):
-            await c.start()
-        relay = OutboxRelay(pool, broker)
-        supervisor = runtime.Supervisor()
-        idempotency = IdempotencyStore(
-            pool, settings.idempotency_ttl_hours, settings.idempotency_lock_seconds
-        )
-        supervisor.start("outbox-relay", relay.run)
-        supervisor.start("idempotency-purge", lambda: runtime.every(600, idempotency.purge_expired))
         app.state.settings = settings
-        app.state.pool = pool
-        app.state.orchestrator = Orchestrator(client, settings.rpc_timeout)
-        app.state.idempotency = idempotency
-        app.state.ledger = QueryService(ledger, settings.rpc_timeout)
-        app.state.webhooks = QueryService(webhooks, settings.rpc_timeout)
-        log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
+        app.state.started = False
+        starting = asyncio.create_task(gateway.start(app))
         try:
             yield
         finally:
-            relay.stop()
-            await supervisor.stop()
-            for c in (client, ledger, webhooks):
-                await c.stop()
-            await pool.close()
-            log.info("gateway_stopped")
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, runtime.Stopped):
+                await starting
+            await gateway.close()
 
     app = FastAPI(
         title="FluxPay Collect API",
@@ -92,6 +139,22 @@ def create_app(settings: Settings) -> FastStreamAPI:
         redoc_url=None,
     )
     errors.install(app, settings.doc_base_url)
+    app.include_router(health_router(gateway.readiness))
+
+    @app.middleware("http")
+    async def until_started(request: Request, call_next: Any) -> Response:
+        if request.app.state.started or request.url.path in HEALTH_PATHS:
+            response: Response = await call_next(request)
+            return response
+        return errors.error_response(
+            errors.ApiError(
+                503,
+                "service_unavailable",
+                "FluxPay is starting; retry the request (with the same Idempotency-Key).",
+                headers={"Retry-After": "1"},
+            ),
+            settings.doc_base_url,
+        )
 
     @app.middleware("http")
     async def correlation(request: Request, call_next: Any) -> Response:
@@ -106,11 +169,10 @@ def create_app(settings: Settings) -> FastStreamAPI:
     app.include_router(checkout.router)
     app.include_router(account.router)
 
-    async def connect(b: RabbitBroker) -> None:
-        await b.start()
-        await declare_topology(b, settings.delivery_limit)
+    async def started_by_gateway_runtime(_: RabbitBroker) -> None:
+        """The broker connects in `GatewayRuntime.start`, retried, not in the lifespan."""
 
-    return FastStreamAPI(broker, application=app, connection_hook=connect)
+    return FastStreamAPI(broker, application=app, connection_hook=started_by_gateway_runtime)
 
 
 async def serve(settings: Settings) -> None:

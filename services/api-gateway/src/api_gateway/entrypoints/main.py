@@ -8,6 +8,7 @@ from fluxpay_common import runtime
 
 
 def main() -> None:
+    runtime.parse_service_args("fluxpay-gateway", __doc__)
     settings = Settings()
     runtime.bootstrap_process("gateway", settings)
     runtime.run(lambda: serve(settings))

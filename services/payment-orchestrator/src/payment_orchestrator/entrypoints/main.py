@@ -116,6 +116,7 @@ async def _main() -> None:
 
 
 def main() -> None:
+    runtime.parse_service_args("fluxpay-orchestrator", __doc__)
     runtime.run(_main)
 
 

@@ -62,4 +62,5 @@ async def _main() -> None:
 
 
 def main() -> None:
+    runtime.parse_service_args("fluxpay-webhooks", __doc__)
     runtime.run(_main)
