@@ -52,4 +52,6 @@ fi
 
 buildah bud --isolation chroot --pull-never --layers=false "${build_args[@]}" \
   -t "$IMAGE" -f Dockerfile .
+# The image this one replaced (now untagged) would otherwise pile up in vfs storage.
+buildah rmi --prune >/dev/null 2>&1 || true
 echo "built $IMAGE"

@@ -22,6 +22,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from faststream.rabbit import RabbitBroker
+from starlette.routing import Match
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -128,13 +129,13 @@ class HealthFirst:
         self.health = health
         self.inner: Any = None
 
-    def _is_health_path(self, path: str) -> bool:
-        return any(getattr(route, "path", None) == path for route in self.health.routes)
+    def _is_health_route(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.health.router.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if self._is_health_path(scope["path"]):
+        if self._is_health_route(scope):
             await self.health(scope, receive, send)
         elif self.inner is not None:
             await self.inner(scope, receive, send)

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A development-only key: refused outside `development` so a deployment cannot run on it.
 DEV_SECRETS_KEY = "Zmx1eHBheS1kZXYtb25seS1rZXktZG8tbm90LXVzZT0="
+PLACEHOLDER_PREFIX = "dev-"
 DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEV_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -49,12 +50,14 @@ class ServiceSettings(BaseSettings):
     def _refuse_dev_secrets_outside_development(self) -> ServiceSettings:
         if self.deployment == "development":
             return self
-        # Each carries a password (or is the key itself): a deployment names its own.
+        # Each carries a password (or is the key itself): a deployment names its own. A
+        # `dev-` value is a placeholder (deploy/k8s/secrets.example.yaml) left unset.
         for variable, value, default in (
             ("FLUXPAY_SECRETS_KEY", self.secrets_key, DEV_SECRETS_KEY),
             ("DATABASE_URL", self.database_url, DEV_DATABASE_URL),
             ("RABBITMQ_URL", self.rabbitmq_url, DEV_RABBITMQ_URL),
         ):
-            if value.get_secret_value() == default:
+            raw = value.get_secret_value()
+            if raw == default or raw.startswith(PLACEHOLDER_PREFIX):
                 raise ValueError(f"{variable} must be set outside development")
         return self

@@ -13,12 +13,17 @@ from provider_connectors.domain.model import Attempt
 from provider_connectors.settings import Settings
 
 REAL_KEY = "Zmx1eHBheS1yZWFsLWtleS1mb3ItdGVzdHMtb25seT0="
+# Outside development the servers' URLs must be named too (they carry passwords).
+SERVERS = {
+    "DATABASE_URL": "postgresql://fluxpay:pw@db.internal/fluxpay",
+    "RABBITMQ_URL": "amqp://fluxpay:pw@mq.internal/",
+}
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def test_development_credentials_are_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="FLUXPAY_NOVASEND_API_KEY"):
-        Settings(deployment="production", secrets_key=REAL_KEY, provider="novasend")
+        Settings(deployment="production", secrets_key=REAL_KEY, provider="novasend", **SERVERS)
 
 
 def test_real_credentials_are_accepted_in_production() -> None:
@@ -26,6 +31,7 @@ def test_real_credentials_are_accepted_in_production() -> None:
         deployment="production",
         secrets_key=REAL_KEY,
         provider="novasend",
+        **SERVERS,
         novasend_api_key="live-key",
         novasend_api_client="live-client",
         novasend_account_id="acct_1",
@@ -35,7 +41,7 @@ def test_real_credentials_are_accepted_in_production() -> None:
 
 
 def test_sandbox_needs_no_psp_credentials_in_production() -> None:
-    assert Settings(deployment="production", secrets_key=REAL_KEY).provider == "sandbox"
+    assert Settings(deployment="production", secrets_key=REAL_KEY, **SERVERS).provider == "sandbox"
 
 
 def _attempt(expires_in: timedelta | None) -> Attempt:

@@ -13,5 +13,7 @@ def test_the_live_guard_can_only_be_lowered_in_development() -> None:
             webhook_live_guard=False,
             deployment="production",
             secrets_key="x" * 43 + "=",
+            DATABASE_URL="postgresql://fluxpay:pw@db.internal/fluxpay",
+            RABBITMQ_URL="amqp://fluxpay:pw@mq.internal/",
         )
     assert Settings().webhook_live_guard is True

@@ -1,0 +1,253 @@
+"""Every process answers /healthz and /readyz; readiness follows PostgreSQL and RabbitMQ.
+
+The shared servers are never stopped: each process reaches them through TCP proxies this
+test owns, and "the database goes away" is the proxy refusing and cutting connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from fluxpay_common.testing import Infra, free_port, wait_for
+
+BIN = Path(sys.executable).parent
+# Each process by its command; `port_setting` names where it answers the health routes.
+PROCESSES = {
+    "gateway": (["fluxpay-gateway"], "FLUXPAY_GATEWAY_PORT"),
+    "orchestrator": (["fluxpay-orchestrator"], "FLUXPAY_HEALTH_PORT"),
+    "ledger": (["fluxpay-ledger"], "FLUXPAY_HEALTH_PORT"),
+    "webhooks": (["fluxpay-webhooks"], "FLUXPAY_HEALTH_PORT"),
+    "connector-sandbox": (["fluxpay-connector", "--provider", "sandbox"], "FLUXPAY_HEALTH_PORT"),
+    # A connector with a PSP callback server answers the probes on that same port.
+    "connector-novasend": (
+        ["fluxpay-connector", "--provider", "novasend"],
+        "FLUXPAY_CONNECTOR_HTTP_PORT",
+    ),
+}
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a server; `cut()` refuses and resets every connection
+    (the server "went away"), `restore()` listens again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.BaseTransport] = set()
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+        self._server = None
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._transports |= {writer.transport, up_writer.transport}
+        # Cancelled when the test's loop closes: the connection simply ends.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)
+        userinfo = f"{netloc[0]}@" if len(netloc) == 2 else ""
+        return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{self.port}"))
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError, asyncio.CancelledError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()
+
+
+def _target(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+@dataclass
+class Proxies:
+    database: TcpProxy
+    broker: TcpProxy
+
+
+@pytest.fixture
+async def proxies(infra: Infra) -> AsyncIterator[Proxies]:
+    proxies = Proxies(
+        TcpProxy(_target(infra.database_url, 5432)), TcpProxy(_target(infra.rabbitmq_url, 5672))
+    )
+    await proxies.database.restore()
+    await proxies.broker.restore()
+    yield proxies
+    for proxy in (proxies.database, proxies.broker):
+        if proxy._server is not None:
+            await proxy.cut()
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[bytes]
+    base_url: str
+
+    async def readiness(self) -> tuple[int, dict[str, object]]:
+        async with httpx.AsyncClient(timeout=5) as client:
+            try:
+                response = await client.get(f"{self.base_url}/readyz")
+            except httpx.TransportError:
+                return 0, {}
+        return response.status_code, response.json()
+
+    async def wait_ready(self, ready: bool, timeout: float = 30.0) -> dict[str, object]:
+        async def probe() -> dict[str, object] | None:
+            status, body = await self.readiness()
+            return body if status == (200 if ready else 503) else None
+
+        body = await wait_for(probe, timeout=timeout, interval=0.2, what=f"ready={ready}")
+        assert self.popen.poll() is None, "the process exited"
+        return body
+
+
+@contextlib.contextmanager
+def running(name: str, env: dict[str, str]) -> Iterator[Process]:
+    command, port_setting = PROCESSES[name]
+    port = free_port()
+    popen = subprocess.Popen(
+        [str(BIN / command[0]), *command[1:]],
+        env={**os.environ, **env, port_setting: str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield Process(popen, f"http://127.0.0.1:{port}")
+    finally:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+
+
+def _env(infra: Infra, proxies: Proxies) -> dict[str, str]:
+    return {
+        "DATABASE_URL": proxies.database.url(infra.database_url),
+        "RABBITMQ_URL": proxies.broker.url(infra.rabbitmq_url),
+        "FLUXPAY_LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.mark.parametrize("name", list(PROCESSES))
+async def test_every_process_answers_liveness_and_readiness(
+    name: str, infra: Infra, proxies: Proxies
+) -> None:
+    with running(name, _env(infra, proxies)) as process:
+        body = await process.wait_ready(True)
+        async with httpx.AsyncClient(timeout=5) as client:
+            alive = await client.get(f"{process.base_url}/healthz")
+    assert alive.status_code == 200
+    checks = body["checks"]
+    assert isinstance(checks, dict)
+    assert checks["database"] is True
+    assert checks["broker"] is True
+    if name != "gateway":
+        assert checks["consumers"] is True
+
+
+@pytest.mark.parametrize("name", ["ledger", "gateway"])
+async def test_readiness_turns_false_when_postgres_or_rabbitmq_go_away_and_back(
+    name: str, infra: Infra, proxies: Proxies
+) -> None:
+    with running(name, _env(infra, proxies)) as process:
+        await process.wait_ready(True)
+
+        await proxies.database.cut()
+        body = await process.wait_ready(False, timeout=10)
+        assert body["checks"]["database"] is False  # type: ignore[index]
+        await proxies.database.restore()
+        await process.wait_ready(True)
+
+        await proxies.broker.cut()
+        body = await process.wait_ready(False, timeout=10)
+        assert body["checks"]["broker"] is False  # type: ignore[index]
+        await proxies.broker.restore()
+        body = await process.wait_ready(True)
+        if name != "gateway":
+            # The consumers came back with the connection, not only the connection.
+            assert body["checks"]["consumers"] is True  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ["orchestrator", "gateway"])
+async def test_process_started_before_its_servers_waits_not_ready_then_serves(
+    name: str, infra: Infra, proxies: Proxies
+) -> None:
+    await proxies.database.cut()
+    await proxies.broker.cut()
+    with running(name, _env(infra, proxies)) as process:
+        body = await process.wait_ready(False)
+        assert body["checks"] == {
+            "database": False,
+            "broker": False,
+            **({} if name == "gateway" else {"consumers": False}),
+        }
+        async with httpx.AsyncClient(timeout=5) as client:
+            alive = await client.get(f"{process.base_url}/healthz")
+        assert alive.status_code == 200
+        await proxies.database.restore()
+        await proxies.broker.restore()
+        await process.wait_ready(True)
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "variable"),
+    [
+        (["fluxpay-ledger"], {}, "FLUXPAY_SECRETS_KEY"),
+        (["fluxpay-gateway"], {"FLUXPAY_SECRETS_KEY": "k" * 43 + "="}, "DATABASE_URL"),
+        (
+            ["fluxpay-connector", "--provider", "novasend"],
+            {
+                "FLUXPAY_SECRETS_KEY": "k" * 43 + "=",
+                "DATABASE_URL": "postgresql://fluxpay@db.invalid/fluxpay",
+                "RABBITMQ_URL": "amqp://fluxpay@mq.invalid/",
+            },
+            "FLUXPAY_NOVASEND_API_KEY",
+        ),
+    ],
+)
+def test_missing_secret_outside_development_stops_the_process_with_its_name(
+    command: list[str], env: dict[str, str], variable: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "RABBITMQ_URL"}}
+    result = subprocess.run(
+        [str(BIN / command[0]), *command[1:]],
+        env={**clean, **env, "FLUXPAY_DEPLOYMENT": "production"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"{variable} must be set outside development" in result.stderr
