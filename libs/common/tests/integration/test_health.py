@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -111,7 +111,7 @@ async def proxies(infra: Infra) -> AsyncIterator[Proxies]:
 
 @dataclass
 class Process:
-    popen: subprocess.Popen[bytes]
+    popen: asyncio.subprocess.Process
     base_url: str
 
     async def readiness(self) -> tuple[int, dict[str, object]]:
@@ -128,16 +128,18 @@ class Process:
             return body if status == (200 if ready else 503) else None
 
         body = await wait_for(probe, timeout=timeout, interval=0.2, what=f"ready={ready}")
-        assert self.popen.poll() is None, "the process exited"
+        assert self.popen.returncode is None, "the process exited"
         return body
 
 
-@contextlib.contextmanager
-def running(name: str, env: dict[str, str]) -> Iterator[Process]:
+@contextlib.asynccontextmanager
+async def running(name: str, env: dict[str, str]) -> AsyncIterator[Process]:
     command, port_setting = PROCESSES[name]
     port = free_port()
-    popen = subprocess.Popen(
-        [str(BIN / command[0]), *command[1:]],
+    # Asynchronous: the process talks through this loop's proxies, up to its graceful stop.
+    popen = await asyncio.create_subprocess_exec(
+        str(BIN / command[0]),
+        *command[1:],
         env={**os.environ, **env, port_setting: str(port)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -147,10 +149,10 @@ def running(name: str, env: dict[str, str]) -> Iterator[Process]:
     finally:
         popen.send_signal(signal.SIGTERM)
         try:
-            popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(popen.wait(), 30)
+        except TimeoutError:
             popen.kill()
-            popen.wait()
+            await popen.wait()
 
 
 def _env(infra: Infra, proxies: Proxies) -> dict[str, str]:
@@ -165,11 +167,12 @@ def _env(infra: Infra, proxies: Proxies) -> dict[str, str]:
 async def test_every_process_answers_liveness_and_readiness(
     name: str, infra: Infra, proxies: Proxies
 ) -> None:
-    with running(name, _env(infra, proxies)) as process:
+    async with running(name, _env(infra, proxies)) as process:
         body = await process.wait_ready(True)
         async with httpx.AsyncClient(timeout=5) as client:
             alive = await client.get(f"{process.base_url}/healthz")
     assert alive.status_code == 200
+    assert process.popen.returncode == 0, "SIGTERM stops it gracefully"
     checks = body["checks"]
     assert isinstance(checks, dict)
     assert checks["database"] is True
@@ -182,7 +185,7 @@ async def test_every_process_answers_liveness_and_readiness(
 async def test_readiness_turns_false_when_postgres_or_rabbitmq_go_away_and_back(
     name: str, infra: Infra, proxies: Proxies
 ) -> None:
-    with running(name, _env(infra, proxies)) as process:
+    async with running(name, _env(infra, proxies)) as process:
         await process.wait_ready(True)
 
         await proxies.database.cut()
@@ -207,7 +210,7 @@ async def test_process_started_before_its_servers_waits_not_ready_then_serves(
 ) -> None:
     await proxies.database.cut()
     await proxies.broker.cut()
-    with running(name, _env(infra, proxies)) as process:
+    async with running(name, _env(infra, proxies)) as process:
         body = await process.wait_ready(False)
         assert body["checks"] == {
             "database": False,
