@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fluxpay_common.testing import Infra, free_port, wait_for
+from fluxpay_common.testing import Infra, free_port, isolated_infra, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/fluxpay:latest"
@@ -41,6 +41,13 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("FLUXPAY_IMAGE_TESTS") != "1" or shutil.which("buildah") is None,
     reason="image build: FLUXPAY_IMAGE_TESTS=1 and buildah (make image-test)",
 )
+
+
+@pytest.fixture(scope="module")
+def infra() -> Iterator[Infra]:
+    """The gateway's own database and vhost, like every test fixture's."""
+    with isolated_infra() as own:
+        yield own
 
 
 @pytest.fixture(scope="module")

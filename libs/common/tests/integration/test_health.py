@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from fluxpay_common.testing import Infra, free_port, wait_for
+from fluxpay_common.testing import Infra, free_port, isolated_infra, wait_for
 
 BIN = Path(sys.executable).parent
 # Each process by its command; `port_setting` names where it answers the health routes.
@@ -88,6 +88,14 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 def _target(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+@pytest.fixture(scope="module")
+def infra() -> Iterator[Infra]:
+    """A database and vhost of this module's own: the services declare the whole topology,
+    which other tests sharing the run's vhost do not expect."""
+    with isolated_infra() as own:
+        yield own
 
 
 @dataclass
