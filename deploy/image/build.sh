@@ -15,7 +15,7 @@ buildah() { command buildah --storage-driver vfs "$@"; }
 make_base_rootfs() {
   mkdir -p "$CACHE"
   # minbase + the interpreter, its venv module (ensurepip) and CA certificates for PyPI.
-  mmdebstrap --quiet --variant=minbase \
+  mmdebstrap --quiet --variant=minbase --format=tar \
     --include=python3.11,python3.11-venv,ca-certificates \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
