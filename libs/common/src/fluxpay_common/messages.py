@@ -358,6 +358,8 @@ class WebhooksCommand(MerchantScoped):
         "webhooks.replay_failed",
         "webhooks.send_test",
         "webhooks.get_endpoint",
+        # The merchant's test events since `since`, signed now (the gateway's event stream).
+        "webhooks.stream_events",
     ]
     event_id: str | None = None
     since: datetime | None = None

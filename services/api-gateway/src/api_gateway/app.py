@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from api_gateway import errors
 from api_gateway.idempotency import IdempotencyStore
-from api_gateway.routes import account, checkout, collect
+from api_gateway.routes import account, checkout, collect, event_stream
 from api_gateway.rpc import Orchestrator, QueryService
 from api_gateway.settings import Settings
 from fluxpay_common import runtime
@@ -104,6 +104,8 @@ def create_app(settings: Settings) -> FastStreamAPI:
 
     app.include_router(collect.router)
     app.include_router(checkout.router)
+    # Before account's `/events/{event_id}`, which would take `stream` for an id.
+    app.include_router(event_stream.router)
     app.include_router(account.router)
 
     async def connect(b: RabbitBroker) -> None:

@@ -27,11 +27,14 @@ def dispatch_policy(settings: Settings) -> DispatchPolicy:
     )
 
 
+def secret_box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.secrets_key.get_secret_value())
+
+
 def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
     sender = WebhookSender(
         settings.webhook_timeout_seconds,
         max_connections=settings.webhook_max_in_flight,
         live_guard=settings.webhook_live_guard,
     )
-    box = SecretBox(settings.secrets_key.get_secret_value())
-    return Dispatcher(pool, sender, box, dispatch_policy(settings))
+    return Dispatcher(pool, sender, secret_box(settings), dispatch_policy(settings))
