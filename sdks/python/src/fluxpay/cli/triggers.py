@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fluxpay import FluxPay
-from fluxpay.errors import FluxPayError
-from fluxpay.models import Payment
+from fluxpay.errors import FluxPayError, UnprocessableError
+from fluxpay.models import Payment, Refund
 
 APPROVES, REFUSES, SILENT, REFUND_FAILS = "000001", "000002", "000003", "000004"
 Say = Callable[[str], None]
@@ -61,12 +61,28 @@ def trigger(client: FluxPay, event_type: str, say: Say, wait_seconds: float = 60
         say(f"Cancelled payment {payment.id}: {payment.status}")
     elif scenario.then == "refund":
         payment = _wait_completed(client, payment, wait_seconds)
-        # Half the amount: a refund is paid from the balance this payment credited, net of fees.
-        refund = client.refunds.create(payment.id, amount=payment.amount // 2)
+        refund = _refund_half(client, payment, wait_seconds)
         say(f"Refund {refund.id} of {refund.amount} {refund.currency}: {refund.status}")
     note = f" ({scenario.note})" if scenario.note else ""
     say(f"Trigger done: {event_type} will be sent to your endpoint and `fluxpay listen`{note}.")
     return payment
+
+
+def _refund_half(client: FluxPay, payment: Payment, wait_seconds: float) -> Refund:
+    """Half the amount: a refund is paid from the balance this payment credits (net of
+    fees), which the ledger books a moment after the payment completes."""
+    deadline = time.monotonic() + wait_seconds
+    key = str(uuid.uuid4())
+    while True:
+        try:
+            return client.refunds.create(
+                payment.id, amount=payment.amount // 2, idempotency_key=key
+            )
+        except UnprocessableError as exc:
+            if exc.code != "insufficient_balance" or time.monotonic() > deadline:
+                raise
+            key = str(uuid.uuid4())  # the refusal is stored under the key: a new attempt
+            time.sleep(0.5)
 
 
 def _wait_completed(client: FluxPay, payment: Payment, wait_seconds: float) -> Payment:
