@@ -95,16 +95,24 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="fluxpay", description=__doc__)
-    root.add_argument("--api-key", help="overrides FLUXPAY_API_KEY and the stored key")
-    root.add_argument("--base-url", help="the API, e.g. http://127.0.0.1:8000/api/v1")
+    _connection_options(root, None)
+    # Accepted after the command too (`fluxpay login --api-key K`); given there, they win.
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_options(common, argparse.SUPPRESS)
     commands = root.add_subparsers(dest="command", required=True)
 
-    login = commands.add_parser("login", help="store a test API key for the other commands")
+    login = commands.add_parser(
+        "login", parents=[common], help="store a test API key for the other commands"
+    )
     login.set_defaults(run=cmd_login)
 
-    payments = commands.add_parser("payments", help="create, get or list payments")
+    payments = commands.add_parser(
+        "payments", parents=[common], help="create, get or list payments"
+    )
     actions = payments.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="create a payment (sandbox with a test key)")
+    create = actions.add_parser(
+        "create", parents=[common], help="create a payment (sandbox with a test key)"
+    )
     create.add_argument("--amount", type=int, default=3000, help="major units (3000 XOF)")
     create.add_argument("--currency", default="XOF")
     create.add_argument("--country", default="BJ")
@@ -113,23 +121,36 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--phone", default="+22997000001", help="000001 approves in sandbox")
     create.add_argument("--reference")
     create.add_argument("--description")
-    get = actions.add_parser("get", help="a payment by id or reference")
+    get = actions.add_parser("get", parents=[common], help="a payment by id or reference")
     get.add_argument("payment")
-    listing = actions.add_parser("list", help="your latest payments")
+    listing = actions.add_parser("list", parents=[common], help="your latest payments")
     listing.add_argument("--status")
     listing.add_argument("--limit", type=int, default=10)
     payments.set_defaults(run=cmd_payments)
 
-    trigger = commands.add_parser("trigger", help="make the sandbox produce one event type")
+    trigger = commands.add_parser(
+        "trigger", parents=[common], help="make the sandbox produce one event type"
+    )
     trigger.add_argument("event_type", choices=EVENT_TYPES)
     trigger.set_defaults(run=cmd_trigger)
 
-    forward = commands.add_parser("listen", help="forward your test events to a local URL")
+    forward = commands.add_parser(
+        "listen", parents=[common], help="forward your test events to a local URL"
+    )
     forward.add_argument("--forward-to", required=True, help="e.g. http://localhost:3000/hooks")
     forward.add_argument("--events", help="only these types, comma-separated")
     forward.add_argument("--max-events", type=int, help=argparse.SUPPRESS)
     forward.set_defaults(run=cmd_listen)
     return root
+
+
+def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--api-key", default=default, help="overrides FLUXPAY_API_KEY and the stored key"
+    )
+    parser.add_argument(
+        "--base-url", default=default, help="the API, e.g. http://127.0.0.1:8000/api/v1"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
