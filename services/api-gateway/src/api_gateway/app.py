@@ -127,6 +127,11 @@ async def serve(settings: Settings) -> None:
     )
     server = runtime.EmbeddedServer(config)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+        event_stream.close_streams()  # they would hold the graceful shutdown to its timeout
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(sig, stop)
     await server.serve()

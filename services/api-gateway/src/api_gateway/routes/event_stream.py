@@ -31,10 +31,21 @@ from fluxpay_common.messages import WebhooksCommand
 
 router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 POLL_SECONDS = 1.0
+PAGE = 100
 OVERLAP = timedelta(seconds=10)
 # A comment line now and then keeps proxies and idle timeouts from closing a quiet stream.
 HEARTBEAT_EVERY = 15
 TEST_ONLY = "The event stream relays test events only: use a test API key."
+
+
+class _Streams:
+    closing = False
+
+
+def close_streams() -> None:
+    """The process is stopping: every open stream ends within a poll (clients reconnect to
+    another gateway), instead of holding the graceful shutdown until its timeout."""
+    _Streams.closing = True
 
 
 class StreamCursor:
@@ -44,8 +55,13 @@ class StreamCursor:
         self.opened_at = opened_at
         self.newest = opened_at
         self.sent: dict[str, datetime] = {}
+        # A full page: the next one starts at the newest sent, without the overlap, or a
+        # burst larger than a page inside the overlap would be asked for again and again.
+        self.behind = False
 
     def since(self) -> datetime:
+        if self.behind:
+            return self.newest
         return max(self.opened_at, self.newest - OVERLAP)
 
     def take_new(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,10 +95,11 @@ async def stream_events(request: Request, who: Who) -> StreamingResponse:
     async def page() -> list[dict[str, Any]]:
         data = await service.data(
             WebhooksCommand(
-                type="webhooks.stream_events", since=cursor.since(), limit=100,
+                type="webhooks.stream_events", since=cursor.since(), limit=PAGE,
                 **scope(request, who),
             )
         )  # fmt: skip
+        cursor.behind = bool(data["has_more"])
         items: list[dict[str, Any]] = data["data"]
         return items
 
@@ -98,8 +115,9 @@ async def stream_events(request: Request, who: Who) -> StreamingResponse:
             polls += 1
             if polls % HEARTBEAT_EVERY == 0:
                 yield b": heartbeat\n\n"
-            await asyncio.sleep(POLL_SECONDS)
-            if await request.is_disconnected():
+            if not cursor.behind:
+                await asyncio.sleep(POLL_SECONDS)
+            if _Streams.closing or await request.is_disconnected():
                 return
             try:
                 items = await page()
