@@ -15,9 +15,11 @@ events already sent, and the overlap (with the ids already sent) catches it exac
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -35,11 +37,15 @@ PAGE = 100
 OVERLAP = timedelta(seconds=10)
 # A comment line now and then keeps proxies and idle timeouts from closing a quiet stream.
 HEARTBEAT_EVERY = 15
+# A developer runs a `fluxpay listen` or two; more is a leak or a loop (limit per process).
+MAX_STREAMS_PER_MERCHANT = 5
 TEST_ONLY = "The event stream relays test events only: use a test API key."
 
 
 class _Streams:
     closing = False
+    # Open streams per merchant in this process: each costs the dispatcher a query a second.
+    open: ClassVar[Counter[uuid.UUID]] = Counter()
 
 
 def close_streams() -> None:
@@ -89,6 +95,13 @@ def sse_error(exc: ApiError) -> bytes:
 async def stream_events(request: Request, who: Who) -> StreamingResponse:
     if who.environment != "test":
         raise ApiError(403, "test_key_required", TEST_ONLY)
+    if _Streams.open[who.merchant_id] >= MAX_STREAMS_PER_MERCHANT:
+        raise ApiError(
+            429,
+            "too_many_streams",
+            f"At most {MAX_STREAMS_PER_MERCHANT} event streams at once; close one first.",
+            headers={"Retry-After": "10"},
+        )
     service: QueryService = request.app.state.webhooks
     cursor = StreamCursor(utcnow())
 
@@ -107,6 +120,16 @@ async def stream_events(request: Request, who: Who) -> StreamingResponse:
     first = await page()
 
     async def events() -> AsyncIterator[bytes]:
+        _Streams.open[who.merchant_id] += 1
+        try:
+            async for chunk in relay():
+                yield chunk
+        finally:
+            _Streams.open[who.merchant_id] -= 1
+            if _Streams.open[who.merchant_id] <= 0:
+                del _Streams.open[who.merchant_id]
+
+    async def relay() -> AsyncIterator[bytes]:
         yield b": connected\n\n"
         items, polls = first, 0
         while True:
