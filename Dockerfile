@@ -6,6 +6,9 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 COPY libs ./libs
 COPY services ./services
+# Workspace members the lock names (the simulators, the merchant SDK): --frozen needs them.
+COPY tools ./tools
+COPY sdks ./sdks
 RUN uv sync --all-packages --frozen --no-dev
 
 FROM python:3.11-slim
