@@ -31,7 +31,7 @@ def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
     sender = WebhookSender(
         settings.webhook_timeout_seconds,
         max_connections=settings.webhook_max_in_flight,
-        live_guard=settings.webhook_live_guard,
+        allow_private=settings.webhook_allow_private_destinations,
     )
     box = SecretBox(settings.secrets_key.get_secret_value())
     return Dispatcher(pool, sender, box, dispatch_policy(settings))
