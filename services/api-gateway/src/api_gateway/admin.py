@@ -20,9 +20,9 @@ ENVIRONMENTS: tuple[Environment, ...] = get_args(Environment)
 @dataclass(frozen=True)
 class NewMerchant:
     merchant_id: uuid.UUID
-    api_keys: dict[str, str]
+    api_keys: dict[Environment, str]
     # One per environment, distinct: a test secret never verifies a live event.
-    webhook_secrets: dict[str, str]
+    webhook_secrets: dict[Environment, str]
 
     def as_json(self) -> dict[str, Any]:
         return {
