@@ -17,8 +17,10 @@ from api_gateway import admin, webhook_endpoints
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import MerchantEndpointChanged
+from fluxpay_common.outbox import add_to_outbox
 from fluxpay_common.settings import DEV_SECRETS_KEY
 from fluxpay_common.testing import Infra
+from fluxpay_common.topology import EVENTS
 
 MIGRATIONS = Path(str(resources.files("api_gateway") / "migrations"))
 BOX = SecretBox(DEV_SECRETS_KEY)
@@ -65,6 +67,13 @@ async def test_migration_splits_the_endpoint_per_environment_and_removes_url_cre
         merchant_id,
         {"url": "https://user:hunter2@shop.example/h"},
     )
+    published = MerchantEndpointChanged(
+        merchant_id=merchant_id,
+        webhook_url="https://user:hunter2@shop.example/h",
+        webhook_secrets_sealed=["sealed_new"],
+    )
+    async with pool.acquire() as conn:
+        await add_to_outbox(conn, EVENTS, webhook_endpoints.ENDPOINT_CHANGED_KEY, published)
 
     await migrate(pool, schema, MIGRATIONS)
 
@@ -83,6 +92,8 @@ async def test_migration_splits_the_endpoint_per_environment_and_removes_url_cre
     assert audit == "https://shop.example/h"
     dumped = str([dict(r) for r in await pool.fetch("SELECT * FROM merchant")])
     assert "hunter2" not in dumped and "webhook_url" not in dumped
+    [announced] = await _announced(pool, merchant_id)
+    assert announced.webhook_url == "https://shop.example/h"
 
 
 async def test_rotating_twice_keeps_every_secret_for_its_own_overlap_in_one_environment(

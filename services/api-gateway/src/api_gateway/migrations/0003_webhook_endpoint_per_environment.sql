@@ -33,6 +33,12 @@ UPDATE audit_log
 SET details = jsonb_set(details, '{url}', to_jsonb(
         regexp_replace(details ->> 'url', '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\1')))
 WHERE details ->> 'url' ~ '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@';
+-- The outbox keeps what it published: the endpoint changes' bodies (JSON) carry the URL too.
+UPDATE outbox_message
+SET body = convert_to(regexp_replace(convert_from(body, 'UTF8'),
+        '("webhook_url":"[A-Za-z][A-Za-z0-9+.-]*://)[^/?#"]*@', '\1', 'g'), 'UTF8')
+WHERE routing_key = 'merchant.endpoint_changed'
+  AND convert_from(body, 'UTF8') ~ '"webhook_url":"[A-Za-z][A-Za-z0-9+.-]*://[^/?#"]*@';
 
 -- An existing merchant's one endpoint serves both environments, with the same secrets,
 -- until it changes or rotates one of them.
