@@ -322,6 +322,16 @@ class RefundEvent(Message):
     refund: RefundView
 
 
+class SealedSecret(BaseModel):
+    """A webhook signing secret, sealed (Fernet under the platform secrets key)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sealed: str
+    # None for the current secret; a previous one keeps signing until then (its overlap).
+    expires_at: datetime | None = None
+
+
 class MerchantEndpointChanged(Message):
     """Gateway -> dispatcher: a merchant's webhook endpoint and its secrets (encrypted)."""
 
@@ -331,6 +341,12 @@ class MerchantEndpointChanged(Message):
     # Fernet tokens under the platform secrets key; the newest first. Several during rotation.
     webhook_secrets_sealed: list[str]
     secret_overlap_until: datetime | None = None
+    # Additive: the environment whose endpoint this is (each has its own URL and secrets).
+    # None: a change published before endpoints were per environment; it applies to both.
+    environment: Environment | None = None
+    # Additive: every secret that signs, newest first, each with its own expiry. None: an
+    # older publisher; `webhook_secrets_sealed` then share `secret_overlap_until`.
+    secrets: list[SealedSecret] | None = None
 
 
 DomainEvent = Annotated[

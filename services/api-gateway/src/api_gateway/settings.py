@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import model_validator
+
 from fluxpay_common.settings import ServiceSettings
 
 
@@ -14,3 +16,15 @@ class Settings(ServiceSettings):
     idempotency_ttl_hours: int = 24
     # An in-flight idempotency claim older than this is considered abandoned (crash).
     idempotency_lock_seconds: int = 20
+    # Local development only: accept webhook URLs on loopback and private addresses (a
+    # receiver on 127.0.0.1), in test and live, and http for a live loopback URL. The
+    # dispatcher has the same setting. Refused outside `development`.
+    webhook_allow_private_destinations: bool = False
+
+    @model_validator(mode="after")
+    def _private_destinations_only_in_development(self) -> Settings:
+        if self.webhook_allow_private_destinations and self.deployment != "development":
+            raise ValueError(
+                "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS is only allowed in development"
+            )
+        return self

@@ -35,6 +35,6 @@ def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
     sender = WebhookSender(
         settings.webhook_timeout_seconds,
         max_connections=settings.webhook_max_in_flight,
-        live_guard=settings.webhook_live_guard,
+        allow_private=settings.webhook_allow_private_destinations,
     )
     return Dispatcher(pool, sender, secret_box(settings), dispatch_policy(settings))

@@ -32,7 +32,7 @@ async def signed_events(pool: asyncpg.Pool, box: SecretBox, command: WebhooksCom
     if command.since is None:
         return replies.parameter_missing("since")
     limit = max(1, min(command.limit, MAX_STREAM_PAGE))
-    endpoint = await repository.load_endpoint(pool, command.merchant_id)
+    endpoint = await repository.load_endpoint(pool, command.merchant_id, command.environment)
     sealed = signing_secrets(endpoint, utcnow()) if endpoint is not None else ()
     if not sealed:
         return replies.endpoint_not_found()
