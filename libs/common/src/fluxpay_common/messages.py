@@ -350,6 +350,32 @@ class LedgerQuery(MerchantScoped):
     starting_after: str | None = None
 
 
+class ReserveRefund(MerchantScoped):
+    """Orchestrator -> ledger (request/reply): hold a refund's amount on the merchant's
+    available balance before the refund is accepted. Idempotent by `refund_id`: asking
+    again answers as the first time. Answered with `QueryReply(data=hold_body)`."""
+
+    type: Literal["ledger.reserve_refund"] = "ledger.reserve_refund"
+    refund_id: uuid.UUID
+    payment_id: uuid.UUID
+    currency: str
+    amount_minor: int = Field(gt=0)
+
+
+class ReleaseRefundHold(MerchantScoped):
+    """Orchestrator -> ledger (through the outbox, no reply): the refund the hold was
+    placed for was not accepted after all; the held amount is available again."""
+
+    type: Literal["ledger.release_refund_hold"] = "ledger.release_refund_hold"
+    refund_id: uuid.UUID
+
+
+# Everything the ledger's `ledger` routing key carries.
+LedgerRequest = Annotated[
+    LedgerQuery | ReserveRefund | ReleaseRefundHold, Field(discriminator="type")
+]
+
+
 class WebhooksCommand(MerchantScoped):
     type: Literal[
         "webhooks.list_events",
@@ -374,4 +400,5 @@ class QueryReply(BaseModel):
 
 
 ledger_query_adapter: TypeAdapter[LedgerQuery] = TypeAdapter(LedgerQuery)
+ledger_request_adapter: TypeAdapter[LedgerRequest] = TypeAdapter(LedgerRequest)
 webhooks_command_adapter: TypeAdapter[WebhooksCommand] = TypeAdapter(WebhooksCommand)

@@ -25,7 +25,6 @@ from fluxpay_common.messages import (
     ErrorBody,
     GetPayment,
     InitiatePayment,
-    LedgerQuery,
     Message,
     OrchestratorCommand,
     PaymentEvent,
@@ -34,7 +33,9 @@ from fluxpay_common.messages import (
     RefundAtProvider,
     RefundEvent,
     RefundPayment,
+    ReleaseRefundHold,
     Reply,
+    ReserveRefund,
     SelectOperator,
     SubmitOtp,
     SyncStatus,
@@ -42,7 +43,7 @@ from fluxpay_common.messages import (
 from fluxpay_common.money import to_minor
 from fluxpay_common.outbox import add_to_outbox
 from fluxpay_common.rpc import RpcTimeout, RpcUnavailable
-from fluxpay_common.topology import COMMANDS, EVENTS, connector_key
+from fluxpay_common.topology import COMMANDS, EVENTS, LEDGER_QUERIES_KEY, connector_key
 from payment_orchestrator.domain.routing import route
 from payment_orchestrator.domain.state_machine import (
     OPEN,
@@ -78,8 +79,8 @@ _MUTABLE = frozenset(
 )
 _EXPIRED = {"failure_code": "expired", "failure_message": "The customer did not pay in time."}
 ConnectorCall = Callable[[str, Message], Awaitable[ProviderPaymentUpdate]]
-# The merchant's available balance in minor units per currency, from the ledger.
-BalanceLookup = Callable[[LedgerQuery], Awaitable[dict[str, int]]]
+# Asks the ledger to hold a refund's amount: (held, available minor units before it).
+RefundReservation = Callable[[ReserveRefund], Awaitable[tuple[bool, int]]]
 
 
 def _error(
@@ -111,12 +112,12 @@ class Orchestrator:
         pool: asyncpg.Pool,
         settings: Settings,
         call_connector: ConnectorCall,
-        available_balance: BalanceLookup | None = None,
+        reserve_refund: RefundReservation | None = None,
     ):
         self._pool = pool
         self._settings = settings
         self._call_connector = call_connector
-        self._available_balance = available_balance
+        self._reserve_refund = reserve_refund
 
     # ------------------------------------------------------------ commands (request/reply)
 
@@ -307,112 +308,107 @@ class Orchestrator:
         return Reply(payment=self._view(row))
 
     async def refund(self, cmd: RefundPayment) -> Reply:
+        """Check, hold the amount at the ledger, then record under the payment's lock.
+
+        No lock is held across the ledger's request: the hold serializes refunds per
+        merchant balance there, and the payment's lock only guards the re-check and insert.
+        """
+        async with self._pool.acquire() as conn:
+            row = await self._find(conn, cmd)
+            if existing := await self._existing_refund(conn, row, cmd):
+                return existing
+            amount = await self._refundable(conn, row, cmd)
+        if isinstance(amount, Reply):
+            return amount
+        refund_id = _refund_id(row["id"], cmd.idempotency_key)
+        if refused := await self._hold_at_ledger(cmd, row, refund_id, amount):
+            return refused
         async with self._pool.acquire() as conn, conn.transaction():
             row = await self._find(conn, cmd, lock=True)
-            if cmd.idempotency_key:
-                existing = await conn.fetchrow(
-                    "SELECT * FROM refund WHERE payment_id = $1 AND idempotency_key = $2",
-                    row["id"],
-                    cmd.idempotency_key,
-                )
-                if existing is not None:
-                    return Reply(refund=refund_view(existing, row["reference"]), created=False)
-            if row["status"] != Status.COMPLETED:
-                return _error(
-                    409,
-                    "payment_not_refundable",
-                    f"Only a completed payment can be refunded; this one is {row['status']}.",
-                )
-            pending = await conn.fetchval(
-                "SELECT coalesce(sum(amount), 0)::bigint FROM refund"
-                " WHERE payment_id = $1 AND status = 'pending'",
-                row["id"],
-            )
-            remaining = row["amount"] - row["refunded_amount"] - pending
-            amount = remaining if cmd.amount is None else cmd.amount
-            if amount <= 0 and cmd.amount is None:
-                return _error(
-                    409,
-                    "refund_already_pending",
-                    "Refunds already pending cover the whole payment.",
-                )
-            if amount <= 0:
-                return _error(422, "amount_invalid", "A refund amount must be positive.", "amount")
-            if amount > remaining:
-                return _error(
-                    422,
-                    "refund_exceeds_payment",
-                    f"At most {remaining} {row['currency']} of this payment can still be refunded.",
-                    "amount",
-                )
-            if refused := await self._refund_exceeds_balance(conn, cmd, row, amount):
-                return refused
-            refund = await conn.fetchrow(
-                "INSERT INTO refund (id, payment_id, merchant_id, environment, idempotency_key,"
-                " status, amount, currency, reason, metadata)"
-                " VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9) RETURNING *",
-                new_id(),
-                row["id"],
-                row["merchant_id"],
-                row["environment"],
-                cmd.idempotency_key,
-                amount,
-                row["currency"],
-                cmd.reason,
-                cmd.metadata,
-            )
-            await add_to_outbox(
-                conn,
-                COMMANDS,
-                connector_key(row["provider"]),
-                RefundAtProvider(
-                    correlation_id=cmd.correlation_id,
-                    payment_id=row["id"],
-                    merchant_id=row["merchant_id"],
-                    environment=row["environment"],
-                    provider=row["provider"],
-                    refund_id=refund["id"],
-                    amount=amount,
-                    currency=row["currency"],
-                    psp_reference=row["psp_reference"],
-                    phone=(row["customer"] or {}).get("phone"),
-                ),
-            )
-            log.info("refund_requested", refund_id=str(refund["id"]), amount=amount)
+            if existing := await self._existing_refund(conn, row, cmd):
+                # The same request, concurrently: its refund carries this very hold.
+                return existing
+            recheck = await self._refundable(conn, row, cmd)
+            if recheck != amount:
+                # Another refund of this payment was accepted meanwhile.
+                await self._release_hold(conn, cmd, row, refund_id)
+                return recheck if isinstance(recheck, Reply) else _refund_raced()
+            refund = await self._record_refund(conn, cmd, row, refund_id, amount)
         return Reply(refund=refund_view(refund, row["reference"]), created=True)
 
-    async def _refund_exceeds_balance(
-        self, conn: asyncpg.Connection, cmd: RefundPayment, row: asyncpg.Record, amount: int
+    async def _existing_refund(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, cmd: RefundPayment
     ) -> Reply | None:
-        """A refund is paid from the merchant's available balance: refuse what it cannot cover.
-
-        Available = the ledger's balance minus refunds accepted here and not yet booked.
-        """
-        if self._available_balance is None:
+        if not cmd.idempotency_key:
             return None
-        query = LedgerQuery(
-            type="ledger.balance",
+        existing = await conn.fetchrow(
+            "SELECT * FROM refund WHERE payment_id = $1 AND idempotency_key = $2",
+            row["id"],
+            cmd.idempotency_key,
+        )
+        if existing is None:
+            return None
+        return Reply(refund=refund_view(existing, row["reference"]), created=False)
+
+    async def _refundable(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, cmd: RefundPayment
+    ) -> int | Reply:
+        """The amount this refund would return, or why the payment refuses it."""
+        if row["status"] != Status.COMPLETED:
+            return _error(
+                409,
+                "payment_not_refundable",
+                f"Only a completed payment can be refunded; this one is {row['status']}.",
+            )
+        pending = await conn.fetchval(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM refund"
+            " WHERE payment_id = $1 AND status = 'pending'",
+            row["id"],
+        )
+        remaining = row["amount"] - row["refunded_amount"] - pending
+        amount = remaining if cmd.amount is None else cmd.amount
+        if amount <= 0 and cmd.amount is None:
+            return _error(
+                409,
+                "refund_already_pending",
+                "Refunds already pending cover the whole payment.",
+            )
+        if amount <= 0:
+            return _error(422, "amount_invalid", "A refund amount must be positive.", "amount")
+        if amount > remaining:
+            return _error(
+                422,
+                "refund_exceeds_payment",
+                f"At most {remaining} {row['currency']} of this payment can still be refunded.",
+                "amount",
+            )
+        return int(amount)
+
+    async def _hold_at_ledger(
+        self, cmd: RefundPayment, row: asyncpg.Record, refund_id: uuid.UUID, amount: int
+    ) -> Reply | None:
+        """A refund is paid from the merchant's available balance: the ledger holds the
+        amount (net of every other hold) or refuses; None when held."""
+        if self._reserve_refund is None:
+            return None
+        request = ReserveRefund(
             correlation_id=cmd.correlation_id,
             merchant_id=row["merchant_id"],
             environment=row["environment"],
+            refund_id=refund_id,
+            payment_id=row["id"],
+            currency=row["currency"],
+            amount_minor=to_minor(amount),
         )
         try:
-            balances = await self._available_balance(query)
+            held, available = await self._reserve_refund(request)
         except (RpcTimeout, RpcUnavailable):
             return _error(
                 503,
                 "balance_unavailable",
                 "The merchant's balance could not be read; retry the refund shortly.",
             )
-        pending = await conn.fetchval(
-            "SELECT coalesce(sum(amount), 0)::bigint FROM refund WHERE merchant_id = $1"
-            " AND environment = $2 AND currency = $3 AND status = 'pending'",
-            row["merchant_id"],
-            row["environment"],
-            row["currency"],
-        )
-        available = balances.get(row["currency"], 0) - to_minor(pending)
-        if to_minor(amount) <= available:
+        if held:
             return None
         return _error(
             422,
@@ -421,6 +417,65 @@ class Orchestrator:
             f" cover this refund of {amount} {row['currency']}.",
             "amount",
         )
+
+    async def _release_hold(
+        self,
+        conn: asyncpg.Connection,
+        cmd: RefundPayment,
+        row: asyncpg.Record,
+        refund_id: uuid.UUID,
+    ) -> None:
+        if self._reserve_refund is None:
+            return
+        release = ReleaseRefundHold(
+            correlation_id=cmd.correlation_id,
+            merchant_id=row["merchant_id"],
+            environment=row["environment"],
+            refund_id=refund_id,
+        )
+        await add_to_outbox(conn, COMMANDS, LEDGER_QUERIES_KEY, release)
+
+    async def _record_refund(
+        self,
+        conn: asyncpg.Connection,
+        cmd: RefundPayment,
+        row: asyncpg.Record,
+        refund_id: uuid.UUID,
+        amount: int,
+    ) -> asyncpg.Record:
+        refund = await conn.fetchrow(
+            "INSERT INTO refund (id, payment_id, merchant_id, environment, idempotency_key,"
+            " status, amount, currency, reason, metadata)"
+            " VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9) RETURNING *",
+            refund_id,
+            row["id"],
+            row["merchant_id"],
+            row["environment"],
+            cmd.idempotency_key,
+            amount,
+            row["currency"],
+            cmd.reason,
+            cmd.metadata,
+        )
+        await add_to_outbox(
+            conn,
+            COMMANDS,
+            connector_key(row["provider"]),
+            RefundAtProvider(
+                correlation_id=cmd.correlation_id,
+                payment_id=row["id"],
+                merchant_id=row["merchant_id"],
+                environment=row["environment"],
+                provider=row["provider"],
+                refund_id=refund["id"],
+                amount=amount,
+                currency=row["currency"],
+                psp_reference=row["psp_reference"],
+                phone=(row["customer"] or {}).get("phone"),
+            ),
+        )
+        log.info("refund_requested", refund_id=str(refund["id"]), amount=amount)
+        return refund
 
     async def select_operator(self, cmd: SelectOperator) -> Reply:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -745,6 +800,22 @@ class Orchestrator:
                 expires_at=row["expires_at"],
             ),
         )
+
+
+def _refund_id(payment_id: uuid.UUID, idempotency_key: str | None) -> uuid.UUID:
+    """Derived from the idempotency key when there is one, so a retry after a crash
+    between the ledger's hold and the refund's insert finds the same hold again."""
+    if idempotency_key:
+        return uuid.uuid5(payment_id, f"refund:{idempotency_key}")
+    return new_id()
+
+
+def _refund_raced() -> Reply:
+    return _error(
+        409,
+        "refund_already_pending",
+        "Another refund of this payment was accepted meanwhile; read the payment and retry.",
+    )
 
 
 def _otp_operator(country: str, operator: str | None) -> bool:

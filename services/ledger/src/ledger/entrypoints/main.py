@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib import resources
+from typing import assert_never
 
 from faststream.exceptions import RejectMessage
 from faststream.rabbit.annotations import RabbitMessage
@@ -21,15 +22,19 @@ from fluxpay_common.logging import get_logger
 from fluxpay_common.messages import (
     DomainEvent,
     LedgerQuery,
+    LedgerRequest,
     QueryReply,
+    ReleaseRefundHold,
+    ReserveRefund,
     domain_event_adapter,
-    ledger_query_adapter,
+    ledger_request_adapter,
 )
 from fluxpay_common.topology import LEDGER_EVENTS, LEDGER_QUERIES
-from ledger.adapters.postgres import postgres_books
+from ledger.adapters.postgres import postgres_books, postgres_holds
 from ledger.domain.books import UnbalancedEntry, UnbookableEvent
 from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
 from ledger.service_layer.handlers import handle_event
+from ledger.service_layer.holds import hold_body, release_hold, reserve_refund
 from ledger.service_layer.merchant_queries import answer
 from ledger.settings import Settings
 
@@ -43,10 +48,12 @@ def migrations() -> object:
 
 
 async def register(ctx: runtime.WorkerContext) -> None:
-    """Book `ledger.events` (completed payments, refunds); answer `ledger.queries` (gateway)."""
+    """Book `ledger.events` (settled payments and refunds); answer `ledger.queries` (the
+    gateway's reads, the orchestrator's refund holds)."""
     settings = ctx.settings
     assert isinstance(settings, Settings)
     open_books = postgres_books(ctx.pool)
+    open_holds = postgres_holds(ctx.pool)
     limit, retry = settings.delivery_limit, settings.handler_retry_seconds
 
     async def on_event(event: DomainEvent, _: RabbitMessage) -> None:
@@ -57,8 +64,17 @@ async def register(ctx: runtime.WorkerContext) -> None:
             log.error("event_dead_lettered_unbookable", event_type=event.type, reason=str(exc))
             raise RejectMessage() from exc
 
-    async def on_query(query: LedgerQuery, _: RabbitMessage) -> QueryReply:
-        return await answer(query, ctx.pool)
+    async def on_request(request: LedgerRequest, _: RabbitMessage) -> QueryReply | None:
+        match request:
+            case LedgerQuery():
+                return await answer(request, ctx.pool)
+            case ReserveRefund():
+                return QueryReply(data=hold_body(await reserve_refund(request, open_holds)))
+            case ReleaseRefundHold():
+                await release_hold(request, open_holds)
+                return None
+            case _:
+                assert_never(request)
 
     subscribe(
         ctx.broker,
@@ -71,8 +87,8 @@ async def register(ctx: runtime.WorkerContext) -> None:
     subscribe(
         ctx.broker,
         LEDGER_QUERIES,
-        ledger_query_adapter,
-        on_query,
+        ledger_request_adapter,
+        on_request,
         delivery_limit=limit,
         retry_seconds=retry,
     )

@@ -8,10 +8,10 @@ from importlib import resources
 from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
-    LedgerQuery,
     Message,
     ProviderPaymentUpdate,
     QueryReply,
+    ReserveRefund,
     orchestrator_command_adapter,
     provider_update_adapter,
 )
@@ -31,7 +31,7 @@ SERVICE = "orchestrator"
 
 class RpcClients:
     """One request/reply client per routing key, opened on first use: connectors (OTP,
-    status sync) and the ledger (available balance before a refund)."""
+    status sync) and the ledger (a refund's hold on the available balance)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -56,14 +56,14 @@ class RpcClients:
         )
         return update
 
-    async def available_balance(self, query: LedgerQuery) -> dict[str, int]:
+    async def reserve_refund(self, request: ReserveRefund) -> tuple[bool, int]:
         client = await self._client(LEDGER_QUERIES_KEY)
         reply: QueryReply = await client.call(
-            query, QueryReply, self._settings.connector_rpc_timeout
+            request, QueryReply, self._settings.connector_rpc_timeout
         )
         if reply.error is not None:
             raise RpcUnavailable(reply.error.message)
-        return {b["currency"]: int(b["amount_minor"]) for b in reply.data["available"]}
+        return bool(reply.data["held"]), int(reply.data["available_minor"])
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -76,7 +76,7 @@ async def _main() -> None:
     holder: dict[str, Orchestrator] = {}
 
     async def register(ctx: runtime.WorkerContext) -> None:
-        orchestrator = Orchestrator(ctx.pool, settings, clients.call, clients.available_balance)
+        orchestrator = Orchestrator(ctx.pool, settings, clients.call, clients.reserve_refund)
         holder["orchestrator"] = orchestrator
         common = {
             "delivery_limit": settings.delivery_limit,
