@@ -106,13 +106,17 @@ class RefundView(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """An error the orchestrator returns; the gateway renders it as the seed's ApiError."""
+    """An error a service returns; the gateway renders it as the seed's ApiError.
 
-    status: int
-    type: str
+    The gateway picks the HTTP status from the code (`api_gateway.errors.STATUS_BY_CODE`);
+    `status` is only a fallback for codes it does not list (services need not set it).
+    """
+
     code: str
     message: str
+    type: str = "invalid_request_error"
     param: str | None = None
+    status: int | None = None
 
 
 # ---------------------------------------------------------------- commands to the orchestrator
