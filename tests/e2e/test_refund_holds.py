@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.testing import wait_for
 from tests.e2e.conftest import Merchant, idempotency, payment_body
 
 pytestmark = pytest.mark.e2e

@@ -8,17 +8,17 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import ReserveRefund
-from fluxpay_common.testing import Infra
 from ledger import queries
 from ledger.adapters.postgres import postgres_books, postgres_holds
 from ledger.domain.fees import FeeSchedule
 from ledger.entrypoints.main import SCHEMA, migrations
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.holds import reserve_refund
-from ledger.testing import payment_event, payment_view, refund_event
 
 FEES = FeeSchedule()
 

@@ -19,16 +19,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
 
 from fluxpay_common.db import create_pool, migrate
-from fluxpay_common.testing import Infra
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.fees import FeeSchedule
 from ledger.entrypoints.main import SCHEMA, migrations
 from ledger.entrypoints.reconcile import run_reconcile
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.reconciliation import DayReport, reconcile_day
-from ledger.testing import payment_event, payment_view, refund_event
 
 DAY = date(2026, 3, 14)
 NOON = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
+
 from fluxpay_common.messages import PaymentView, ReleaseRefundHold, ReserveRefund
 from ledger.adapters.memory import MemoryStore
 from ledger.domain.accounts import Chart
@@ -11,7 +13,6 @@ from ledger.domain.fees import FeeSchedule
 from ledger.domain.holds import HoldStatus
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.holds import release_hold, reserve_refund
-from ledger.testing import payment_event, payment_view, refund_event
 
 FEES = FeeSchedule()
 
