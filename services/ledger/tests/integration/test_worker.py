@@ -21,8 +21,8 @@ from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import LedgerQuery, Message, QueryReply
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
+from ledger.config import Settings
 from ledger.entrypoints.main import SCHEMA, migrations, register
-from ledger.settings import Settings
 
 
 @pytest.fixture(scope="module")

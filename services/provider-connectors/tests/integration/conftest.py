@@ -35,7 +35,7 @@ from fluxpay_common.messages import (
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.runtime import Supervisor, WorkerContext, make_broker
 from provider_connectors.bootstrap import ConnectorWorker
-from provider_connectors.settings import Settings
+from provider_connectors.config import Settings
 
 SCHEMA = "connectors"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from webhook_dispatcher.settings import Settings
+from webhook_dispatcher.config import Settings
 
 
 def test_the_live_guard_can_only_be_lowered_in_development() -> None:

@@ -13,7 +13,7 @@ import orjson
 
 from api_gateway import admin
 from api_gateway.app import MIGRATIONS, SCHEMA
-from api_gateway.settings import Settings
+from api_gateway.config import Settings
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import configure_logging

@@ -31,12 +31,12 @@ from fluxpay_common.messages import (
 )
 from fluxpay_common.topology import LEDGER_EVENTS, LEDGER_QUERIES
 from ledger.adapters.postgres import postgres_books, postgres_holds
+from ledger.config import Settings
 from ledger.domain.books import UnbalancedEntry, UnbookableEvent
 from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.holds import hold_body, release_hold, reserve_refund
 from ledger.service_layer.merchant_queries import answer
-from ledger.settings import Settings
 
 log = get_logger(__name__)
 SERVICE = "ledger"
