@@ -495,3 +495,29 @@ async def test_a_second_outcome_for_a_settled_refund_is_ignored(make_world) -> N
     again = await world.settle_refund(reply, status="failed")
     assert again.refunded_amount == 1000
     assert world.events(payment).count("collect.refund.failed") == 0
+
+
+# ---------------------------------------------------------------- reconciliation door
+
+
+async def test_the_door_answers_the_days_collected_payments_and_paid_refunds(make_world) -> None:
+    from datetime import timedelta
+
+    from fluxpay_common.messages import SettledMovementsQuery
+
+    world = make_world()
+    paid = await world.completed()
+    await world.settle_refund(await world.refund(paid, 1000))
+    await world.create()  # still open: not collected
+    window = SettledMovementsQuery(
+        start=world.store.now - timedelta(hours=1), end=world.store.now + timedelta(hours=1)
+    )
+    reply = await world.send(window)
+    movements = {(m["kind"], m["amount_minor"]) for m in reply.data["movements"]}
+    assert movements == {("payment", 300_000), ("refund", 100_000)}
+    by_id = await world.send(SettledMovementsQuery(payment_ids=[paid.id]))
+    assert [m["payment_id"] for m in by_id.data["movements"]] == [str(paid.id)]
+    tomorrow = await world.send(
+        SettledMovementsQuery(start=window.end, end=window.end + timedelta(days=1))
+    )
+    assert tomorrow.data["movements"] == []

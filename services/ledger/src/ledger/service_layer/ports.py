@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Protocol
 
 from ledger.domain.books import EntryKind, JournalEntry
 from ledger.domain.holds import HoldRequest, HoldStatus
+from ledger.domain.reconciliation import DayFilter, Movement, MovementKey
 
 
 class Books(Protocol):
@@ -53,3 +55,17 @@ class Holds(Protocol):
 
 OpenBooks = Callable[[], AbstractAsyncContextManager[Books]]
 OpenHolds = Callable[[], AbstractAsyncContextManager[Holds]]
+
+
+class OrchestratorDay(Protocol):
+    """The orchestrator's side of a reconciliation, asked through its door."""
+
+    async def expected_movements(self, day: DayFilter) -> list[Movement]:
+        """The payments it collected and the refunds it paid out in the day's window."""
+        ...
+
+    async def settled(
+        self, keys: Iterable[MovementKey]
+    ) -> dict[MovementKey, tuple[Movement, datetime]]:
+        """These payments and refunds as it settled them (if it did), and when."""
+        ...

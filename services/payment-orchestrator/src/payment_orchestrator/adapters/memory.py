@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from faststream.rabbit import RabbitExchange
 
 from fluxpay_common.ids import parse_uuid
-from fluxpay_common.messages import Message
+from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
+from fluxpay_common.money import to_minor
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
-from payment_orchestrator.domain.status import PaymentStatus, RefundStatus
+from payment_orchestrator.domain.status import COLLECTED, PaymentStatus, RefundStatus
 from payment_orchestrator.service_layer.ports import UnitOfWork
 
 
@@ -239,6 +240,57 @@ class MemoryUnitOfWork(UnitOfWork):
         )
         self.payments[payment_id] = payment
         return payment
+
+    async def settled_movements(self, query: SettledMovementsQuery) -> list[SettledMovement]:
+        def wanted(at: datetime | None, found_id: uuid.UUID, ids: list[uuid.UUID]) -> bool:
+            if at is None:
+                return False
+            if query.start is None or query.end is None:
+                return found_id in ids
+            return query.start <= at < query.end
+
+        def scoped(p: Payment) -> bool:
+            return all(
+                want is None or want == have
+                for want, have in (
+                    (query.provider, p.provider),
+                    (query.environment, p.environment),
+                    (query.merchant_id, p.merchant_id),
+                )
+            )
+
+        payments = self._payments()
+        collected = [
+            SettledMovement(
+                kind="payment",
+                payment_id=p.id,
+                environment=p.environment,
+                currency=p.currency,
+                amount_minor=to_minor(p.amount),
+                psp_fee_minor=p.fee_minor or 0,
+                completed_at=p.completed_at,  # type: ignore[arg-type]
+            )
+            for p in payments.values()
+            if p.status in COLLECTED
+            and scoped(p)
+            and wanted(p.completed_at, p.id, query.payment_ids)
+        ]
+        paid_out = [
+            SettledMovement(
+                kind="refund",
+                payment_id=r.payment_id,
+                refund_id=r.id,
+                environment=r.environment,
+                currency=r.currency,
+                amount_minor=to_minor(r.amount),
+                completed_at=r.completed_at,  # type: ignore[arg-type]
+            )
+            for r in self._refunds().values()
+            if r.status is RefundStatus.COMPLETED
+            and scoped(payments[r.payment_id])
+            and wanted(r.completed_at, r.id, query.refund_ids)
+        ]
+        return [*collected, *paid_out]
 
     async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
         self.outbox.append(Published(exchange.name, routing_key, message))

@@ -18,10 +18,10 @@ from faststream.rabbit import RabbitExchange
 
 from fluxpay_common import inbox
 from fluxpay_common.ids import parse_uuid
-from fluxpay_common.messages import Message
+from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
 from fluxpay_common.outbox import add_to_outbox
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
-from payment_orchestrator.domain.status import OPEN, PaymentStatus, RefundStatus
+from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
 from payment_orchestrator.service_layer.ports import OpenUnitOfWork, UnitOfWork
 
 _PAYMENT_FIELDS = tuple(f.name for f in fields(Payment))
@@ -56,6 +56,31 @@ _INSERT_REFUND = """
 INSERT INTO refund (id, payment_id, merchant_id, environment, idempotency_key, status, amount,
                     currency, reason, metadata)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *
+"""
+
+
+# The reconciliation door (SettledMovementsQuery): amounts in minor units on the wire.
+_SETTLED_PAYMENTS = """
+SELECT 'payment' AS kind, id AS payment_id, NULL::uuid AS refund_id, environment, currency,
+       amount * 100 AS amount_minor, coalesce(fee_minor, 0) AS psp_fee_minor, completed_at
+  FROM payment
+ WHERE status = ANY($1::text[]) AND completed_at IS NOT NULL
+   AND (CASE WHEN $2::timestamptz IS NULL THEN id = ANY($7::uuid[])
+             ELSE completed_at >= $2 AND completed_at < $3 END)
+   AND ($4::text IS NULL OR provider = $4)
+   AND ($5::text IS NULL OR environment = $5)
+   AND ($6::uuid IS NULL OR merchant_id = $6)
+"""
+_SETTLED_REFUNDS = """
+SELECT 'refund' AS kind, r.payment_id, r.id AS refund_id, r.environment, r.currency,
+       r.amount * 100 AS amount_minor, 0 AS psp_fee_minor, r.completed_at
+  FROM refund r JOIN payment p ON p.id = r.payment_id
+ WHERE r.status = 'completed' AND r.completed_at IS NOT NULL
+   AND (CASE WHEN $1::timestamptz IS NULL THEN r.id = ANY($6::uuid[])
+             ELSE r.completed_at >= $1 AND r.completed_at < $2 END)
+   AND ($3::text IS NULL OR p.provider = $3)
+   AND ($4::text IS NULL OR r.environment = $4)
+   AND ($5::uuid IS NULL OR r.merchant_id = $5)
 """
 
 
@@ -228,6 +253,14 @@ class PostgresUnitOfWork(UnitOfWork):
             amount,
         )
         return _payment(row)
+
+    async def settled_movements(self, query: SettledMovementsQuery) -> list[SettledMovement]:
+        scope = (query.start, query.end, query.provider, query.environment, query.merchant_id)
+        payments = await self._conn.fetch(
+            _SETTLED_PAYMENTS, [s.value for s in COLLECTED], *scope, query.payment_ids
+        )
+        refunds = await self._conn.fetch(_SETTLED_REFUNDS, *scope, query.refund_ids)
+        return [SettledMovement(**dict(row)) for row in [*payments, *refunds]]
 
     async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
         await add_to_outbox(self._conn, exchange, routing_key, message)

@@ -63,10 +63,30 @@ def late_success_overrides(status: PaymentStatus) -> bool:
             assert_never(status)
 
 
+def has_collected(status: PaymentStatus) -> bool:
+    """The customer's money reached the PSP (a payment refunded later was still collected)."""
+    match status:
+        case PaymentStatus.COMPLETED | PaymentStatus.REFUNDED:
+            return True
+        case (
+            PaymentStatus.PENDING
+            | PaymentStatus.PROCESSING
+            | PaymentStatus.AWAITING_OTP
+            | PaymentStatus.AWAITING_PAYMENT
+            | PaymentStatus.FAILED
+            | PaymentStatus.CANCELLED
+            | PaymentStatus.EXPIRED
+        ):
+            return False
+        case _:
+            assert_never(status)
+
+
 TERMINAL = frozenset(s for s in PaymentStatus if is_terminal(s))
 # Statuses from which the payment may still move money towards completion.
 OPEN = frozenset(s for s in PaymentStatus if not is_terminal(s))
 LATE_SUCCESS_FROM = frozenset(s for s in PaymentStatus if late_success_overrides(s))
+COLLECTED = frozenset(s for s in PaymentStatus if has_collected(s))
 
 
 class RefundStatus(StrEnum):

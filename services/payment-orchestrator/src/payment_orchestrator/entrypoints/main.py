@@ -9,6 +9,7 @@ from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
     Message,
+    QueryReply,
     Reply,
     orchestrator_command_adapter,
     provider_update_adapter,
@@ -30,7 +31,7 @@ async def _main() -> None:
         deps = bootstrap.dependencies(ctx.pool, settings, clients)
         wired["deps"] = deps
 
-        async def on_command(command: Message, _: Any) -> Reply:
+        async def on_command(command: Message, _: Any) -> Reply | QueryReply:
             return await handlers.handle_command(command, deps)
 
         async def on_update(update: Message, _: Any) -> None:

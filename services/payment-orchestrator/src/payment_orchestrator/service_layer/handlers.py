@@ -30,6 +30,7 @@ from fluxpay_common.messages import (
     PaymentView,
     ProviderPaymentUpdate,
     ProviderRefundUpdate,
+    QueryReply,
     RefundAtProvider,
     RefundEvent,
     RefundPayment,
@@ -37,6 +38,7 @@ from fluxpay_common.messages import (
     Reply,
     ReserveRefund,
     SelectOperator,
+    SettledMovementsQuery,
     SubmitOtp,
     SyncStatus,
 )
@@ -510,6 +512,16 @@ async def expire_due(deps: Dependencies, batch: int = 100) -> int:
     return len(payments)
 
 
+# ---------------------------------------------------------------- reconciliation door
+
+
+async def settled_movements(query: SettledMovementsQuery, deps: Dependencies) -> QueryReply:
+    """What the orchestrator says was collected and paid out (the ledger reconciles)."""
+    async with deps.open_uow(transactional=False) as uow:
+        movements = await uow.settled_movements(query)
+    return QueryReply(data={"movements": [m.model_dump(mode="json") for m in movements]})
+
+
 # ---------------------------------------------------------------- shared steps
 
 
@@ -628,7 +640,7 @@ def _otp_operator(country: str, operator: str | None) -> bool:
 
 # ---------------------------------------------------------------- routing
 
-CommandHandler = Callable[[Any, Dependencies], Awaitable[Reply]]
+CommandHandler = Callable[[Any, Dependencies], Awaitable[Reply | QueryReply]]
 EventHandler = Callable[[Any, Dependencies], Awaitable[Any]]
 
 COMMAND_HANDLERS: dict[type, CommandHandler] = {
@@ -638,6 +650,7 @@ COMMAND_HANDLERS: dict[type, CommandHandler] = {
     CancelPayment: cancel_payment,
     RefundPayment: refund_payment,
     SelectOperator: select_operator,
+    SettledMovementsQuery: settled_movements,
 }
 EVENT_HANDLERS: dict[type, EventHandler] = {
     ProviderPaymentUpdate: on_provider_update,
@@ -645,7 +658,7 @@ EVENT_HANDLERS: dict[type, EventHandler] = {
 }
 
 
-async def handle_command(command: Message, deps: Dependencies) -> Reply:
+async def handle_command(command: Message, deps: Dependencies) -> Reply | QueryReply:
     """A command's reply; a refusal becomes an error reply (the gateway picks the HTTP status)."""
     try:
         return await COMMAND_HANDLERS[type(command)](command, deps)

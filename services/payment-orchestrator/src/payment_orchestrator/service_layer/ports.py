@@ -11,7 +11,13 @@ from typing import Protocol
 
 from faststream.rabbit import RabbitExchange
 
-from fluxpay_common.messages import Message, ProviderPaymentUpdate, ReserveRefund
+from fluxpay_common.messages import (
+    Message,
+    ProviderPaymentUpdate,
+    ReserveRefund,
+    SettledMovement,
+    SettledMovementsQuery,
+)
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import RefundStatus
 
@@ -82,6 +88,10 @@ class UnitOfWork(Protocol):
 
     async def add_refunded(self, payment_id: uuid.UUID, amount: int) -> Payment:
         """Count a settled refund on its (locked) payment."""
+        ...
+
+    async def settled_movements(self, query: SettledMovementsQuery) -> list[SettledMovement]:
+        """Payments collected and refunds paid out, by window or by id (reconciliation)."""
         ...
 
     async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
