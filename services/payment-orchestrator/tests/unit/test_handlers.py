@@ -463,6 +463,28 @@ async def test_a_refund_that_lost_a_race_under_the_lock_releases_its_hold(make_w
     assert len(world.store.refunds) == 1
 
 
+async def test_a_refund_that_could_not_be_recorded_releases_its_hold(make_world) -> None:
+    from dataclasses import replace
+
+    from payment_orchestrator.adapters.memory import IntegrityError
+    from payment_orchestrator.domain.payment import refund_id_for
+
+    world = make_world()
+    payment = await world.completed()
+    await world.refund(payment, 500, idempotency_key="other")
+    [taken] = world.store.refunds.values()
+
+    async def the_id_is_taken_meanwhile() -> None:
+        clash = refund_id_for(payment.id, "k")
+        world.store.refunds[clash] = replace(taken, id=clash)
+
+    world.ledger.meanwhile = the_id_is_taken_meanwhile
+    with pytest.raises(IntegrityError):
+        await world.refund(payment, 1000, idempotency_key="k")
+    [release] = [m for m in world.store.published("ledger") if isinstance(m, ReleaseRefundHold)]
+    assert release.refund_id == refund_id_for(payment.id, "k")
+
+
 async def test_settled_refunds_count_and_the_last_one_refunds_the_payment(make_world) -> None:
     world = make_world()
     payment = await world.completed()

@@ -62,6 +62,21 @@ async def refund_payment(cmd: RefundPayment, deps: Dependencies) -> Reply:
         amount = payment.refundable(await uow.pending_refunds(payment.id), cmd.amount)
     refund_id = refund_id_for(payment.id, cmd.idempotency_key) or new_id()
     await _hold_at_ledger(cmd, payment, refund_id, amount, deps)
+    try:
+        return await _record_under_lock(cmd, refund_id, amount, deps)
+    except CommandRefused:
+        raise
+    except Exception:
+        # The hold must not outlive a refund that was never recorded.
+        await _release_after_failure(cmd, payment, refund_id, deps)
+        raise
+
+
+async def _record_under_lock(
+    cmd: RefundPayment, refund_id: uuid.UUID, amount: int, deps: Dependencies
+) -> Reply:
+    """Re-check what is refundable under the payment's lock, then record the refund or
+    release the hold (refused)."""
     refused: CommandRefused | None = None
     async with deps.open_uow() as uow:
         payment = await find_payment(uow, cmd, lock=True)
@@ -76,6 +91,17 @@ async def refund_payment(cmd: RefundPayment, deps: Dependencies) -> Reply:
     if refused is not None:
         raise refused
     return Reply(refund=refund_view(refund, payment.reference), created=True)
+
+
+async def _release_after_failure(
+    cmd: RefundPayment, payment: Payment, refund_id: uuid.UUID, deps: Dependencies
+) -> None:
+    try:
+        async with deps.open_uow() as uow:
+            await _release_hold(uow, cmd, payment, refund_id, deps)
+    except Exception as exc:
+        # A retry with the same Idempotency-Key finds the hold again (same refund id).
+        log.error("refund_hold_not_released", refund_id=str(refund_id), error=repr(exc))
 
 
 async def _refund_by_key(uow: UnitOfWork, payment: Payment, cmd: RefundPayment) -> Reply | None:
