@@ -57,8 +57,13 @@ STATUS_BY_CODE: dict[str, int] = {
     "refund_exceeds_payment": 422,
     "insufficient_balance": 422,
     "balance_unavailable": 503,
-    # ledger
+    # ledger and webhook dispatcher
     "invalid_starting_after": 400,
+    "parameter_missing": 400,
+    "parameter_invalid": 400,
+    "event_not_found": 404,
+    "webhook_endpoint_not_found": 404,
+    "endpoint_disabled": 409,
     # any service's request that failed on its side
     "internal_error": 500,
 }
