@@ -543,3 +543,39 @@ async def test_the_door_answers_the_days_collected_payments_and_paid_refunds(mak
         SettledMovementsQuery(start=window.end, end=window.end + timedelta(days=1))
     )
     assert tomorrow.data["movements"] == []
+
+
+# ---------------------------------------------------------------- every provider report
+
+
+START = {
+    S.PENDING: [],
+    S.PROCESSING: ["processing"],
+    S.AWAITING_PAYMENT: ["awaiting_payment"],
+    S.COMPLETED: ["completed"],
+    S.FAILED: ["failed"],
+}
+REPORTS = ["processing", "awaiting_otp", "awaiting_payment", "completed", "failed", "cancelled"]
+
+
+@pytest.mark.parametrize("start", list(START))
+@pytest.mark.parametrize("reported", REPORTS)
+async def test_every_report_in_every_status_does_what_the_table_says(
+    make_world, start: S, reported: str
+) -> None:
+    from payment_orchestrator.domain.state_machine import Transition, decide, provider_trigger
+
+    world = make_world()
+    payment = await world.create()
+    for step in START[start]:
+        payment = await world.report(payment, step)
+    assert payment.status is start
+    before = len(world.events(payment))
+    after = await world.report(payment, reported)
+    decision = decide(start, provider_trigger(reported))  # type: ignore[arg-type]
+    if isinstance(decision, Transition):
+        assert after.status is decision.status
+        announced = world.events(payment)[before:]
+        assert announced == ([decision.event] if decision.changed and decision.event else [])
+    else:
+        assert after.status is start and world.events(payment)[before:] == []
