@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fluxpay_testing.infra import Infra
 
-from fluxpay_common.testing import Infra
 from tests.support.stack import ROOT, Stack
 
 # Seconds a simulated customer takes to approve; short so journeys are quick.

@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from fluxpay_testing.infra import Infra, isolated_infra
 
-from fluxpay_common.testing import Infra, isolated_infra
 from tests.bench import cpu, profile
 from tests.bench.infra_ceiling import asyncpg_transactions_per_second, rabbitmq_messages_per_second
 from tests.support.receiver import WebhookReceiver

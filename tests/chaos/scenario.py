@@ -32,9 +32,9 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common import topology
-from fluxpay_common.testing import Infra, wait_for
 from tests.support.receiver import Received, WebhookReceiver
 from tests.support.stack import ROOT, Stack, add_psp
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
+from fluxpay_testing.infra import Infra
 
-from fluxpay_common.testing import Infra
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import Stack
 

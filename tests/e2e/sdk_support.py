@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fluxpay_testing.infra import wait_for
+
 from fluxpay import AsyncFluxPay, FluxPay
 from fluxpay.models import Payment
-from fluxpay_common.testing import wait_for
 from tests.support.stack import Stack
 
 # The tests never wait on a retry delay they did not ask for.

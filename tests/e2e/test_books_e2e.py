@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.testing import wait_for
 from tests.e2e.conftest import Merchant
 from tests.e2e.test_collect_api import create, fetch, reach
 from tests.support.stack import Stack

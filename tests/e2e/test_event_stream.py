@@ -8,9 +8,9 @@ import json
 
 import httpx
 import pytest
+from fluxpay_testing.infra import wait_for
 
 from fluxpay_common import signing
-from fluxpay_common.testing import wait_for
 from tests.e2e.sdk_support import async_client, bj
 
 pytestmark = pytest.mark.e2e

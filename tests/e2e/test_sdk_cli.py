@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fluxpay_testing.infra import wait_for
 
 from fluxpay.models import EVENT_TYPES
-from fluxpay_common.testing import wait_for
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import BIN, Stack
 

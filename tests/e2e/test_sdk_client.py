@@ -7,10 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fluxpay_testing.infra import wait_for
 
 import fluxpay
 from fluxpay.models import Balance, Event, EventSummary, Payment, Refund
-from fluxpay_common.testing import wait_for
 from tests.e2e.sdk_support import async_client, bj, reach, sync_client
 from tests.support.receiver import WebhookReceiver
 

@@ -109,7 +109,7 @@ async def test_other_4xx_are_never_retried(proxy, merchant_factory) -> None:
 
 
 async def test_an_unreachable_api_is_a_connection_error_after_the_retries(merchant_factory):
-    from fluxpay_common.testing import free_port
+    from fluxpay_testing.infra import free_port
 
     client = sync_client(f"http://127.0.0.1:{free_port()}", "00000000-0000-4000-8000-000000000000")
     with pytest.raises(fluxpay.APIConnectionError):

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from fluxpay_testing.infra import isolated_infra, wait_for
 
-from fluxpay_common.testing import isolated_infra, wait_for
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import ROOT, ServiceSpec, Stack
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fluxpay_testing.infra import wait_for
 
 from fluxpay_common import signing
-from fluxpay_common.testing import wait_for
 from tests.e2e.test_collect_api import create, webhook
 from tests.support.receiver import Received, WebhookReceiver
 

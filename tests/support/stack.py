@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
-from fluxpay_common.testing import Infra, free_port
+from fluxpay_testing.infra import Infra, free_port
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]

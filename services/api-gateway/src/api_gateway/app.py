@@ -18,10 +18,10 @@ from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
 from api_gateway import errors
+from api_gateway.config import Settings
 from api_gateway.idempotency import IdempotencyStore
 from api_gateway.routes import account, checkout, collect, event_stream
 from api_gateway.rpc import Orchestrator, QueryService
-from api_gateway.settings import Settings
 from fluxpay_common import runtime
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import bound_context, get_logger

@@ -37,6 +37,43 @@ class ApiError(Exception):
         self.headers = headers
 
 
+# The HTTP status of each refusal the services answer with: they speak domain codes, the
+# gateway speaks HTTP. A code not listed keeps the reply's own status (or 500).
+STATUS_BY_CODE: dict[str, int] = {
+    # orchestrator
+    "payment_not_found": 404,
+    "reference_already_exists": 409,
+    "operator_unavailable": 422,
+    "payment_not_awaiting_otp": 409,
+    "payment_not_awaiting_payment": 409,
+    "payment_not_cancellable": 409,
+    "otp_not_ready": 409,
+    "otp_invalid": 422,
+    "otp_attempts_exceeded": 422,
+    "provider_unavailable": 503,
+    "payment_not_refundable": 409,
+    "refund_already_pending": 409,
+    "amount_invalid": 422,
+    "refund_exceeds_payment": 422,
+    "insufficient_balance": 422,
+    "balance_unavailable": 503,
+    # ledger and webhook dispatcher
+    "invalid_starting_after": 400,
+    "parameter_missing": 400,
+    "parameter_invalid": 400,
+    "event_not_found": 404,
+    "webhook_endpoint_not_found": 404,
+    "endpoint_disabled": 409,
+    "test_key_required": 403,
+    # any service's request that failed on its side
+    "internal_error": 500,
+}
+
+
+def status_for(code: str, fallback: int | None) -> int:
+    return STATUS_BY_CODE.get(code) or fallback or 500
+
+
 def _default_type(status: int) -> str:
     if status == 401:
         return "authentication_error"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
 
 from api_gateway import admin, webhook_endpoints
 from fluxpay_common.crypto import SecretBox
@@ -19,7 +20,6 @@ from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import MerchantEndpointChanged
 from fluxpay_common.outbox import add_to_outbox
 from fluxpay_common.settings import DEV_SECRETS_KEY
-from fluxpay_common.testing import Infra
 from fluxpay_common.topology import EVENTS
 
 MIGRATIONS = Path(str(resources.files("api_gateway") / "migrations"))

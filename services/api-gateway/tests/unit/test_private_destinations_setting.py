@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from api_gateway.settings import Settings
+from api_gateway.config import Settings
 
 
 def test_private_webhook_destinations_are_off_by_default_and_refused_outside_development() -> None:

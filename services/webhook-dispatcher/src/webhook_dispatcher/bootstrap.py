@@ -6,9 +6,9 @@ import asyncpg
 
 from fluxpay_common.crypto import SecretBox
 from webhook_dispatcher.adapters.http_sender import WebhookSender
+from webhook_dispatcher.config import Settings
 from webhook_dispatcher.service_layer.dispatcher import Dispatcher, DispatchPolicy
 from webhook_dispatcher.service_layer.handlers import HandlerConfig
-from webhook_dispatcher.settings import Settings
 
 
 def handler_config(settings: Settings) -> HandlerConfig:

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from faststream.rabbit import RabbitBroker
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.ids import utcnow
@@ -27,7 +28,6 @@ from fluxpay_common.messages import (
 )
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import DEV_SECRETS_KEY, ServiceSettings
-from fluxpay_common.testing import Infra, wait_for
 from fluxpay_common.topology import EVENTS, declare_topology
 
 try:

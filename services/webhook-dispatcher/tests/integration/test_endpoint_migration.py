@@ -11,10 +11,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.ids import utcnow
-from fluxpay_common.testing import Infra
 
 MIGRATIONS = Path(str(resources.files("webhook_dispatcher") / "migrations"))
 

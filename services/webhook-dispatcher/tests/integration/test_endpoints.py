@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 
-from fluxpay_common.testing import wait_for
+from fluxpay_testing.infra import wait_for
 
 SECRET = "whsec_integration_endpoint"
 

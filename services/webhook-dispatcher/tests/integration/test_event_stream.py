@@ -11,12 +11,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
 
 from fluxpay_common import signing
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.ids import utcnow
 from fluxpay_common.messages import QueryReply, WebhooksCommand
-from fluxpay_common.testing import Infra
 from webhook_dispatcher.service_layer import handlers
 from webhook_dispatcher.service_layer.merchant_commands import answer
 

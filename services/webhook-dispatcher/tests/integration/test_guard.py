@@ -9,8 +9,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
-from fluxpay_common.testing import wait_for
+from fluxpay_testing.infra import wait_for
 
 SECRET = "whsec_integration_guard"
 WORKER_ENV_OVERRIDES = {"FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS": "false"}

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common.ids import utcnow
 from fluxpay_common.messages import Environment, QueryReply, WebhooksCommand
 from fluxpay_common.rpc import RpcClient
-from fluxpay_common.testing import Infra, wait_for
 from fluxpay_common.topology import COMMANDS, WEBHOOK_COMMANDS_KEY
 
 SECRET = "whsec_integration_commands"

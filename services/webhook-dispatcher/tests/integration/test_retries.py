@@ -6,9 +6,10 @@ import time
 import uuid
 from datetime import timedelta
 
+from fluxpay_testing.infra import wait_for
+
 from fluxpay_common import signing
 from fluxpay_common.ids import utcnow
-from fluxpay_common.testing import wait_for
 
 SECRET = "whsec_integration_current"
 OLD_SECRET = "whsec_integration_previous"

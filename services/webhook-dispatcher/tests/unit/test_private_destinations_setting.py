@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from webhook_dispatcher.settings import Settings
+from webhook_dispatcher.config import Settings
 
 
 def test_private_destinations_are_off_by_default_and_refused_outside_development() -> None:

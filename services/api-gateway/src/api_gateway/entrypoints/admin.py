@@ -13,12 +13,12 @@ import orjson
 
 from api_gateway import admin
 from api_gateway.app import MIGRATIONS, SCHEMA
-from api_gateway.settings import Settings
+from api_gateway.config import Settings
+from api_gateway.reconcile_cli import add_reconcile_arguments, run_reconcile
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import configure_logging
 from fluxpay_common.ssrf import UnsafeDestination, check_url
-from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
 
 
 async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     # Logs go to stderr: stdout carries the command's JSON only.
     configure_logging("admin", "WARNING")
     if args.command == "reconcile":
-        # The ledger's own report and exit status; it reads the ledger and orchestrator schemas.
-        dsn = settings.database_url.get_secret_value()
-        sys.exit(run_reconcile(dsn, args.day, args.provider, args.environment, args.merchant))
+        # The running ledger's report and exit status (it asks the orchestrator for its day).
+        rabbitmq_url = settings.rabbitmq_url.get_secret_value()
+        sys.exit(run_reconcile(rabbitmq_url, args, settings.reconcile_timeout))
     box = SecretBox(settings.secrets_key.get_secret_value())
     if args.command == "create-merchant" and args.webhook_url is not None:
         _refuse_unsafe_url(args.webhook_url, settings.webhook_allow_private_destinations)

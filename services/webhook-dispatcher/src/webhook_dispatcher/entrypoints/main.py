@@ -18,8 +18,8 @@ from fluxpay_common.messages import (
 from fluxpay_common.runtime import WorkerContext, serve_worker
 from fluxpay_common.topology import WEBHOOK_COMMANDS, WEBHOOK_EVENTS
 from webhook_dispatcher import bootstrap
+from webhook_dispatcher.config import Settings
 from webhook_dispatcher.service_layer import handlers, merchant_commands
-from webhook_dispatcher.settings import Settings
 
 SERVICE = "webhook-dispatcher"
 SCHEMA = "webhooks"

@@ -13,6 +13,8 @@ class Settings(ServiceSettings):
     checkout_base_url: str = "http://127.0.0.1:8000/checkout"
     # How long the gateway waits for the orchestrator before answering 503.
     rpc_timeout: float = 10.0
+    # `fluxpay-admin reconcile` waits this long for the ledger's report.
+    reconcile_timeout: float = 60.0
     idempotency_ttl_hours: int = 24
     # An in-flight idempotency claim older than this is considered abandoned (crash).
     idempotency_lock_seconds: int = 20
