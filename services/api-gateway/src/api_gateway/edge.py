@@ -41,20 +41,25 @@ class EdgeGuard:
             await self.app(scope, receive, send)
             return
         send = _with_security_headers(send)
-        refusal = _check_target(scope) or self._check_declared_length(scope)
-        body = b""
-        if refusal is None:
-            try:
-                body, refusal = await self._read_body(receive)
-            except _ClientGone:
-                return
-        if refusal is None and body and _is_json(scope):
-            refusal = input_rules.check_json_body(body, self.limits)
+        try:
+            body, refusal = await self._inspect(scope, receive)
+        except _ClientGone:
+            return
         if refusal is not None:
             error = ApiError(refusal.status, refusal.code, refusal.message, refusal.param)
             await error_response(error, self.doc_base_url)(scope, receive, send)
             return
         await self.app(scope, _replaying(body, receive), send)
+
+    async def _inspect(self, scope: Scope, receive: Receive) -> tuple[bytes, Refusal | None]:
+        """The body, read whole, or why the request is refused (before reading, if we can)."""
+        refusal = _check_target(scope) or self._check_declared_length(scope)
+        if refusal is not None:
+            return b"", refusal
+        body, refusal = await self._read_body(receive)
+        if refusal is None and body and _is_json(scope):
+            refusal = input_rules.check_json_body(body, self.limits)
+        return body, refusal
 
     def _check_declared_length(self, scope: Scope) -> Refusal | None:
         declared = _header(scope, b"content-length")
