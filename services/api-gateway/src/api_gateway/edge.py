@@ -46,8 +46,8 @@ class EdgeGuard:
         except _ClientGone:
             return
         if refusal is not None:
-            error = ApiError(refusal.status, refusal.code, refusal.message, refusal.param)
-            await error_response(error, self.doc_base_url)(scope, receive, send)
+            answer = error_response(_api_error(refusal), self.doc_base_url)
+            await answer(scope, receive, send)
             return
         await self.app(scope, _replaying(body, receive), send)
 
@@ -99,8 +99,11 @@ async def refuse_bad_path_parameters(request: Request) -> None:
     """An app-wide dependency: once a route has matched, its path parameters have names."""
     for name, value in request.path_params.items():
         if input_rules.has_forbidden_characters(str(value)):
-            refusal = input_rules.invalid_characters(name)
-            raise ApiError(refusal.status, refusal.code, refusal.message, refusal.param)
+            raise _api_error(input_rules.invalid_characters(name))
+
+
+def _api_error(refusal: Refusal) -> ApiError:
+    return ApiError(refusal.status, refusal.code, refusal.message, refusal.param)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -202,7 +202,7 @@ def _check_metadata(document: Any, limits: Limits) -> Refusal | None:
                 f"Metadata keys are 1 to {limits.metadata_key_length} characters long.",
                 param,
             )
-        size = len(value) if isinstance(value, str) else len(json.dumps(value))
+        size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
         if size > limits.metadata_value_length:
             return Refusal(
                 400,

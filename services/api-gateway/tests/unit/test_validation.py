@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -7,6 +8,7 @@ from api_gateway import validation
 from api_gateway.auth import presented_key
 from api_gateway.errors import ApiError
 from api_gateway.idempotency import parse_key, request_digest
+from api_gateway.routes.collect import replayed
 from api_gateway.schemas import CollectPaymentCreate
 from api_gateway.validation import checked_create
 
@@ -148,3 +150,11 @@ def test_usual_references_are_accepted(reference: str) -> None:
     assert (
         CollectPaymentCreate.model_validate({**BASE, "reference": reference}).reference == reference
     )
+
+
+def test_a_replayed_success_is_200_and_a_replayed_refusal_keeps_its_status() -> None:
+    refund = replayed(201, {"object": "collect.refund", "idempotent_replay": False})
+    assert refund.status_code == 200 and refund.headers["Idempotent-Replayed"] == "true"
+    assert orjson.loads(refund.body)["idempotent_replay"] is True
+    refused = replayed(422, {"error": {"code": "insufficient_balance"}})
+    assert refused.status_code == 422 and "idempotent_replay" not in orjson.loads(refused.body)
