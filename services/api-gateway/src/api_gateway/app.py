@@ -12,13 +12,14 @@ from importlib import resources
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from faststream.rabbit import RabbitBroker
 from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
 from api_gateway import errors
 from api_gateway.config import Settings
+from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
 from api_gateway.routes import account, checkout, collect, event_stream
 from api_gateway.rpc import Orchestrator, QueryService
@@ -90,8 +91,11 @@ def create_app(settings: Settings) -> FastStreamAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_bad_path_parameters)],
     )
     errors.install(app, settings.doc_base_url)
+    # Inside the correlation middleware below, so a refusal carries X-Request-Id too.
+    app.add_middleware(EdgeGuard, limits=settings.limits(), doc_base_url=settings.doc_base_url)
 
     @app.middleware("http")
     async def correlation(request: Request, call_next: Any) -> Response:
