@@ -14,8 +14,8 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
-
 from fluxpay_testing.infra import Infra
+
 from tests.e2e.conftest import Merchant, idempotency, payment_body
 from tests.e2e.test_collect_api import _balance_covers, create, reach
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from api_gateway.input_rules import Limits
-
 from fluxpay_common.settings import ServiceSettings
 
 
