@@ -20,7 +20,9 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 COPY libs ./libs
 COPY services ./services
+# Every workspace member the lock names (the simulators, the merchant SDK): --frozen needs them.
 COPY tools ./tools
+COPY sdks ./sdks
 # The lock is frozen (never re-resolved); no dev group; the workspace's own packages are
 # installed as wheels so the runtime stage needs only the virtual environment.
 RUN /opt/uv/bin/uv sync --all-packages --frozen --no-dev --no-editable --no-cache

@@ -1,1 +1,1 @@
-pytest_plugins = ["fluxpay_common.testing"]
+pytest_plugins = ["fluxpay_testing.infra"]

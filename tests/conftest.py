@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fluxpay_testing.infra import Infra
 
-from fluxpay_common.testing import Infra
 from tests.support.stack import ROOT, Stack
 
 # Seconds a simulated customer takes to approve; short so journeys are quick.
@@ -26,8 +26,10 @@ def stack(infra: Infra) -> Iterator[Stack]:
             # 300 s, the API's shortest expiry, lasts 3 s in this run.
             "FLUXPAY_EXPIRY_TIME_SCALE": "0.01",
             "FLUXPAY_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2,2,3,3,3",
-            # The merchant receiver is http on 127.0.0.1, live events included (development).
-            "FLUXPAY_WEBHOOK_LIVE_GUARD": "false",
+            # The merchant receiver is http on 127.0.0.1, test and live events alike: the
+            # development-only switch lifts the SSRF address rules (tests/e2e/
+            # test_webhook_guard.py runs a stack without it).
+            "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS": "true",
         },
     )
     stack.start()

@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from fluxpay_testing.infra import Infra, isolated_infra
 
-from fluxpay_common.testing import Infra, isolated_infra
 from tests.bench import cpu, profile
 from tests.bench.infra_ceiling import asyncpg_transactions_per_second, rabbitmq_messages_per_second
 from tests.support.receiver import WebhookReceiver
@@ -134,6 +134,8 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
             "FLUXPAY_LOG_LEVEL": "WARNING",
             # The bench is one merchant: let its endpoint take more than the default 4 at once.
             "FLUXPAY_WEBHOOK_ENDPOINT_CONCURRENCY": str(args.webhook_concurrency),
+            # The receiver is http on 127.0.0.1 (development-only switch).
+            "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS": "true",
         },
     )
     stack.start()
@@ -141,6 +143,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
         stack.wait_ready()
         merchant = stack.admin("create-merchant", "--name", "Bench", "--webhook-url", receiver.url)
         key = merchant["api_keys"]["test"]  # type: ignore[index]
+        secret = str(merchant["webhook_secrets"]["test"])  # type: ignore[index]
         limits = httpx.Limits(max_connections=args.concurrency * 2)
         async with httpx.AsyncClient(
             base_url=f"{stack.base_url}/api/v1",
@@ -152,7 +155,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
             print(f"API create alone for {args.api_seconds}s...", flush=True)
             api = await closed_loop(client, args.api_seconds, args.concurrency)
             # The API phase's payments finish first, so the end-to-end window measures only its own.
-            await drain(receiver, str(merchant["webhook_secret"]), api, args.drain_seconds)
+            await drain(receiver, secret, api, args.drain_seconds)
             print(f"end to end at {args.rate}/s for {args.duration}s...", flush=True)
             postings_before = await count_rows(
                 infra.database_url, "SELECT count(*) FROM ledger.posting"
@@ -165,7 +168,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
             }
             window_start = time.monotonic()
             e2e = await open_loop(client, args.duration, args.rate)
-            await drain(receiver, str(merchant["webhook_secret"]), e2e, args.drain_seconds)
+            await drain(receiver, secret, e2e, args.drain_seconds)
             window = time.monotonic() - window_start
             # Every webhook request of the window (created, processing, completed), retries too.
             requests = sum(1 for r in receiver.snapshot() if r.at >= window_start)
@@ -184,7 +187,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
         api,
         e2e,
         receiver,
-        str(merchant["webhook_secret"]),
+        secret,
         pg_tps,
         mq_mps,
         postings,

@@ -9,7 +9,8 @@ import argparse
 import asyncio
 import sys
 
-from fluxpay_common.testing import isolated_infra
+from fluxpay_testing.infra import isolated_infra
+
 from tests.chaos.scenario import chaos_stack, report, run_chaos
 
 

@@ -32,9 +32,9 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common import topology
-from fluxpay_common.testing import Infra, wait_for
 from tests.support.receiver import Received, WebhookReceiver
 from tests.support.stack import ROOT, Stack, add_psp
 
@@ -308,11 +308,18 @@ async def _dead_letters(url: str) -> dict[str, int]:
     return counts
 
 
+def _verified(
+    receiver: WebhookReceiver, secrets: list[str]
+) -> list[tuple[dict[str, object], Received]]:
+    """Events signed with one of the merchant's secrets (test and live have their own)."""
+    return [pair for secret in secrets for pair in receiver.verified_events(secret)]
+
+
 async def verify(
     infra: Infra,
     load: Load,
     receiver: WebhookReceiver,
-    secret: str,
+    secrets: list[str],
     merchant_id: str,
     figures: Figures,
     timeout: float,
@@ -383,7 +390,7 @@ async def verify(
     async def arrived() -> set[tuple[Any, Any]]:
         seen = {
             (e["data"]["object"]["id"], e["type"])  # type: ignore[index]
-            for e, _ in receiver.verified_events(secret)
+            for e, _ in _verified(receiver, secrets)
         }
         return wanted - seen
 
@@ -392,7 +399,7 @@ async def verify(
     missing = await arrived()
     if missing:
         figures.problems.append(f"{len(missing)} terminal webhooks never arrived")
-    events = [e for e, _ in receiver.verified_events(secret)]
+    events = [e for e, _ in _verified(receiver, secrets)]
     figures.details["webhook_requests"] = len(receiver.snapshot())
     figures.details["distinct_events"] = len({e["id"] for e in events})
     dead = {q: n for q, n in (await _dead_letters(infra.rabbitmq_url)).items() if n}
@@ -496,7 +503,7 @@ async def run_chaos(
                 infra,
                 load,
                 receiver,
-                str(merchant["webhook_secret"]),
+                list(merchant["webhook_secrets"].values()),  # type: ignore[union-attr]
                 str(merchant["merchant_id"]),
                 figures,
                 timeout=180,
@@ -535,7 +542,7 @@ def chaos_stack(infra: Infra, label: str, sandbox_delay: str, retry_schedule: st
         extra_env={
             "FLUXPAY_SANDBOX_DELAY_SECONDS": sandbox_delay,
             "FLUXPAY_WEBHOOK_RETRY_SCHEDULE": retry_schedule,
-            # Live events go to the local http receiver too (development-only setting).
-            "FLUXPAY_WEBHOOK_LIVE_GUARD": "false",
+            # Test and live events go to the local http receiver (development-only setting).
+            "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS": "true",
         },
     )

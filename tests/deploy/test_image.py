@@ -21,8 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from fluxpay_common.testing import Infra, free_port, isolated_infra, wait_for
+from fluxpay_testing.infra import Infra, free_port, isolated_infra, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/fluxpay:latest"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
+from fluxpay_testing.infra import Infra
 
-from fluxpay_common.testing import Infra
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import Stack
 
@@ -25,8 +25,10 @@ class Merchant:
     id: str
     test_key: str
     live_key: str
+    # The signing secret of the client's environment (test and live each have their own).
     webhook_secret: str
     client: httpx.AsyncClient
+    webhook_secrets: dict[str, str]
 
 
 @pytest.fixture
@@ -37,8 +39,8 @@ async def merchant_factory(
 
     def make(webhook_url: str, environment: str = "test") -> Merchant:
         created = stack.admin("create-merchant", "--name", "E2E shop", "--webhook-url", webhook_url)
-        keys = created["api_keys"]
-        assert isinstance(keys, dict)
+        keys, secrets = created["api_keys"], created["webhook_secrets"]
+        assert isinstance(keys, dict) and isinstance(secrets, dict)
         key = keys[environment]
         client = httpx.AsyncClient(
             base_url=f"{stack.base_url}/api/v1",
@@ -50,8 +52,9 @@ async def merchant_factory(
             str(created["merchant_id"]),
             str(keys["test"]),
             str(keys["live"]),
-            str(created["webhook_secret"]),
+            str(secrets[environment]),
             client,
+            {env: str(secret) for env, secret in secrets.items()},
         )
 
     yield make

@@ -8,8 +8,8 @@ import os
 from typing import Any
 
 import pytest
+from fluxpay_testing.infra import isolated_infra
 
-from fluxpay_common.testing import isolated_infra
 from tests.bench.run import bench, parse_args
 
 pytestmark = pytest.mark.e2e

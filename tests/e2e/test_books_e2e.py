@@ -11,9 +11,9 @@ from typing import Any
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.testing import wait_for
-from tests.e2e.conftest import Merchant
+from tests.e2e.conftest import Merchant, idempotency
 from tests.e2e.test_collect_api import create, fetch, reach
 from tests.support.stack import Stack
 
@@ -42,7 +42,9 @@ async def _pay(merchant: Merchant) -> tuple[list[dict[str, Any]], list[dict[str,
 
 async def _refund(merchant: Merchant, payment: dict[str, Any], amount: int | None) -> int:
     body = {} if amount is None else {"amount": amount, "reason": "returned"}
-    response = await merchant.client.post(f"/collect/payments/{payment['id']}/refunds", json=body)
+    response = await merchant.client.post(
+        f"/collect/payments/{payment['id']}/refunds", json=body, headers=idempotency()
+    )
     assert response.status_code == 201, response.text
     return int(response.json()["amount"])
 

@@ -5,8 +5,8 @@ merchant's receiver failing for a while; nothing lost, nothing doubled, books ba
 from __future__ import annotations
 
 import pytest
+from fluxpay_testing.infra import isolated_infra
 
-from fluxpay_common.testing import isolated_infra
 from tests.chaos.scenario import chaos_stack, report, run_chaos
 
 pytestmark = pytest.mark.e2e

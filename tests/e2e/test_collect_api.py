@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.testing import wait_for
 from tests.e2e.conftest import Merchant, idempotency, payment_body
 from tests.support.receiver import WebhookReceiver
 
@@ -133,11 +133,13 @@ async def test_partial_then_full_refund_with_events_and_books(
     await _balance_covers(merchant, 2 * 3000 * 100 * 985 // 1000)
     refunds = f"/collect/payments/{payment['id']}/refunds"
 
-    early = await merchant.client.post(refunds, json={"amount": 5000})
+    early = await merchant.client.post(refunds, json={"amount": 5000}, headers=idempotency())
     assert early.status_code == 422 and early.json()["error"]["code"] == "refund_exceeds_payment"
     assert early.json()["error"]["param"] == "amount"
 
-    partial = await merchant.client.post(refunds, json={"amount": 1000, "reason": "damaged"})
+    partial = await merchant.client.post(
+        refunds, json={"amount": 1000, "reason": "damaged"}, headers=idempotency()
+    )
     assert partial.status_code == 201, partial.text
     first = partial.json()
     assert first["object"] == "collect.refund" and first["status"] == "pending"
@@ -148,7 +150,7 @@ async def test_partial_then_full_refund_with_events_and_books(
         return current["status"] == "completed" and current["refunded_amount"] == 1000
 
     await wait_for(partly_refunded, timeout=30, what="the partial refund settled")
-    rest = await merchant.client.post(refunds, json={})
+    rest = await merchant.client.post(refunds, json={}, headers=idempotency())
     assert rest.status_code == 201, rest.text
     assert rest.json()["amount"] == 2000
     await reach(merchant, payment["id"], "refunded")
@@ -158,7 +160,7 @@ async def test_partial_then_full_refund_with_events_and_books(
         return kinds.count("collect.refund.completed") == 2
 
     await wait_for(two_refund_events, timeout=30, what="two refund.completed webhooks")
-    after = await merchant.client.post(refunds, json={"amount": 100})
+    after = await merchant.client.post(refunds, json={"amount": 100}, headers=idempotency())
     assert after.status_code == 409 and after.json()["error"]["code"] == "payment_not_refundable"
 
     async def booked() -> list[asyncpg.Record]:
@@ -188,17 +190,19 @@ async def test_refund_beyond_the_available_balance_is_refused(merchant_factory, 
     await reach(merchant, payment["id"], "completed")
     await _balance_covers(merchant, 3000 * 100 * 985 // 1000)
     # The payment's fee stays with the platform: its full amount is not available.
-    response = await merchant.client.post(f"/collect/payments/{payment['id']}/refunds", json={})
+    response = await merchant.client.post(
+        f"/collect/payments/{payment['id']}/refunds", json={}, headers=idempotency()
+    )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "insufficient_balance"
     assert response.json()["error"]["param"] == "amount"
     partial = await merchant.client.post(
-        f"/collect/payments/{payment['id']}/refunds", json={"amount": 2000}
+        f"/collect/payments/{payment['id']}/refunds", json={"amount": 2000}, headers=idempotency()
     )
     assert partial.status_code == 201, partial.text
     # The pending refund already spends the balance.
     more = await merchant.client.post(
-        f"/collect/payments/{payment['id']}/refunds", json={"amount": 1000}
+        f"/collect/payments/{payment['id']}/refunds", json={"amount": 1000}, headers=idempotency()
     )
     assert more.status_code == 422 and more.json()["error"]["code"] == "insufficient_balance"
 
@@ -209,7 +213,7 @@ async def test_declined_refund_leaves_the_payment_completed(merchant_factory, re
     await reach(merchant, payment["id"], "completed")
     await _balance_covers(merchant, 1000 * 100)
     response = await merchant.client.post(
-        f"/collect/payments/{payment['id']}/refunds", json={"amount": 1000}
+        f"/collect/payments/{payment['id']}/refunds", json={"amount": 1000}, headers=idempotency()
     )
     assert response.status_code == 201, response.text
     failed = await webhook(receiver, merchant, payment["id"], "collect.refund.failed")
@@ -221,7 +225,9 @@ async def test_declined_refund_leaves_the_payment_completed(merchant_factory, re
 async def test_open_payment_cannot_be_refunded(merchant_factory, receiver) -> None:
     merchant = merchant_factory(receiver.url)
     payment = await create(merchant, "+22997000003")
-    response = await merchant.client.post(f"/collect/payments/{payment['id']}/refunds", json={})
+    response = await merchant.client.post(
+        f"/collect/payments/{payment['id']}/refunds", json={}, headers=idempotency()
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "payment_not_refundable"
 

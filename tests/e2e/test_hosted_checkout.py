@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.testing import wait_for
 from tests.e2e.conftest import Merchant, idempotency
 from tests.e2e.test_collect_api import reach, webhook
 from tests.support.receiver import WebhookReceiver

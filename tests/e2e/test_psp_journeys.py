@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.testing import wait_for
 from tests.e2e.conftest import idempotency
 from tests.e2e.test_collect_api import webhook
 from tests.support.receiver import WebhookReceiver

@@ -6,8 +6,8 @@ import uuid
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.testing import wait_for
 from tests.e2e.conftest import Merchant, idempotency, payment_body
 from tests.support.receiver import WebhookReceiver
 

@@ -3,10 +3,11 @@ and their attempts, replay, test events, endpoint change and secret rotation."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from fluxpay_testing.infra import wait_for
 
 from fluxpay_common import signing
-from fluxpay_common.testing import wait_for
 from tests.e2e.test_collect_api import create, webhook
 from tests.support.receiver import Received, WebhookReceiver
 
@@ -114,10 +115,83 @@ async def test_endpoint_change_and_environment_isolation(stack, merchant_factory
         await webhook(other, merchant, payment["id"], "collect.payment.completed")
         bad = await merchant.client.put("/webhook_endpoint", json={"url": "nope"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "url"
-        import httpx
-
         async with httpx.AsyncClient(base_url=f"{stack.base_url}/api/v1") as live:
             events = await live.get("/events", headers={"X-API-Key": merchant.live_key})
             assert events.status_code == 200 and events.json()["data"] == []
     finally:
         other.stop()
+
+
+def _live_client(stack, merchant) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=f"{stack.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {merchant.live_key}"},
+        timeout=15,
+    )
+
+
+async def _send_test_event(client: httpx.AsyncClient) -> str:
+    sent = await client.post(f"{client.base_url.copy_with(path='/api/webhooks/test')}")
+    assert sent.status_code == 202, sent.text
+    return str(sent.json()["id"])
+
+
+async def test_a_test_key_never_reads_nor_changes_the_live_endpoint_or_secret(
+    stack, merchant_factory, receiver
+) -> None:
+    merchant = merchant_factory(receiver.url)
+    other = WebhookReceiver().start()
+    try:
+        moved = await merchant.client.put("/webhook_endpoint", json={"url": other.url})
+        assert moved.status_code == 200 and moved.json()["environment"] == "test", moved.text
+        rotated = await merchant.client.post("/webhook_endpoint/rotate_secret")
+        assert rotated.status_code == 200, rotated.text
+        new_test_secret = rotated.json()["secret"]
+
+        async def test_endpoint_moved() -> bool:
+            shown = (await merchant.client.get("/webhook_endpoint")).json()
+            return bool(shown.get("url") == other.url)
+
+        await wait_for(test_endpoint_moved, timeout=30, what="the test endpoint to move")
+        async with _live_client(stack, merchant) as live:
+            shown = (await live.get("/webhook_endpoint")).json()
+            assert shown["url"] == receiver.url and shown["environment"] == "live", shown
+            assert shown["secret_rotation_overlap_until"] is None, "no rotation in live"
+            event_id = await _send_test_event(live)
+
+        async def arrived() -> Received | None:
+            found = [r for r in receiver.snapshot() if event_id.encode() in r.body]
+            return found[0] if found else None
+
+        received = await wait_for(arrived, timeout=30, what="the live test event")
+        header = received.headers[signing.SIGNATURE_HEADER]
+        assert signing.verify(merchant.webhook_secrets["live"], header, received.body)
+        for test_secret in (merchant.webhook_secrets["test"], new_test_secret):
+            assert not signing.verify(test_secret, header, received.body)
+        assert not [r for r in other.snapshot() if event_id.encode() in r.body]
+    finally:
+        other.stop()
+
+
+async def test_two_rotations_keep_the_original_secret_signing_within_its_overlap(
+    merchant_factory, receiver
+) -> None:
+    merchant = merchant_factory(receiver.url)
+    secrets = [merchant.webhook_secret]
+    for _ in range(2):
+        rotated = await merchant.client.post("/webhook_endpoint/rotate_secret")
+        assert rotated.status_code == 200, rotated.text
+        secrets.append(rotated.json()["secret"])
+    payment = await create(merchant, "+22997000001")
+
+    async def signed_by_the_newest() -> Received | None:
+        for event, received in receiver.verified_events(secrets[-1]):
+            if event["data"]["object"]["id"] == payment["id"]:
+                return received
+        return None
+
+    received = await wait_for(signed_by_the_newest, timeout=30, what="the newest signature")
+    header = received.headers[signing.SIGNATURE_HEADER]
+    assert header.count("v1=") == 3
+    for secret in secrets:
+        assert signing.verify(secret, header, received.body), "every secret inside its overlap"

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
-from fluxpay_common.testing import Infra, free_port
+from fluxpay_testing.infra import Infra, free_port
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,10 +122,11 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"the gateway did not answer within {timeout}s; logs in {self.log_dir}")
 
-    def admin(self, *args: str) -> dict[str, object]:
+    def admin(self, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+        """`fluxpay-admin ARGS` with the stack's settings (plus `env`), its JSON answer."""
         result = subprocess.run(
             [str(BIN / "fluxpay-admin"), *args],
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             capture_output=True,
             cwd=ROOT,
             timeout=60,

@@ -9,7 +9,7 @@ Wire contracts are not internal domain events.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -106,13 +106,17 @@ class RefundView(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """An error the orchestrator returns; the gateway renders it as the seed's ApiError."""
+    """An error a service returns; the gateway renders it as the seed's ApiError.
 
-    status: int
-    type: str
+    The gateway picks the HTTP status from the code (`api_gateway.errors.STATUS_BY_CODE`);
+    `status` is only a fallback for codes it does not list (services need not set it).
+    """
+
     code: str
     message: str
+    type: str = "invalid_request_error"
     param: str | None = None
+    status: int | None = None
 
 
 # ---------------------------------------------------------------- commands to the orchestrator
@@ -177,8 +181,45 @@ class SelectOperator(MerchantScoped):
     phone: str
 
 
+class SettledMovementsQuery(Message):
+    """Ledger -> orchestrator (request/reply), for reconciliation: the payments collected and
+    the refunds paid out, either in the window [start, end) of their `completed_at` (with
+    the optional provider, environment and merchant), or those named by id wherever they
+    fell. The orchestrator's door to its day: no other service reads its schema.
+    Answered with `QueryReply(data={"movements": [SettledMovement...]})`."""
+
+    type: Literal["orchestrator.settled_movements"] = "orchestrator.settled_movements"
+    start: datetime | None = None
+    end: datetime | None = None
+    provider: str | None = None
+    environment: Environment | None = None
+    merchant_id: uuid.UUID | None = None
+    payment_ids: list[uuid.UUID] = Field(default_factory=list)
+    refund_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+class SettledMovement(BaseModel):
+    """A payment collected or a refund paid out, as the orchestrator recorded it (v1)."""
+
+    kind: Literal["payment", "refund"]
+    payment_id: uuid.UUID
+    refund_id: uuid.UUID | None = None
+    environment: Environment
+    currency: str
+    amount_minor: int
+    # What the PSP charged for a payment (0 when it did not say); 0 for a refund.
+    psp_fee_minor: int = 0
+    completed_at: datetime
+
+
 OrchestratorCommand = Annotated[
-    CreatePayment | GetPayment | ConfirmPayment | CancelPayment | RefundPayment | SelectOperator,
+    CreatePayment
+    | GetPayment
+    | ConfirmPayment
+    | CancelPayment
+    | RefundPayment
+    | SelectOperator
+    | SettledMovementsQuery,
     Field(discriminator="type"),
 ]
 orchestrator_command_adapter: TypeAdapter[OrchestratorCommand] = TypeAdapter(OrchestratorCommand)
@@ -322,6 +363,16 @@ class RefundEvent(Message):
     refund: RefundView
 
 
+class SealedSecret(BaseModel):
+    """A webhook signing secret, sealed (Fernet under the platform secrets key)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sealed: str
+    # None for the current secret; a previous one keeps signing until then (its overlap).
+    expires_at: datetime | None = None
+
+
 class MerchantEndpointChanged(Message):
     """Gateway -> dispatcher: a merchant's webhook endpoint and its secrets (encrypted)."""
 
@@ -331,6 +382,12 @@ class MerchantEndpointChanged(Message):
     # Fernet tokens under the platform secrets key; the newest first. Several during rotation.
     webhook_secrets_sealed: list[str]
     secret_overlap_until: datetime | None = None
+    # Additive: the environment whose endpoint this is (each has its own URL and secrets).
+    # None: a change published before endpoints were per environment; it applies to both.
+    environment: Environment | None = None
+    # Additive: every secret that signs, newest first, each with its own expiry. None: an
+    # older publisher; `webhook_secrets_sealed` then share `secret_overlap_until`.
+    secrets: list[SealedSecret] | None = None
 
 
 DomainEvent = Annotated[
@@ -350,6 +407,43 @@ class LedgerQuery(MerchantScoped):
     starting_after: str | None = None
 
 
+class ReserveRefund(MerchantScoped):
+    """Orchestrator -> ledger (request/reply): hold a refund's amount on the merchant's
+    available balance before the refund is accepted. Idempotent by `refund_id`: asking
+    again answers as the first time. Answered with `QueryReply(data=hold_body)`."""
+
+    type: Literal["ledger.reserve_refund"] = "ledger.reserve_refund"
+    refund_id: uuid.UUID
+    payment_id: uuid.UUID
+    currency: str
+    amount_minor: int = Field(gt=0)
+
+
+class ReleaseRefundHold(MerchantScoped):
+    """Orchestrator -> ledger (through the outbox, no reply): the refund the hold was
+    placed for was not accepted after all; the held amount is available again."""
+
+    type: Literal["ledger.release_refund_hold"] = "ledger.release_refund_hold"
+    refund_id: uuid.UUID
+
+
+class ReconcileDay(Message):
+    """Operator CLI -> ledger (request/reply): the day's reconciliation report (orchestrator
+    against the books). Answered with `QueryReply(data=<the report's JSON body>)`."""
+
+    type: Literal["ledger.reconcile"] = "ledger.reconcile"
+    day: date
+    provider: str | None = None
+    environment: Environment | None = None
+    merchant_id: uuid.UUID | None = None
+
+
+# Everything the ledger's `ledger` routing key carries.
+LedgerRequest = Annotated[
+    LedgerQuery | ReserveRefund | ReleaseRefundHold | ReconcileDay, Field(discriminator="type")
+]
+
+
 class WebhooksCommand(MerchantScoped):
     type: Literal[
         "webhooks.list_events",
@@ -358,6 +452,8 @@ class WebhooksCommand(MerchantScoped):
         "webhooks.replay_failed",
         "webhooks.send_test",
         "webhooks.get_endpoint",
+        # The merchant's test events since `since`, signed now (the gateway's event stream).
+        "webhooks.stream_events",
     ]
     event_id: str | None = None
     since: datetime | None = None
@@ -374,4 +470,5 @@ class QueryReply(BaseModel):
 
 
 ledger_query_adapter: TypeAdapter[LedgerQuery] = TypeAdapter(LedgerQuery)
+ledger_request_adapter: TypeAdapter[LedgerRequest] = TypeAdapter(LedgerRequest)
 webhooks_command_adapter: TypeAdapter[WebhooksCommand] = TypeAdapter(WebhooksCommand)

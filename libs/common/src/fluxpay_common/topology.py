@@ -65,12 +65,12 @@ class Route:
 
 ORCHESTRATOR_COMMANDS = Route("orchestrator.commands", COMMANDS, (ORCHESTRATOR_COMMANDS_KEY,))
 ORCHESTRATOR_PROVIDER_UPDATES = Route("orchestrator.provider-updates", PROVIDER, ("provider.#",))
-# The ledger hears only the events that move money: every other event would cost it a
-# delivery and a transaction to decide there is nothing to book.
+# The ledger hears only the events that move money or end a refund's hold: every other
+# event would cost it a delivery and a transaction to decide there is nothing to book.
 LEDGER_EVENTS = Route(
     "ledger.events",
     EVENTS,
-    ("collect.payment.completed", "collect.refund.completed"),
+    ("collect.payment.completed", "collect.refund.completed", "collect.refund.failed"),
     retired_keys=("collect.#",),
 )
 WEBHOOK_EVENTS = Route("webhooks.events", EVENTS, ("collect.#", "merchant.#"))

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-
-from fluxpay_common.testing import Infra, free_port, isolated_infra, wait_for
+from fluxpay_testing.infra import Infra, free_port, isolated_infra, wait_for
 
 BIN = Path(sys.executable).parent
 # Each process by its command; `port_setting` names where it answers the health routes.

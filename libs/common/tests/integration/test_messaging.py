@@ -11,6 +11,7 @@ import aio_pika
 import asyncpg
 import pytest
 from faststream.rabbit import RabbitBroker
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common import consumer, inbox, topology
 from fluxpay_common.db import create_pool, migrate
@@ -25,7 +26,6 @@ from fluxpay_common.outbox import OutboxRelay, add_to_outbox
 from fluxpay_common.rpc import DEADLINE_HEADER, RpcClient
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import ServiceSettings
-from fluxpay_common.testing import Infra, wait_for
 
 SCHEMA = "common_test"
 

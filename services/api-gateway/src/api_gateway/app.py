@@ -13,16 +13,17 @@ from typing import Any
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from faststream.rabbit import RabbitBroker
 from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
 from api_gateway import errors
+from api_gateway.config import Settings
+from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
-from api_gateway.routes import account, checkout, collect
+from api_gateway.routes import account, checkout, collect, event_stream
 from api_gateway.rpc import Orchestrator, QueryService
-from api_gateway.settings import Settings
 from fluxpay_common import runtime
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.health import Readiness, health_router
@@ -137,6 +138,7 @@ def create_app(settings: Settings) -> FastStreamAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_bad_path_parameters)],
     )
     errors.install(app, settings.doc_base_url)
     app.include_router(health_router(gateway.readiness))
@@ -156,6 +158,9 @@ def create_app(settings: Settings) -> FastStreamAPI:
             settings.doc_base_url,
         )
 
+    # Inside the correlation middleware below, so a refusal carries X-Request-Id too.
+    app.add_middleware(EdgeGuard, limits=settings.limits(), doc_base_url=settings.doc_base_url)
+
     @app.middleware("http")
     async def correlation(request: Request, call_next: Any) -> Response:
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
@@ -167,6 +172,8 @@ def create_app(settings: Settings) -> FastStreamAPI:
 
     app.include_router(collect.router)
     app.include_router(checkout.router)
+    # Before account's `/events/{event_id}`, which would take `stream` for an id.
+    app.include_router(event_stream.router)
     app.include_router(account.router)
 
     async def started_by_gateway_runtime(_: RabbitBroker) -> None:
@@ -187,6 +194,11 @@ async def serve(settings: Settings) -> None:
     )
     server = runtime.EmbeddedServer(config)
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+        event_stream.close_streams()  # they would hold the graceful shutdown to its timeout
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(sig, stop)
     await server.serve()

@@ -37,6 +37,43 @@ class ApiError(Exception):
         self.headers = headers
 
 
+# The HTTP status of each refusal the services answer with: they speak domain codes, the
+# gateway speaks HTTP. A code not listed keeps the reply's own status (or 500).
+STATUS_BY_CODE: dict[str, int] = {
+    # orchestrator
+    "payment_not_found": 404,
+    "reference_already_exists": 409,
+    "operator_unavailable": 422,
+    "payment_not_awaiting_otp": 409,
+    "payment_not_awaiting_payment": 409,
+    "payment_not_cancellable": 409,
+    "otp_not_ready": 409,
+    "otp_invalid": 422,
+    "otp_attempts_exceeded": 422,
+    "provider_unavailable": 503,
+    "payment_not_refundable": 409,
+    "refund_already_pending": 409,
+    "amount_invalid": 422,
+    "refund_exceeds_payment": 422,
+    "insufficient_balance": 422,
+    "balance_unavailable": 503,
+    # ledger and webhook dispatcher
+    "invalid_starting_after": 400,
+    "parameter_missing": 400,
+    "parameter_invalid": 400,
+    "event_not_found": 404,
+    "webhook_endpoint_not_found": 404,
+    "endpoint_disabled": 409,
+    "test_key_required": 403,
+    # any service's request that failed on its side
+    "internal_error": 500,
+}
+
+
+def status_for(code: str, fallback: int | None) -> int:
+    return STATUS_BY_CODE.get(code) or fallback or 500
+
+
 def _default_type(status: int) -> str:
     if status == 401:
         return "authentication_error"
@@ -66,7 +103,8 @@ def error_response(exc: ApiError, doc_base_url: str = DOC_BASE_URL) -> Response:
         orjson.dumps(error_body(exc.code, exc.message, exc.param, exc.kind, doc_base_url)),
         status_code=exc.status,
         media_type="application/json",
-        headers=exc.headers,
+        # Also on answers that bypass the edge middleware (an unhandled error's 500).
+        headers={"X-Content-Type-Options": "nosniff", **(exc.headers or {})},
     )
 
 
@@ -94,7 +132,26 @@ def validation_error(exc: RequestValidationError) -> ApiError:
         return ApiError(400, "parameter_missing", f"'{param}' is required.", param)
     if loc == ("body",):
         return ApiError(400, "invalid_body", "The request body must be a JSON object.")
-    return ApiError(400, "parameter_invalid", f"'{param}': {first.get('msg', 'invalid')}.", param)
+    reason = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return ApiError(400, "parameter_invalid", f"'{param}': {reason}.", param)
+
+
+# Framework-level refusals, each under a documented code (there is no catch-all code).
+_HTTP_ERRORS = {
+    400: ("invalid_body", "The request body could not be read."),
+    404: ("resource_not_found", "No such endpoint."),
+    405: ("method_not_allowed", "This method is not allowed on this endpoint."),
+    413: ("request_too_large", "The request body is too large."),
+}
+
+
+def http_error(status: int) -> ApiError:
+    if status in _HTTP_ERRORS:
+        code, message = _HTTP_ERRORS[status]
+        return ApiError(status, code, message)
+    if status >= 500:
+        return ApiError(500, "internal_error", "Something went wrong on our side; retry later.")
+    return ApiError(400, "invalid_body", "The request could not be read.")
 
 
 def install(app: FastAPI, doc_base_url: str) -> None:
@@ -108,13 +165,7 @@ def install(app: FastAPI, doc_base_url: str) -> None:
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        codes = {404: "resource_not_found", 405: "method_not_allowed"}
-        code = codes.get(exc.status_code, "http_error")
-        message = {
-            404: "No such endpoint.",
-            405: "This method is not allowed on this endpoint.",
-        }.get(exc.status_code, str(exc.detail))
-        return error_response(ApiError(exc.status_code, code, message), doc_base_url)
+        return error_response(http_error(exc.status_code), doc_base_url)
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         if isinstance(exc, TRANSIENT_ERRORS):

@@ -8,7 +8,7 @@ import orjson
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from api_gateway.errors import ApiError
+from api_gateway.errors import ApiError, status_for
 from fluxpay_common.messages import Message, PaymentView, QueryReply, Reply
 from fluxpay_common.rpc import RpcClient, RpcTimeout, RpcUnavailable
 
@@ -50,7 +50,7 @@ class QueryService(Orchestrator):
 def raise_for_error(reply: Reply | QueryReply) -> None:
     if reply.error is not None:
         e = reply.error
-        raise ApiError(e.status, e.code, e.message, e.param, kind=e.type)
+        raise ApiError(status_for(e.code, e.status), e.code, e.message, e.param, kind=e.type)
 
 
 def payment_body(view: PaymentView, replay: bool = False) -> dict[str, Any]:

@@ -35,6 +35,20 @@ def absolute_http_url(value: str) -> str:
     return value
 
 
+# Characters that change what a URL path means when a merchant puts the reference in
+# `GET /collect/payments/{reference}`: a reference holding one could not be read back.
+_UNREADABLE_IN_A_PATH = frozenset("/\\?#%")
+
+
+def readable_reference(value: str) -> str:
+    if value in (".", "..") or _UNREADABLE_IN_A_PATH.intersection(value):
+        raise ValueError(
+            "a reference cannot hold '/', '\\', '?', '#' or '%', nor be '.' or '..':"
+            " it must be readable back at GET /collect/payments/{reference}"
+        )
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -61,6 +75,7 @@ class CollectPaymentCreate(Strict):
     metadata: Metadata = None  # type: ignore[assignment]
 
     _callback_url = field_validator("callback_url")(lambda v: absolute_http_url(v))
+    _reference = field_validator("reference")(lambda v: readable_reference(v))
 
 
 class CollectPaymentConfirm(Strict):

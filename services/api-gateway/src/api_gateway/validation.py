@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from api_gateway.errors import ApiError
 from api_gateway.schemas import CollectPaymentCreate
 from fluxpay_common import catalog
+
+# What people put between digits when they write a phone number by hand.
+_PHONE_SEPARATORS = re.compile(r"[\s.()\-]")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def e164(phone: str) -> str | None:
+    """`phone` in E.164 (`"+229 95-00.00 01"` -> `"+22995000001"`), or None when what is
+    left after removing spaces, dots, dashes and parentheses is not a phone number."""
+    compact = _PHONE_SEPARATORS.sub("", phone)
+    return compact if _E164.fullmatch(compact) else None
+
+
+def normalized_phone(phone: str) -> str:
+    """The E.164 form sent on to the orchestrator and the PSP, or `phone_invalid`."""
+    if (normalized := e164(phone)) is None:
+        raise ApiError(
+            400,
+            "phone_invalid",
+            f"'{phone}' is not a phone number in E.164 form (+ country code, then digits).",
+            "customer.phone",
+        )
+    return normalized
 
 
 def check_operator_and_phone(country: str, operator: str | None, phone: str | None) -> None:
@@ -50,7 +74,18 @@ def check_operator_and_phone(country: str, operator: str | None, phone: str | No
         )
 
 
-def check_create(body: CollectPaymentCreate, environment: str) -> None:
+def checked_create(body: CollectPaymentCreate, environment: str) -> CollectPaymentCreate:
+    """The request as it goes on (customer phone in E.164), or the ApiError refusing it."""
+    if body.customer is not None and body.customer.phone is not None:
+        phone = normalized_phone(body.customer.phone)
+        body = body.model_copy(
+            update={"customer": body.customer.model_copy(update={"phone": phone})}
+        )
+    _check_rules(body, environment)
+    return body
+
+
+def _check_rules(body: CollectPaymentCreate, environment: str) -> None:
     country = catalog.COUNTRIES[body.country]
     if body.currency != country.currency:
         raise ApiError(

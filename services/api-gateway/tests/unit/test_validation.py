@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
+from api_gateway import validation
 from api_gateway.auth import presented_key
 from api_gateway.errors import ApiError
 from api_gateway.idempotency import parse_key, request_digest
+from api_gateway.routes.collect import replayed
 from api_gateway.schemas import CollectPaymentCreate
-from api_gateway.validation import check_create
+from api_gateway.validation import checked_create
 
 BASE = {
     "reference": "order-1",
@@ -22,7 +25,7 @@ BASE = {
 def _code(overrides: dict[str, object], environment: str = "test") -> str | None:
     body = CollectPaymentCreate.model_validate({**BASE, **overrides})
     try:
-        check_create(body, environment)
+        checked_create(body, environment)
     except ApiError as exc:
         return exc.code
     return None
@@ -52,7 +55,7 @@ def test_business_rules(overrides: dict[str, object], code: str | None) -> None:
     body = {k: v for k, v in {**BASE, **clean}.items() if k not in removed}
     model = CollectPaymentCreate.model_validate(body)
     try:
-        check_create(model, "test")
+        checked_create(model, "test")
         found = None
     except ApiError as exc:
         found = exc.code
@@ -103,3 +106,55 @@ def test_api_key_comes_from_bearer_or_x_api_key() -> None:
     with pytest.raises(ApiError) as exc:
         presented_key("Basic abc", None)
     assert exc.value.status == 401
+
+
+@pytest.mark.parametrize(
+    ("written", "e164"),
+    [
+        ("+229 95-00.00 01", "+22995000001"),
+        ("+229 (95) 00 00 01", "+22995000001"),
+        ("+229\u00a095000001", "+22995000001"),
+        ("+22995000001", "+22995000001"),
+        ("22995000001", None),  # no country code sign
+        ("+229 95 00 00 01 ext 2", None),
+        ("+229/95000001", None),
+        ("+٢٢٩95000001", None),  # digits, but not ASCII ones
+        ("+", None),
+    ],
+)
+def test_phones_are_normalised_to_e164_or_refused(written: str, e164: str | None) -> None:
+    assert validation.e164(written) == e164
+
+
+def test_a_create_goes_on_with_the_phone_in_e164() -> None:
+    body = CollectPaymentCreate.model_validate(
+        {**BASE, "operator": "moov", "customer": {"phone": "+229 95-00.00 01", "first_name": "A"}}
+    )
+    checked = checked_create(body, "test")
+    assert checked.customer.phone == "+22995000001"
+    assert checked.customer.first_name == "A"
+    assert _code({"customer": {"phone": "+229 95 00 00 01 (bureau)"}}) == "phone_invalid"
+    assert _code({"mode": "hosted", "customer": {"phone": "n/a"}}) == "phone_invalid"
+
+
+@pytest.mark.parametrize("reference", ["a/b", "a\\b", "a?b", "a#b", "50%off", ".", ".."])
+def test_a_reference_that_cannot_be_read_back_is_refused(reference: str) -> None:
+    with pytest.raises(ValidationError, match="readable back"):
+        CollectPaymentCreate.model_validate({**BASE, "reference": reference})
+
+
+@pytest.mark.parametrize(
+    "reference", ["order-1001", "550e8400-e29b-41d4-a716-446655440000", "A.b_c:1"]
+)
+def test_usual_references_are_accepted(reference: str) -> None:
+    assert (
+        CollectPaymentCreate.model_validate({**BASE, "reference": reference}).reference == reference
+    )
+
+
+def test_a_replayed_success_is_200_and_a_replayed_refusal_keeps_its_status() -> None:
+    refund = replayed(201, {"object": "collect.refund", "idempotent_replay": False})
+    assert refund.status_code == 200 and refund.headers["Idempotent-Replayed"] == "true"
+    assert orjson.loads(refund.body)["idempotent_replay"] is True
+    refused = replayed(422, {"error": {"code": "insufficient_balance"}})
+    assert refused.status_code == 422 and "idempotent_replay" not in orjson.loads(refused.body)

@@ -3,7 +3,7 @@
 Each takes a connection whose search_path is the `ledger` schema (a pool from
 `fluxpay_common.db.create_pool(dsn, "ledger")`), reads only, and returns plain values:
 
-- `balances(conn, merchant_id, environment)`: {currency: available_minor};
+- `balances(conn, merchant_id, environment)`: {currency: available_minor}, net of refund holds;
 - `transactions(conn, merchant_id, environment, limit, starting_after)`: the merchant's
   entries newest first, each with its payment, gross, fee and net, paginated by entry id;
 - `reconcile(conn, day, provider, environment, merchant_id)`: the day's movements as booked,
@@ -37,9 +37,13 @@ class UnknownCursor(LookupError):
 async def balances(
     conn: asyncpg.Connection, merchant_id: uuid.UUID, environment: str
 ) -> dict[str, int]:
-    """What the platform owes the merchant, per currency (credit-normal: minus the sum)."""
+    """What the merchant can spend, per currency: what the platform owes it (credit-normal:
+    minus the sum of postings) less the refunds held on it and not yet booked."""
     rows = await conn.fetch(
-        "SELECT a.currency, -coalesce(sum(p.amount_minor), 0) AS available_minor"
+        "SELECT a.currency, -coalesce(sum(p.amount_minor), 0) - (SELECT coalesce("
+        "sum(h.amount_minor), 0) FROM refund_hold h WHERE h.status = 'held'"
+        " AND h.merchant_id = $1 AND h.environment = $2 AND h.currency = a.currency)"
+        " AS available_minor"
         " FROM account a LEFT JOIN posting p ON p.account_id = a.id"
         " WHERE a.kind = 'merchant_available' AND a.merchant_id = $1 AND a.environment = $2"
         " GROUP BY a.currency ORDER BY a.currency",

@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import DomainEvent
-from fluxpay_common.testing import Infra
 from ledger import queries
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.books import EntryKind
@@ -24,7 +25,6 @@ from ledger.domain.fees import FeeRule, FeeSchedule, platform_fee
 from ledger.domain.reconciliation import Movement, compare
 from ledger.entrypoints.main import SCHEMA, migrations
 from ledger.service_layer.handlers import handle_event
-from ledger.testing import payment_event, payment_view, refund_event
 
 DAY = date(2026, 5, 20)
 AT = datetime(2026, 5, 20, 10, 30, tzinfo=UTC)

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
+from fluxpay_testing.ledger import NOW, payment_event, payment_view
 
 from fluxpay_common.db import create_pool, migrate
-from fluxpay_common.testing import Infra
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.fees import FeeSchedule
 from ledger.entrypoints.main import SCHEMA, migrations
 from ledger.service_layer.handlers import handle_event
-from ledger.testing import NOW, payment_event, payment_view
 
 FEES = FeeSchedule()
 

@@ -8,10 +8,11 @@ from datetime import date, datetime, timedelta
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
+from fluxpay_testing.ledger import NOW, payment_event, payment_view, refund_event
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import PaymentView
-from fluxpay_common.testing import Infra
 from ledger import queries
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.books import EntryKind
@@ -19,7 +20,6 @@ from ledger.domain.fees import FeeSchedule
 from ledger.domain.reconciliation import Movement, compare
 from ledger.entrypoints.main import SCHEMA, migrations
 from ledger.service_layer.handlers import handle_event
-from ledger.testing import NOW, payment_event, payment_view, refund_event
 
 FEES = FeeSchedule()
 

@@ -1,8 +1,10 @@
 """Reconciling a day of the orchestrator (its real schema, migrated here) with the books.
 
-The orchestrator's rows are written as its service writes them; the books are written by the
-ledger's own handler from the events the orchestrator would have published for those rows.
-Each test uses its own provider name, so tests sharing the database never see each other.
+The orchestrator's rows are written as its service writes them, and its side is asked
+through its door: its own command handler answers `SettledMovementsQuery` (in process for
+`reconcile_day`, over RabbitMQ for the CLI). The books are written by the ledger's own
+handler from the events the orchestrator would have published for those rows. Each test
+uses its own provider name, so tests sharing the database never see each other.
 """
 
 from __future__ import annotations
@@ -16,19 +18,34 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
 
+from fluxpay_common.consumer import subscribe
 from fluxpay_common.db import create_pool, migrate
-from fluxpay_common.testing import Infra
+from fluxpay_common.messages import (
+    Message,
+    QueryReply,
+    SettledMovement,
+    SettledMovementsQuery,
+    orchestrator_command_adapter,
+)
+from fluxpay_common.runtime import make_broker
+from fluxpay_common.settings import ServiceSettings
+from fluxpay_common.topology import ORCHESTRATOR_COMMANDS, declare_topology
+from ledger.adapters.orchestrator import OrchestratorDoor
 from ledger.adapters.postgres import postgres_books
 from ledger.domain.fees import FeeSchedule
 from ledger.entrypoints.main import SCHEMA, migrations
 from ledger.entrypoints.reconcile import run_reconcile
 from ledger.service_layer.handlers import handle_event
 from ledger.service_layer.reconciliation import DayReport, reconcile_day
-from ledger.testing import payment_event, payment_view, refund_event
+from payment_orchestrator.adapters.postgres import postgres_unit_of_work
+from payment_orchestrator.service_layer.handlers import Dependencies, Policy, handle_command
 
 DAY = date(2026, 3, 14)
 NOON = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
@@ -45,11 +62,71 @@ async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture(scope="module")
+async def orchestrator_deps(infra: Infra, pool: asyncpg.Pool) -> AsyncIterator[Dependencies]:
+    """The orchestrator's handlers over its schema: all reconciliation needs of it."""
+    own = await create_pool(infra.database_url, "orchestrator")
+
+    async def no_connector(provider: str, request: Message) -> Any:
+        raise AssertionError("reconciliation calls no connector")
+
+    yield Dependencies(
+        open_uow=postgres_unit_of_work(own),
+        call_connector=no_connector,
+        reserve_refund=None,
+        policy=Policy(routes={}, checkout_base_url="", fees=FEES),
+    )
+    await own.close()
+
+
+class InProcessDoor:
+    """The orchestrator's door without the broker: its handler's answer, as the RPC brings it."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    async def _ask(self, query: SettledMovementsQuery) -> list[SettledMovement]:
+        reply = await handle_command(query, self._deps)
+        assert isinstance(reply, QueryReply) and reply.error is None
+        wire = QueryReply.model_validate_json(reply.model_dump_json())
+        return [SettledMovement.model_validate(m) for m in wire.data["movements"]]
+
+    expected_movements = OrchestratorDoor.expected_movements
+    settled = OrchestratorDoor.settled
+
+
+@pytest.fixture(scope="module")
+async def orchestrator_answering(
+    infra: Infra, orchestrator_deps: Dependencies
+) -> AsyncIterator[None]:
+    """The orchestrator's door over RabbitMQ (its command queue), for the CLI."""
+    settings = ServiceSettings(RABBITMQ_URL=infra.rabbitmq_url, DATABASE_URL=infra.database_url)
+    broker = make_broker(settings)
+
+    async def answer(command: Message, _: Any) -> Any:
+        return await handle_command(command, orchestrator_deps)
+
+    subscribe(
+        broker,
+        ORCHESTRATOR_COMMANDS,
+        orchestrator_command_adapter,
+        answer,
+        delivery_limit=5,
+        retry_seconds=0.1,
+    )
+    await broker.connect()
+    await declare_topology(broker, settings.delivery_limit)
+    await broker.start()
+    yield
+    await broker.stop()
+
+
 @dataclass
 class Day:
     """One provider's day, written to both sides as the running platform would."""
 
     pool: asyncpg.Pool
+    door: InProcessDoor
     provider: str
     merchant: uuid.UUID
     environment: str = "test"
@@ -140,19 +217,24 @@ class Day:
 
     async def reconcile(self, day: date = DAY, **scope: object) -> DayReport:
         async with self.pool.acquire() as conn:
-            return await reconcile_day(conn, day, self.provider, **scope)  # type: ignore[arg-type]
+            return await reconcile_day(conn, self.door, day, self.provider, **scope)  # type: ignore[arg-type]
 
 
-def _day(pool: asyncpg.Pool, merchant: uuid.UUID | None = None) -> Day:
-    return Day(pool, f"psp_{uuid.uuid4().hex[:8]}", merchant or uuid.uuid4())
+@pytest.fixture
+def make_day(pool: asyncpg.Pool, orchestrator_deps: Dependencies) -> Any:
+    def make(merchant: uuid.UUID | None = None) -> Day:
+        door = InProcessDoor(orchestrator_deps)
+        return Day(pool, door, f"psp_{uuid.uuid4().hex[:8]}", merchant or uuid.uuid4())
+
+    return make
 
 
 def _found(report: DayReport) -> set[tuple[str, uuid.UUID]]:
     return {(d.kind, d.key[1]) for d in report.differences}
 
 
-async def test_a_day_where_books_and_orchestrator_agree_is_clean(pool: asyncpg.Pool) -> None:
-    day = _day(pool)
+async def test_a_day_where_books_and_orchestrator_agree_is_clean(make_day: Any) -> None:
+    day = make_day()
     kept = await day.payment(3001, psp_fee_minor=3_001)
     partly = await day.payment(5001)
     whole = await day.payment(1001, status="refunded")
@@ -177,14 +259,14 @@ async def test_a_day_where_books_and_orchestrator_agree_is_clean(pool: asyncpg.P
     assert (totals["refund"].count, totals["refund"].amount_minor) == (2, 300_100)
 
 
-async def test_every_disagreement_is_reported(pool: asyncpg.Pool) -> None:
-    day = _day(pool)
+async def test_every_disagreement_is_reported(make_day: Any) -> None:
+    day = make_day()
     fine = await day.payment()
     unbooked = await day.payment(booked=False)
     misbooked = await day.payment(3000, booked_amount=3001)
     # The PSP's fee reached the orchestrator after the completion event was published.
     fee_unbooked = await day.payment(2001)
-    await pool.execute(
+    await day.pool.execute(
         "UPDATE orchestrator.payment SET fee_minor = 2001 WHERE id = $1", fee_unbooked
     )
     # The books collected a payment the orchestrator failed, and one it never heard of.
@@ -211,9 +293,9 @@ async def test_every_disagreement_is_reported(pool: asyncpg.Pool) -> None:
 
 
 async def test_a_refund_settled_at_midnight_reconciles_on_the_orchestrators_day(
-    pool: asyncpg.Pool,
+    make_day: Any,
 ) -> None:
-    day = _day(pool)
+    day = make_day()
     paid = await day.payment()
     midnight = datetime(2026, 3, 15, tzinfo=UTC)
     # The orchestrator settled it just before midnight; its event was written just after.
@@ -233,10 +315,10 @@ async def test_a_refund_settled_at_midnight_reconciles_on_the_orchestrators_day(
     assert [t.kind for t in next_day.totals] == ["refund"]
 
 
-async def test_a_day_narrows_to_a_merchant_and_an_environment(pool: asyncpg.Pool) -> None:
-    day = _day(pool)
-    other = Day(pool, day.provider, uuid.uuid4())
-    live = Day(pool, day.provider, day.merchant, "live")
+async def test_a_day_narrows_to_a_merchant_and_an_environment(make_day: Any) -> None:
+    day = make_day()
+    other = Day(day.pool, day.door, day.provider, uuid.uuid4())
+    live = Day(day.pool, day.door, day.provider, day.merchant, "live")
     await day.payment()
     await other.payment(booked=False)
     await live.payment()
@@ -250,12 +332,17 @@ async def test_a_day_narrows_to_a_merchant_and_an_environment(pool: asyncpg.Pool
     assert mine_in_test.clean and mine_in_test.payments_checked == 1
 
 
-async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
+async def _cli(infra: Infra, database_url: str, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         str(BIN / "fluxpay-ledger"),
         "reconcile",
         *args,
-        env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        env={
+            "DATABASE_URL": database_url,
+            "RABBITMQ_URL": infra.rabbitmq_url,
+            "FLUXPAY_RECONCILE_RPC_TIMEOUT": "10",
+            "PATH": "/usr/bin:/bin",
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -265,14 +352,14 @@ async def _cli(database_url: str, *args: str) -> tuple[int, str, str]:
 
 
 async def test_reconcile_command_exits_zero_on_a_clean_day(
-    pool: asyncpg.Pool, infra: Infra
+    make_day: Any, infra: Infra, orchestrator_answering: None
 ) -> None:
-    day = _day(pool)
+    day = make_day()
     paid = await day.payment(3001)
     await day.refund(paid, 1000)
 
     code, stdout, stderr = await _cli(
-        infra.database_url, "--day", DAY.isoformat(), "--provider", day.provider
+        infra, infra.database_url, "--day", DAY.isoformat(), "--provider", day.provider
     )
 
     assert code == 0, stderr[-2000:]
@@ -291,12 +378,13 @@ async def test_reconcile_command_exits_zero_on_a_clean_day(
 
 
 async def test_reconcile_command_prints_each_difference_and_exits_one(
-    pool: asyncpg.Pool, infra: Infra
+    make_day: Any, infra: Infra, orchestrator_answering: None
 ) -> None:
-    day = _day(pool)
+    day = make_day()
     unbooked = await day.payment(2001, booked=False)
 
     code, stdout, stderr = await _cli(
+        infra,
         infra.database_url,
         *("--day", DAY.isoformat(), "--provider", day.provider, "--environment", "test"),
         *("--merchant", str(day.merchant)),
@@ -316,12 +404,12 @@ async def test_reconcile_command_says_when_the_schemas_are_missing(infra: Infra)
     await admin.execute(f'CREATE DATABASE "{empty}"')
     try:
         url = infra.database_url.rsplit("/", 1)[0] + f"/{empty}"
-        code, stdout, stderr = await _cli(url, "--day", DAY.isoformat())
+        code, stdout, stderr = await _cli(infra, url, "--day", DAY.isoformat())
     finally:
         await admin.execute(f'DROP DATABASE "{empty}" WITH (FORCE)')
         await admin.close()
     assert (code, stdout) == (2, "")
-    assert "reconcile needs the ledger and orchestrator schemas" in stderr
+    assert "reconcile needs the ledger's schema" in stderr
 
 
 def test_an_unreachable_database_is_not_mistaken_for_a_difference(

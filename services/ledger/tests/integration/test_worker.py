@@ -13,16 +13,16 @@ from typing import Any
 import aio_pika
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra, wait_for
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
 
 from fluxpay_common import runtime, topology
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import LedgerQuery, Message, QueryReply
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
-from fluxpay_common.testing import Infra, wait_for
+from ledger.config import Settings
 from ledger.entrypoints.main import SCHEMA, migrations, register
-from ledger.settings import Settings
-from ledger.testing import payment_event, payment_view, refund_event
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import dataclasses
 import uuid
 
 import pytest
+from fluxpay_testing.ledger import NOW
 
 from ledger.domain.accounts import AccountKind, Chart, natural_balance
 from ledger.domain.books import (
@@ -21,7 +22,6 @@ from ledger.domain.books import (
     raw_balances,
 )
 from ledger.domain.fees import FeeRule, FeeSchedule
-from ledger.testing import NOW
 
 MERCHANT = uuid.uuid4()
 FEES = FeeSchedule(default=FeeRule(percent_bp=150))

@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -23,7 +24,6 @@ from ledger.domain.accounts import Account, AccountKind, natural_balance
 from ledger.domain.books import raw_balances
 from ledger.domain.fees import FeeRule, FeeSchedule, platform_fee
 from ledger.service_layer.handlers import handle_event
-from ledger.testing import payment_event, payment_view, refund_event
 
 MERCHANTS = [uuid.UUID(int=i + 1) for i in range(3)]
 FEES = FeeSchedule(

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.config import Settings
 from ledger.domain.fees import FeeRule, FeeSchedule, platform_fee, round_half_up_div
-from ledger.settings import Settings
 
 MERCHANT = uuid.uuid4()
 SCHEDULE = FeeSchedule(

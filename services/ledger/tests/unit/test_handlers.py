@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from fluxpay_testing.ledger import payment_event, payment_view, refund_event
 
 from fluxpay_common.messages import MerchantEndpointChanged
 from ledger.adapters.memory import MemoryStore
 from ledger.domain.books import EntryKind, UnbookableEvent
 from ledger.domain.fees import FeeSchedule
 from ledger.service_layer.handlers import handle_event
-from ledger.testing import payment_event, payment_view, refund_event
 
 FEES = FeeSchedule()
 

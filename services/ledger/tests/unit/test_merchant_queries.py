@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from fluxpay_testing.ledger import NOW
 
 from ledger.queries import BalanceTransaction, TransactionPage
 from ledger.service_layer.merchant_queries import balance_body, transactions_body, whole_major
-from ledger.testing import NOW
 
 
 def test_balance_lists_each_currency_in_major_and_minor_units() -> None:

@@ -1,14 +1,12 @@
-"""Rows to the wire views the gateway renders (the seed's CollectPayment / CollectRefund)."""
+"""Payments and refunds to the wire views the gateway renders (the seed's CollectPayment /
+CollectRefund)."""
 
 from __future__ import annotations
-
-from typing import Any
-
-import asyncpg
 
 from fluxpay_common.fees import FeeSchedule, platform_fee
 from fluxpay_common.messages import NextAction, PaymentView, RefundView
 from fluxpay_common.money import to_minor
+from payment_orchestrator.domain.payment import Payment, Refund
 
 _MESSAGES = {
     "await_customer_validation": "Le client doit valider le paiement sur son téléphone.",
@@ -34,56 +32,56 @@ def next_action(status: str, checkout_url: str | None) -> NextAction:
 
 
 def payment_view(
-    row: asyncpg.Record | dict[str, Any], checkout_base_url: str, fees: FeeSchedule | None = None
+    payment: Payment, checkout_base_url: str, fees: FeeSchedule | None = None
 ) -> PaymentView:
-    amount_minor = to_minor(row["amount"])
+    amount_minor = to_minor(payment.amount)
     fee = (
         None
         if fees is None
-        else platform_fee(fees, row["merchant_id"], row["operator"], amount_minor)
+        else platform_fee(fees, payment.merchant_id, payment.operator, amount_minor)
     )
-    checkout_url = row.get("provider_checkout_url") or (
-        f"{checkout_base_url}/{row['id']}" if row["mode"] == "hosted" else None
+    checkout_url = payment.provider_checkout_url or (
+        f"{checkout_base_url}/{payment.id}" if payment.mode == "hosted" else None
     )
     return PaymentView(
-        id=row["id"],
-        reference=row["reference"],
-        status=row["status"],
-        amount=row["amount"],
+        id=payment.id,
+        reference=payment.reference,
+        status=payment.status.value,
+        amount=payment.amount,
         amount_minor=amount_minor,
-        currency=row["currency"],
-        country=row["country"],
-        mode=row["mode"],
-        operator=row["operator"],
-        customer=row["customer"],
-        next_action=next_action(row["status"], checkout_url),
+        currency=payment.currency,
+        country=payment.country,
+        mode=payment.mode,
+        operator=payment.operator,
+        customer=payment.customer,
+        next_action=next_action(payment.status, checkout_url),
         checkout_url=checkout_url,
-        psp_reference=row["psp_reference"],
-        expires_at=row["expires_at"],
-        environment=row["environment"],
-        created_at=row["created_at"],
-        completed_at=row["completed_at"],
-        description=row["description"],
-        external_merchant_id=row["external_merchant_id"],
-        metadata=row["metadata"] or {},
-        refunded_amount=row["refunded_amount"],
-        failure_code=row["failure_code"],
-        failure_message=row["failure_message"],
+        psp_reference=payment.psp_reference,
+        expires_at=payment.expires_at,
+        environment=payment.environment,
+        created_at=payment.created_at,
+        completed_at=payment.completed_at,
+        description=payment.description,
+        external_merchant_id=payment.external_merchant_id,
+        metadata=payment.metadata or {},
+        refunded_amount=payment.refunded_amount,
+        failure_code=payment.failure_code,
+        failure_message=payment.failure_message,
         platform_fee_minor=fee,
         net_amount_minor=None if fee is None else amount_minor - fee,
     )
 
 
-def refund_view(row: asyncpg.Record, payment_reference: str) -> RefundView:
+def refund_view(refund: Refund, payment_reference: str) -> RefundView:
     return RefundView(
-        id=row["id"],
-        payment_id=row["payment_id"],
+        id=refund.id,
+        payment_id=refund.payment_id,
         reference=payment_reference,
-        status=row["status"],
-        amount=row["amount"],
-        currency=row["currency"],
-        reason=row["reason"],
-        metadata=row["metadata"] or {},
-        created_at=row["created_at"],
-        failure_code=row["failure_code"],
+        status=refund.status.value,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.reason,
+        metadata=refund.metadata or {},
+        created_at=refund.created_at,
+        failure_code=refund.failure_code,
     )

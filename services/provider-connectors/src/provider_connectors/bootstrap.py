@@ -11,6 +11,7 @@ from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import provider_command_adapter
 from fluxpay_common.runtime import WorkerContext
 from fluxpay_common.topology import connector_route
+from provider_connectors.config import Settings
 from provider_connectors.connectors.base import Connector
 from provider_connectors.connectors.irembopay.connector import IremboPayConnector
 from provider_connectors.connectors.mtn_momo.connector import MtnMomoConnector
@@ -19,7 +20,6 @@ from provider_connectors.connectors.sandbox.connector import SandboxConnector
 from provider_connectors.connectors.stripe.connector import StripeConnector
 from provider_connectors.service_layer.engine import Engine
 from provider_connectors.service_layer.poller import Poller
-from provider_connectors.settings import Settings
 
 PROVIDERS = ("sandbox", "novasend", "mtn_momo", "irembopay", "stripe")
 

@@ -21,6 +21,7 @@ import aio_pika
 import asyncpg
 import pytest
 import uvicorn
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common import topology
 from fluxpay_common.db import create_pool, migrate
@@ -33,9 +34,8 @@ from fluxpay_common.messages import (
 )
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.runtime import Supervisor, WorkerContext, make_broker
-from fluxpay_common.testing import Infra, wait_for
 from provider_connectors.bootstrap import ConnectorWorker
-from provider_connectors.settings import Settings
+from provider_connectors.config import Settings
 
 SCHEMA = "connectors"
 

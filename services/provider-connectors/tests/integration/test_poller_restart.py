@@ -8,8 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
+from fluxpay_testing.infra import Infra
+
 from fluxpay_common.ids import utcnow
-from fluxpay_common.testing import Infra
 
 BIN = Path(sys.executable).parent
 

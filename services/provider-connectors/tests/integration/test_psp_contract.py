@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from fluxpay_testing.infra import free_port, wait_for
 
 from fluxpay_common.messages import CancelAtProvider, InitiatePayment, RefundAtProvider
-from fluxpay_common.testing import free_port, wait_for
 from psp_simulators import irembopay, mtn_momo, novasend, stripe
 
 SIM_DELAY = 0.3

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common import topology
 from fluxpay_common.ids import utcnow
@@ -18,7 +19,6 @@ from fluxpay_common.messages import (
     SyncStatus,
 )
 from fluxpay_common.rpc import RpcClient
-from fluxpay_common.testing import Infra, wait_for
 from provider_connectors.adapters import repository as repo
 from provider_connectors.service_layer.updates import new_attempt
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from provider_connectors.config import Settings
 from provider_connectors.connectors.polling import next_poll_at
 from provider_connectors.domain.model import Attempt
-from provider_connectors.settings import Settings
 
 REAL_KEY = "Zmx1eHBheS1yZWFsLWtleS1mb3ItdGVzdHMtb25seT0="
 # Outside development the servers' URLs must be named too (they carry passwords).

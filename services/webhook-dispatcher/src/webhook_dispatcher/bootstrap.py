@@ -6,9 +6,9 @@ import asyncpg
 
 from fluxpay_common.crypto import SecretBox
 from webhook_dispatcher.adapters.http_sender import WebhookSender
+from webhook_dispatcher.config import Settings
 from webhook_dispatcher.service_layer.dispatcher import Dispatcher, DispatchPolicy
 from webhook_dispatcher.service_layer.handlers import HandlerConfig
-from webhook_dispatcher.settings import Settings
 
 
 def handler_config(settings: Settings) -> HandlerConfig:
@@ -27,11 +27,14 @@ def dispatch_policy(settings: Settings) -> DispatchPolicy:
     )
 
 
+def secret_box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.secrets_key.get_secret_value())
+
+
 def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
     sender = WebhookSender(
         settings.webhook_timeout_seconds,
         max_connections=settings.webhook_max_in_flight,
-        live_guard=settings.webhook_live_guard,
+        allow_private=settings.webhook_allow_private_destinations,
     )
-    box = SecretBox(settings.secrets_key.get_secret_value())
-    return Dispatcher(pool, sender, box, dispatch_policy(settings))
+    return Dispatcher(pool, sender, secret_box(settings), dispatch_policy(settings))

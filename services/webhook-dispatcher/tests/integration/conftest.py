@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from faststream.rabbit import RabbitBroker
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.ids import utcnow
@@ -23,10 +24,10 @@ from fluxpay_common.messages import (
     Message,
     PaymentEvent,
     PaymentView,
+    SealedSecret,
 )
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import DEV_SECRETS_KEY, ServiceSettings
-from fluxpay_common.testing import Infra, wait_for
 from fluxpay_common.topology import EVENTS, declare_topology
 
 try:
@@ -41,6 +42,8 @@ BIN = Path(sys.executable).parent
 WORKER_ENV = {
     "FLUXPAY_WEBHOOK_RETRY_SCHEDULE": "0,1,1,2",
     "FLUXPAY_WEBHOOK_TIMEOUT_SECONDS": "1",
+    # The receiver is http on 127.0.0.1 (development only); test_guard.py runs without it.
+    "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS": "true",
     "FLUXPAY_LOG_LEVEL": "INFO",
     "PYTHONUNBUFFERED": "1",
 }
@@ -50,14 +53,15 @@ BOX = SecretBox(DEV_SECRETS_KEY)
 class WorkerProcess:
     """`fluxpay-webhooks`, started, crashed and restarted by tests."""
 
-    def __init__(self, infra: Infra, log_path: Path) -> None:
+    def __init__(self, infra: Infra, log_path: Path, env: dict[str, str] | None = None) -> None:
         self._infra = infra
         self._log_path = log_path
+        self._env = {**WORKER_ENV, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXPAY_")}
-        env.update({**self._infra.env(), **WORKER_ENV})
+        env.update({**self._infra.env(), **self._env})
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self._log_path.open("ab")
         self.process = subprocess.Popen(
@@ -87,9 +91,11 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="module")
-def webhook_worker(infra: Infra) -> Iterator[WorkerProcess]:
+def webhook_worker(infra: Infra, request: pytest.FixtureRequest) -> Iterator[WorkerProcess]:
+    """One worker per test module; a module's `WORKER_ENV_OVERRIDES` change its settings."""
     log_path = ROOT / "artifacts" / f"webhooks-it-{uuid.uuid4().hex[:6]}" / "webhooks.log"
-    worker = WorkerProcess(infra, log_path)
+    overrides = getattr(request.module, "WORKER_ENV_OVERRIDES", None)
+    worker = WorkerProcess(infra, log_path, overrides)
     worker.start()
     yield worker
     assert worker.stop() in (0, None), f"dispatcher did not stop cleanly; log: {log_path}"
@@ -153,12 +159,23 @@ class EventFactory:
         url: str | None,
         secrets: list[str],
         overlap_until: datetime | None = None,
+        environment: Environment | None = None,
+        expiries: list[datetime | None] | None = None,
     ) -> MerchantEndpointChanged:
+        """Without `environment`, a change as older gateways sent it (both environments);
+        `expiries`, one per secret, as the gateway sends them now."""
+        sealed = [BOX.seal(secret) for secret in secrets]
         return MerchantEndpointChanged(
             merchant_id=merchant_id,
             webhook_url=url,
-            webhook_secrets_sealed=[BOX.seal(secret) for secret in secrets],
+            webhook_secrets_sealed=sealed,
             secret_overlap_until=overlap_until,
+            environment=environment,
+            secrets=None
+            if expiries is None
+            else [
+                SealedSecret(sealed=s, expires_at=e) for s, e in zip(sealed, expiries, strict=True)
+            ],
         )
 
     @staticmethod
@@ -237,13 +254,17 @@ class WebhookRows:
             "SELECT body FROM webhooks.event WHERE id = $1", str(event_id)
         )
 
-    async def endpoint_enabled(self, merchant_id: uuid.UUID) -> bool:
-        row = await self.endpoint(merchant_id)
+    async def endpoint_enabled(self, merchant_id: uuid.UUID, environment: str = "test") -> bool:
+        row = await self.endpoint(merchant_id, environment)
         return row is not None and row["disabled_at"] is None
 
-    async def endpoint(self, merchant_id: uuid.UUID) -> asyncpg.Record | None:
+    async def endpoint(
+        self, merchant_id: uuid.UUID, environment: str = "test"
+    ) -> asyncpg.Record | None:
         return await self._conn.fetchrow(
-            "SELECT * FROM webhooks.endpoint WHERE merchant_id = $1", merchant_id
+            "SELECT * FROM webhooks.endpoint WHERE merchant_id = $1 AND environment = $2",
+            merchant_id,
+            environment,
         )
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 
-from fluxpay_common.testing import wait_for
+from fluxpay_testing.infra import wait_for
 
 SECRET = "whsec_integration_endpoint"
 
@@ -59,21 +59,6 @@ async def test_gone_disables_the_endpoint_until_the_merchant_configures_it_again
         str(first.message_id),
         str(third.message_id),
     ]
-
-
-async def test_live_event_to_a_local_http_url_is_refused_and_never_sent(
-    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
-) -> None:
-    await events.publish(events.endpoint_changed(merchant_id, webhook_receiver.url, [SECRET]))
-    message = events.payment_completed(merchant_id, environment="live")
-    await events.publish(message)
-    dead = await wait_for(
-        lambda: rows.delivery_in(message.message_id, "dead"), timeout=30, what="dead delivery"
-    )
-    attempts = await rows.attempts(message.message_id)
-    assert dead["attempt_count"] == len(attempts) == 4
-    assert all("destination refused" in a["error"] for a in attempts)
-    assert webhook_receiver.snapshot() == []
 
 
 async def test_merchant_without_a_webhook_url_gets_no_delivery_but_keeps_the_event(

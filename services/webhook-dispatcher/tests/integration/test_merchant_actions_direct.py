@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.ids import utcnow
 from fluxpay_common.messages import Message, QueryReply, WebhooksCommand
-from fluxpay_common.testing import Infra, wait_for
 from webhook_dispatcher.adapters import replays
 from webhook_dispatcher.service_layer import handlers
 from webhook_dispatcher.service_layer.merchant_commands import answer

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common.ids import utcnow
 from fluxpay_common.messages import Environment, QueryReply, WebhooksCommand
 from fluxpay_common.rpc import RpcClient
-from fluxpay_common.testing import Infra, wait_for
 from fluxpay_common.topology import COMMANDS, WEBHOOK_COMMANDS_KEY
 
 SECRET = "whsec_integration_commands"
@@ -266,12 +266,36 @@ async def test_get_endpoint_shows_url_status_and_rotation_overlap(
     assert abs(shown - overlap_until) < timedelta(milliseconds=1)
     assert endpoint == {
         "object": "webhook_endpoint",
+        "environment": "test",
         "url": url,
         "status": "enabled",
         "disabled_reason": None,
         "disabled_at": None,
         "failing_since": None,
     }, "the state, never a secret"
+
+
+async def test_each_environment_reads_and_uses_only_its_own_endpoint(
+    worker, events, rows, webhook_receiver, merchant: Merchant
+) -> None:
+    await events.publish(
+        events.endpoint_changed(merchant.id, webhook_receiver.url, [SECRET], environment="test")
+    )
+    await wait_for(lambda: rows.endpoint(merchant.id, "test"), what="the test endpoint")
+    live = merchant.in_env("live")
+    assert (await merchant.data("webhooks.get_endpoint"))["url"] == webhook_receiver.url
+    for kind in ("webhooks.get_endpoint", "webhooks.send_test"):
+        reply = await live.ask(kind)
+        assert reply.error is not None and reply.error.code == "webhook_endpoint_not_found", kind
+    assert await rows.endpoint(merchant.id, "live") is None
+
+    url = "https://shop.example.com/live-hooks"
+    await events.publish(
+        events.endpoint_changed(merchant.id, url, ["whsec_live"], environment="live")
+    )
+    await wait_for(lambda: rows.endpoint(merchant.id, "live"), what="the live endpoint")
+    assert (await live.data("webhooks.get_endpoint"))["url"] == url
+    assert (await merchant.data("webhooks.get_endpoint"))["url"] == webhook_receiver.url
 
 
 async def test_merchants_and_environments_never_see_each_other(

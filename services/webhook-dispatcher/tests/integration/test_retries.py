@@ -6,9 +6,10 @@ import time
 import uuid
 from datetime import timedelta
 
+from fluxpay_testing.infra import wait_for
+
 from fluxpay_common import signing
 from fluxpay_common.ids import utcnow
-from fluxpay_common.testing import wait_for
 
 SECRET = "whsec_integration_current"
 OLD_SECRET = "whsec_integration_previous"
@@ -46,7 +47,8 @@ async def test_event_is_delivered_once_signed_after_a_failure_and_a_timeout(
     assert [a["status_code"] for a in attempts] == [500, None, 200]
     assert "timed out" in attempts[1]["error"]
     assert [a["succeeded"] for a in attempts] == [False, False, True]
-    assert attempts[2]["response_excerpt"] == "ok"
+    # A receiver reached only through the development switch is never excerpted.
+    assert attempts[2]["response_excerpt"] is None
 
     received = webhook_receiver.snapshot()
     assert _event_ids(webhook_receiver) == [str(message.message_id)] * 3
@@ -133,6 +135,65 @@ async def test_old_secret_stops_signing_when_the_overlap_is_over(
     header = received.headers[signing.SIGNATURE_HEADER]
     assert signing.verify(SECRET, header, received.body)
     assert not signing.verify(OLD_SECRET, header, received.body)
+
+
+async def test_every_secret_inside_its_own_overlap_signs_after_two_rotations(
+    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
+) -> None:
+    now = utcnow()
+    twice = events.endpoint_changed(
+        merchant_id,
+        webhook_receiver.url,
+        ["whsec_third", SECRET, OLD_SECRET],
+        environment="test",
+        expiries=[None, now + timedelta(hours=24), now + timedelta(hours=23)],
+    )
+    await events.publish(twice)
+    message = events.payment_completed(merchant_id)
+    await events.publish(message)
+
+    await wait_for(
+        lambda: rows.delivery_in(message.message_id, "succeeded"), timeout=20, what="delivery"
+    )
+    [received] = webhook_receiver.snapshot()
+    header = received.headers[signing.SIGNATURE_HEADER]
+    assert len(signing.parse_header(header)[1]) == 3
+    for secret in ("whsec_third", SECRET, OLD_SECRET):
+        assert signing.verify(secret, header, received.body), secret
+
+
+async def test_a_live_endpoint_change_leaves_the_test_endpoint_and_its_secret_alone(
+    worker, events, rows, webhook_receiver, merchant_id: uuid.UUID
+) -> None:
+    from tests.support.receiver import WebhookReceiver  # importable: conftest ensured it
+
+    live_receiver = WebhookReceiver().start()
+    try:
+        await events.publish(
+            events.endpoint_changed(merchant_id, webhook_receiver.url, [SECRET], environment="test")
+        )
+        await wait_for(lambda: rows.endpoint(merchant_id, "test"), what="the test endpoint")
+        await events.publish(
+            events.endpoint_changed(
+                merchant_id, live_receiver.url, ["whsec_live"], environment="live"
+            )
+        )
+        await wait_for(lambda: rows.endpoint(merchant_id, "live"), what="the live endpoint")
+        test_event = events.payment_completed(merchant_id, "test")
+        live_event = events.payment_completed(merchant_id, "live")
+        for message in (test_event, live_event):
+            await events.publish(message)
+        for message in (test_event, live_event):
+            await wait_for(
+                lambda m=message: rows.delivery_in(m.message_id, "succeeded"), what="delivery"
+            )
+        [(to_test, _)] = webhook_receiver.verified_events(SECRET)
+        [(to_live, _)] = live_receiver.verified_events("whsec_live")
+        assert to_test["id"] == str(test_event.message_id)
+        assert to_live["id"] == str(live_event.message_id)
+        assert live_receiver.verified_events(SECRET) == []
+    finally:
+        live_receiver.stop()
 
 
 async def test_sigterm_mid_send_hands_the_delivery_back_for_the_next_dispatcher(

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fluxpay_common import ssrf
 from webhook_dispatcher.adapters import http_sender
 from webhook_dispatcher.adapters.http_sender import WebhookSender
-from webhook_dispatcher.domain import ssrf
 
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 BODY = b'{"id":"evt_sender_test"}'
@@ -21,12 +21,27 @@ async def sender() -> AsyncIterator[WebhookSender]:
         yield sender
 
 
-async def test_live_request_goes_to_the_checked_address_with_the_merchant_host(
-    webhook_receiver, monkeypatch
-) -> None:
-    # The receiver listens on loopback: let loopback stand in for a public address here.
+@pytest.fixture
+async def local_sender() -> AsyncIterator[WebhookSender]:
+    """With the development switch: loopback allowed, nothing pinned, nothing excerpted."""
+    async with WebhookSender(timeout_seconds=2, max_connections=4, allow_private=True) as sender:
+        yield sender
+
+
+@pytest.fixture
+def loopback_as_public(monkeypatch) -> None:
+    """The receiver listens on loopback: let loopback stand in for a public address here."""
     monkeypatch.setattr(http_sender, "check_addresses", lambda addresses: addresses[0])
-    monkeypatch.setattr(http_sender, "check_url", lambda url, _: ssrf.check_url(url, "test"))
+    monkeypatch.setattr(
+        http_sender,
+        "check_url",
+        lambda url, _, **__: ssrf.check_url(url, "test", allow_private=True),
+    )
+
+
+async def test_live_request_goes_to_the_checked_address_with_the_merchant_host(
+    webhook_receiver, loopback_as_public
+) -> None:
     port = webhook_receiver.url.split(":")[2].split("/")[0]
     asked: list[tuple[str, int]] = []
 
@@ -40,6 +55,7 @@ async def test_live_request_goes_to_the_checked_address_with_the_merchant_host(
             f"http://shop.invalid:{port}/webhooks", "live", BODY, {"X-FluxPay-Event-Id": "e1"}
         )
     assert outcome.succeeded, outcome
+    assert outcome.response_excerpt == "ok", "a guarded destination's answer is excerpted"
     assert asked == [("shop.invalid", int(port))]
     [received] = webhook_receiver.snapshot()
     assert received.headers["Host"] == f"shop.invalid:{port}"
@@ -58,7 +74,7 @@ async def test_live_refuses_a_host_resolving_to_loopback_without_calling_it(
 
 async def test_live_refuses_plain_http(sender, webhook_receiver) -> None:
     outcome = await sender.send(webhook_receiver.url, "live", BODY, {})
-    assert outcome.error is not None and "scheme 'http'" in outcome.error
+    assert outcome.error is not None and "must use https" in outcome.error
     assert webhook_receiver.snapshot() == []
 
 
@@ -73,23 +89,48 @@ async def test_live_refuses_a_host_with_one_private_address_among_public_ones(
     assert outcome.error is not None and "10.0.0.7" in outcome.error
 
 
-async def test_test_environment_posts_to_local_http(sender, webhook_receiver) -> None:
-    outcome = await sender.send(webhook_receiver.url, "test", BODY, {})
-    assert outcome.succeeded and outcome.response_excerpt == "ok"
+async def test_test_environment_refuses_a_local_receiver_without_calling_it(
+    sender, webhook_receiver
+) -> None:
+    for url in (webhook_receiver.url, webhook_receiver.url.replace("127.0.0.1", "localhost")):
+        outcome = await sender.send(url, "test", BODY, {})
+        assert outcome.status_code is None and outcome.response_excerpt is None
+        assert outcome.error is not None and "loopback" in outcome.error
+    assert webhook_receiver.snapshot() == []
+
+
+async def test_test_environment_resolves_and_pins_like_live(webhook_receiver) -> None:
+    async def resolver(host: str, port: int) -> list[ssrf.IPAddress]:
+        return [ipaddress.ip_address("8.8.8.8"), ipaddress.ip_address("169.254.169.254")]
+
+    async with WebhookSender(timeout_seconds=2, max_connections=4, resolver=resolver) as sender:
+        outcome = await sender.send("http://shop.invalid/webhooks", "test", BODY, {})
+    assert outcome.error is not None and "metadata" in outcome.error
+
+
+async def test_the_development_switch_posts_to_local_http_without_excerpt(
+    local_sender, webhook_receiver
+) -> None:
+    outcome = await local_sender.send(webhook_receiver.url, "live", BODY, {})
+    assert outcome.succeeded and outcome.response_excerpt is None
     [received] = webhook_receiver.snapshot()
     assert received.headers["User-Agent"] == "FluxPay-Webhooks/2026-06"
     assert received.headers["Content-Type"] == "application/json"
 
 
-async def test_redirect_is_a_failure_and_is_not_followed(sender, webhook_receiver) -> None:
+async def test_redirect_is_a_failure_not_followed_nor_excerpted(
+    webhook_receiver, loopback_as_public
+) -> None:
     webhook_receiver.respond = lambda _: 302
-    outcome = await sender.send(webhook_receiver.url, "test", BODY, {})
+    async with WebhookSender(timeout_seconds=2, max_connections=4) as sender:
+        outcome = await sender.send(webhook_receiver.url, "test", BODY, {})
     assert outcome.status_code == 302 and not outcome.succeeded
     assert outcome.error == "redirect not followed (HTTP 302)"
+    assert outcome.response_excerpt is None
     assert len(webhook_receiver.snapshot()) == 1
 
 
-async def test_refused_connection_is_a_failed_attempt(sender) -> None:
-    outcome = await sender.send("http://127.0.0.1:9/webhooks", "test", BODY, {})
+async def test_refused_connection_is_a_failed_attempt(local_sender) -> None:
+    outcome = await local_sender.send("http://127.0.0.1:9/webhooks", "test", BODY, {})
     assert not outcome.succeeded and outcome.error is not None
     assert "ConnectError" in outcome.error

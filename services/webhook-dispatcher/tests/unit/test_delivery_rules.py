@@ -1,25 +1,33 @@
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
+from fluxpay_common.messages import MerchantEndpointChanged, SealedSecret
+from fluxpay_common.ssrf import without_credentials
 from webhook_dispatcher.domain.delivery import (
     AttemptOutcome,
     Decision,
     Endpoint,
+    SigningSecret,
     Skip,
     Target,
     Wait,
     decide,
     resolve_target,
+    secrets_of_change,
     signing_secrets,
 )
 from webhook_dispatcher.domain.schedule import parse_schedule
-from webhook_dispatcher.service_layer.dispatcher import without_credentials
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 FIVE_DAYS = timedelta(days=5)
 SCHEDULE = parse_schedule("0,5,300,1800")
-ENDPOINT = Endpoint(url="https://shop.example.com/hooks", secrets_sealed=("new", "old"))
+CURRENT = (SigningSecret("s"),)
+ENDPOINT = Endpoint(
+    url="https://shop.example.com/hooks",
+    secrets=(SigningSecret("new"), SigningSecret("old", NOW - HOUR)),
+)
 TO_ENDPOINT = Target("https://shop.example.com/hooks", is_endpoint=True)
 TO_CALLBACK = Target("https://shop.example.com/order/1", is_endpoint=False)
 
@@ -62,23 +70,48 @@ def test_delivery_gives_up_waiting_for_an_endpoint_as_no_endpoint() -> None:
 
 
 def test_merchant_without_a_url_is_recorded_as_no_endpoint() -> None:
-    route = resolve_target(None, Endpoint(url=None, secrets_sealed=("s",)), timedelta(0), HOUR)
+    route = resolve_target(None, Endpoint(url=None, secrets=CURRENT), timedelta(0), HOUR)
     assert isinstance(route, Skip) and route.status == "no_endpoint"
 
 
 def test_disabled_endpoint_is_not_called() -> None:
-    disabled = Endpoint(url=TO_ENDPOINT.url, secrets_sealed=("s",), disabled_at=NOW)
+    disabled = Endpoint(url=TO_ENDPOINT.url, secrets=CURRENT, disabled_at=NOW)
     route = resolve_target(None, disabled, timedelta(0), HOUR)
     assert isinstance(route, Skip) and route.status == "endpoint_disabled"
 
 
 def test_both_secrets_sign_during_the_rotation_overlap_only() -> None:
     rotating = Endpoint(
-        url="https://x.example", secrets_sealed=("new", "old"), secret_overlap_until=NOW + HOUR
+        url="https://x.example", secrets=(SigningSecret("new"), SigningSecret("old", NOW + HOUR))
     )
     assert signing_secrets(rotating, NOW) == ("new", "old")
     assert signing_secrets(rotating, NOW + 2 * HOUR) == ("new",)
     assert signing_secrets(ENDPOINT, NOW) == ("new",)
+
+
+def test_every_secret_still_inside_its_own_overlap_signs_after_two_rotations() -> None:
+    twice = Endpoint(
+        url="https://x.example",
+        secrets=(
+            SigningSecret("third"),
+            SigningSecret("second", NOW + 2 * HOUR),
+            SigningSecret("first", NOW + HOUR),
+        ),
+    )
+    assert signing_secrets(twice, NOW) == ("third", "second", "first")
+    assert signing_secrets(twice, NOW + 90 * timedelta(minutes=1)) == ("third", "second")
+
+
+def test_a_change_from_an_older_gateway_shares_one_overlap() -> None:
+    legacy = MerchantEndpointChanged(
+        merchant_id=uuid.uuid4(),
+        webhook_url="https://x.example",
+        webhook_secrets_sealed=["new", "old"],
+        secret_overlap_until=NOW,
+    )
+    assert secrets_of_change(legacy) == (SigningSecret("new"), SigningSecret("old", NOW))
+    current = legacy.model_copy(update={"secrets": [SealedSecret(sealed="only")]})
+    assert secrets_of_change(current) == (SigningSecret("only"),)
 
 
 def test_2xx_succeeds() -> None:

@@ -5,7 +5,7 @@ from typing import get_args
 import orjson
 import pytest
 
-from webhook_dispatcher.domain.delivery import DeliveryStatus, Endpoint
+from webhook_dispatcher.domain.delivery import DeliveryStatus, Endpoint, SigningSecret
 from webhook_dispatcher.domain.merchant_views import (
     AttemptRecord,
     DeliveryState,
@@ -125,6 +125,7 @@ def _endpoint(**changes: object) -> EndpointStatus:
         "disabled_reason": None,
         "failing_since": None,
         "secret_overlap_until": None,
+        "environment": "test",
     }
     return EndpointStatus(**{**values, **changes})  # type: ignore[arg-type]
 
@@ -143,7 +144,7 @@ def test_disabled_endpoint_says_when_and_why() -> None:
     assert view["disabled_at"] == NOW.isoformat() and view["disabled_reason"] == "410 Gone"
 
 
-ENABLED = Endpoint(url="https://shop.example/hooks", secrets_sealed=("s",))
+ENABLED = Endpoint(url="https://shop.example/hooks", secrets=(SigningSecret("s"),))
 
 
 @pytest.mark.parametrize(
@@ -151,16 +152,16 @@ ENABLED = Endpoint(url="https://shop.example/hooks", secrets_sealed=("s",))
     [
         (None, ENABLED, None),
         (None, None, "endpoint_not_found"),
-        (None, Endpoint(url=None, secrets_sealed=("s",)), "endpoint_not_found"),
+        (None, Endpoint(url=None, secrets=(SigningSecret("s"),)), "endpoint_not_found"),
         (
             None,
-            Endpoint(url="https://x.example", secrets_sealed=("s",), disabled_at=NOW),
+            Endpoint(url="https://x.example", secrets=(SigningSecret("s"),), disabled_at=NOW),
             "endpoint_disabled",
         ),
         # A payment's own callback_url does not go through the merchant's endpoint.
         (
             "https://cb.example/1",
-            Endpoint(url="https://x", secrets_sealed=(), disabled_at=NOW),
+            Endpoint(url="https://x", secrets=(), disabled_at=NOW),
             None,
         ),
         ("https://cb.example/1", None, None),

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from webhook_dispatcher.config import Settings
 from webhook_dispatcher.domain.schedule import (
     DEFAULT_SCHEDULE,
     delay_before_attempt,
@@ -12,7 +13,6 @@ from webhook_dispatcher.domain.schedule import (
     next_attempt_at,
     parse_schedule,
 )
-from webhook_dispatcher.settings import Settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -13,11 +13,12 @@ import orjson
 
 from api_gateway import admin
 from api_gateway.app import MIGRATIONS, SCHEMA
-from api_gateway.settings import Settings
+from api_gateway.config import Settings
+from api_gateway.reconcile_cli import add_reconcile_arguments, run_reconcile
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import configure_logging
-from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
+from fluxpay_common.ssrf import UnsafeDestination, check_url
 
 
 async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
@@ -35,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fluxpay-admin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser(
-        "create-merchant", help="a merchant with a test and a live API key and a webhook secret"
+        "create-merchant",
+        help="a merchant with a test and a live API key, and a test and a live webhook"
+        " endpoint (same URL) with distinct secrets",
     )
     create.add_argument("--name", required=True)
     create.add_argument("--webhook-url", default=None)
@@ -56,10 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     # Logs go to stderr: stdout carries the command's JSON only.
     configure_logging("admin", "WARNING")
     if args.command == "reconcile":
-        # The ledger's own report and exit status; it reads the ledger and orchestrator schemas.
-        dsn = settings.database_url.get_secret_value()
-        sys.exit(run_reconcile(dsn, args.day, args.provider, args.environment, args.merchant))
+        # The running ledger's report and exit status (it asks the orchestrator for its day).
+        rabbitmq_url = settings.rabbitmq_url.get_secret_value()
+        sys.exit(run_reconcile(rabbitmq_url, args, settings.reconcile_timeout))
     box = SecretBox(settings.secrets_key.get_secret_value())
+    if args.command == "create-merchant" and args.webhook_url is not None:
+        _refuse_unsafe_url(args.webhook_url, settings.webhook_allow_private_destinations)
 
     async def run(pool: asyncpg.Pool) -> dict[str, Any]:
         if args.command == "create-merchant":
@@ -70,6 +75,17 @@ def main(argv: list[str] | None = None) -> None:
 
     result = asyncio.run(_with_pool(settings, run))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+def _refuse_unsafe_url(url: str, allow_private: bool) -> None:
+    """The URL serves test and live: it must pass both environments' policy (exit 2)."""
+    for environment in admin.ENVIRONMENTS:
+        try:
+            check_url(url, environment, allow_private=allow_private)
+        except UnsafeDestination as refusal:
+            error = {"code": refusal.code, "message": refusal.reason, "param": "webhook_url"}
+            sys.stderr.write(orjson.dumps({"error": error}).decode() + "\n")
+            sys.exit(2)
 
 
 if __name__ == "__main__":

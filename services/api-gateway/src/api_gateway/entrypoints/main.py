@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api_gateway.app import serve
-from api_gateway.settings import Settings
+from api_gateway.config import Settings
 from fluxpay_common import runtime
 
 

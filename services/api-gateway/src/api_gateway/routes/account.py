@@ -4,19 +4,21 @@ endpoint (webhook dispatcher). Same authentication, same ApiError shape, same pa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from starlette.responses import Response
 
-from api_gateway.admin import rotate_webhook_secret, set_webhook_url
+from api_gateway import webhook_endpoints
+from api_gateway.auth import Principal
+from api_gateway.errors import ApiError
 from api_gateway.routes.collect import Who, reject_unknown_query, scope
 from api_gateway.rpc import QueryService, json_response
-from api_gateway.schemas import absolute_http_url
 from fluxpay_common.crypto import SecretBox
-from fluxpay_common.messages import LedgerQuery, WebhooksCommand
+from fluxpay_common.messages import Environment, LedgerQuery, WebhooksCommand
+from fluxpay_common.ssrf import UnsafeDestination, check_url
 
 router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -130,27 +132,61 @@ class Endpoint(BaseModel):
     model_config = ConfigDict(strict=True)
     url: Annotated[str, StringConstraints(max_length=2048)]
 
-    _url = field_validator("url")(lambda v: absolute_http_url(v))
+
+def _safe_url(request: Request, url: str, environment: Environment) -> str:
+    """The SSRF policy when a URL is saved, so a merchant learns at once why it cannot work
+    (the dispatcher checks again, after DNS, before every delivery)."""
+    allow_private = request.app.state.settings.webhook_allow_private_destinations
+    try:
+        check_url(url, environment, allow_private=allow_private)
+    except UnsafeDestination as refusal:
+        raise ApiError(400, refusal.code, f"'url' is refused: {refusal.reason}.", "url") from None
+    return url
 
 
 @router.put("/api/v1/webhook_endpoint")
 async def put_endpoint(request: Request, body: Endpoint, who: Who) -> Response:
-    await set_webhook_url(request.app.state.pool, who.merchant_id, body.url)
-    return json_response({"object": "webhook_endpoint", "url": body.url, "status": "enabled"})
+    """The URL of the API key's environment's endpoint; the other environment's is untouched."""
+    url = _safe_url(request, body.url, _environment(who))
+    await webhook_endpoints.set_url(
+        request.app.state.pool, who.merchant_id, _environment(who), url, actor=_actor(who)
+    )
+    return json_response(
+        {
+            "object": "webhook_endpoint",
+            "environment": who.environment,
+            "url": url,
+            "status": "enabled",
+        }
+    )
 
 
 @router.post("/api/v1/webhook_endpoint/rotate_secret")
 async def rotate_secret(request: Request, who: Who) -> Response:
-    """A new secret, shown once; the previous one stays valid for 24 hours."""
+    """A new secret for the API key's environment, shown once; the one it replaces keeps
+    signing for 24 hours (and any earlier one until its own overlap ends)."""
     box = SecretBox(request.app.state.settings.secrets_key.get_secret_value())
-    overlap_until = datetime.now(UTC) + timedelta(hours=24)
-    secret = await rotate_webhook_secret(
-        request.app.state.pool, box, who.merchant_id, overlap_until
+    secret, overlap_until = await webhook_endpoints.rotate_secret(
+        request.app.state.pool,
+        box,
+        who.merchant_id,
+        _environment(who),
+        datetime.now(UTC),
+        actor=_actor(who),
     )
     return json_response(
         {
             "object": "webhook_secret",
+            "environment": who.environment,
             "secret": secret,
             "previous_secret_expires_at": overlap_until.isoformat(),
         }
     )
+
+
+def _environment(who: Principal) -> Environment:
+    return "live" if who.environment == "live" else "test"
+
+
+def _actor(who: Principal) -> str:
+    return f"api_key:{who.environment}"

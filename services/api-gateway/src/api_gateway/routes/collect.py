@@ -19,7 +19,7 @@ from api_gateway.schemas import (
     CollectPaymentCreate,
     CollectRefundCreate,
 )
-from api_gateway.validation import check_create
+from api_gateway.validation import checked_create
 from fluxpay_common import catalog
 from fluxpay_common.messages import (
     CancelPayment,
@@ -98,16 +98,16 @@ async def _idempotent(
     body: Any,
     run: Any,
 ) -> Response:
-    """Run `run()` once per key; replay its stored answer for the same key and body."""
+    """Run `run()` once per key; replay its stored answer for the same key and body.
+
+    One rule for creates and refunds: a replayed success answers 200 with the first
+    answer's body, `idempotent_replay: true` and `Idempotent-Replayed: true`; a replayed
+    refusal answers as the first time."""
     store: IdempotencyStore = request.app.state.idempotency
     digest = request_digest(request.method, request.url.path, body)
     replay = await store.claim(who, key, digest)
     if replay is not None:
-        stored = orjson.loads(replay.body)
-        if isinstance(stored, dict) and "idempotent_replay" in stored:
-            stored["idempotent_replay"] = True
-            return json_response(stored, 200, {"Idempotent-Replayed": "true"})
-        return json_response(stored, replay.status, {"Idempotent-Replayed": "true"})
+        return replayed(replay.status, orjson.loads(replay.body))
     try:
         status, answer = await run()
     except ApiError as exc:
@@ -123,6 +123,14 @@ async def _idempotent(
         raise
     await store.complete(who, key, status, orjson.dumps(answer))
     return json_response(answer, status)
+
+
+def replayed(status: int, stored: Any) -> Response:
+    if not 200 <= status < 300:
+        return json_response(stored, status, {"Idempotent-Replayed": "true"})
+    if isinstance(stored, dict):
+        stored["idempotent_replay"] = True
+    return json_response(stored, 200, {"Idempotent-Replayed": "true"})
 
 
 @router.get("/collect/openapi.json", include_in_schema=False)
@@ -158,7 +166,7 @@ async def create_payment(
     request: Request, body: CollectPaymentCreate, who: Who, idempotency_key: IdempotencyKey = None
 ) -> Response:
     key = parse_key(idempotency_key)
-    check_create(body, who.environment)
+    body = checked_create(body, who.environment)
     raw = await request.json()
 
     async def run() -> tuple[int, Any]:
@@ -264,7 +272,8 @@ async def refund_payment(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     body = body or CollectRefundCreate()
-    key = parse_key(idempotency_key) if idempotency_key is not None else None
+    # Required as on creates: a retried refund without a key would refund twice.
+    key = parse_key(idempotency_key)
 
     async def run() -> tuple[int, Any]:
         reply = await _orchestrator(request).call(
@@ -279,11 +288,11 @@ async def refund_payment(
         )
         raise_for_error(reply)
         assert reply.refund is not None
-        return (201 if reply.created else 200), reply.refund.model_dump(mode="json")
+        refund = reply.refund.model_dump(mode="json")
+        # The orchestrator knew this key already (our record had expired): a replay too.
+        refund["idempotent_replay"] = not reply.created
+        return (201 if reply.created else 200), refund
 
-    if key is None:
-        status, answer = await run()
-        return json_response(answer, status)
     return await _idempotent(request, who, key, await _json_or_empty(request), run)
 
 

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from ledger.domain.accounts import Account
+from ledger.domain.accounts import Account, AccountKind
 from ledger.domain.books import EntryKind, JournalEntry, UnbalancedEntry, check_balanced
+from ledger.domain.holds import HoldRequest, HoldStatus
 
 
 class IntegrityError(Exception):
@@ -26,6 +27,7 @@ class MemoryStore:
     inbox: set[uuid.UUID] = field(default_factory=set)
     entries: list[JournalEntry] = field(default_factory=list)
     balances: dict[Account, int] = field(default_factory=dict)
+    holds: dict[uuid.UUID, tuple[HoldRequest, HoldStatus]] = field(default_factory=dict)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MemoryBooks]:
@@ -43,6 +45,7 @@ class MemoryStore:
                 if owner is not None and owner != entry.merchant_id:
                     raise UnbalancedEntry("an entry touches only its own merchant's balance")
         self.inbox |= books.staged_inbox
+        self.holds |= books.staged_holds
         for entry in books.staged_entries:
             self.entries.append(entry)
             for posting in entry.postings:
@@ -55,6 +58,7 @@ class MemoryBooks:
     store: MemoryStore
     staged_inbox: set[uuid.UUID] = field(default_factory=set)
     staged_entries: list[JournalEntry] = field(default_factory=list)
+    staged_holds: dict[uuid.UUID, tuple[HoldRequest, HoldStatus]] = field(default_factory=dict)
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
         if message_id in self.store.inbox or message_id in self.staged_inbox:
@@ -71,6 +75,44 @@ class MemoryBooks:
         if await self.is_booked(entry.business_key):
             raise IntegrityError(f"{entry.business_key} is already booked")
         self.staged_entries.append(entry)
+
+    async def settle_hold(self, refund_id: uuid.UUID, outcome: HoldStatus) -> None:
+        await self.settle(refund_id, outcome)
+
+    # Holds: the store's transactions run one at a time, which is the advisory lock's effect.
+    async def lock_balance(self, key: tuple[uuid.UUID, str, str]) -> None:
+        return None
+
+    async def find(self, refund_id: uuid.UUID) -> HoldStatus | None:
+        found = self._holds().get(refund_id)
+        return None if found is None else found[1]
+
+    async def booked_and_held(self, key: tuple[uuid.UUID, str, str]) -> tuple[int, int]:
+        booked = -sum(
+            amount
+            for account, amount in self.store.balances.items()
+            if account.kind is AccountKind.MERCHANT_AVAILABLE
+            and (account.merchant_id, account.environment, account.currency) == key
+        )
+        held = sum(
+            request.amount_minor
+            for request, status in self._holds().values()
+            if status is HoldStatus.HELD and request.balance_key == key
+        )
+        return booked, held
+
+    async def place(self, request: HoldRequest) -> None:
+        if request.refund_id in self._holds():
+            raise IntegrityError(f"refund {request.refund_id} is already held")
+        self.staged_holds[request.refund_id] = (request, HoldStatus.HELD)
+
+    async def settle(self, refund_id: uuid.UUID, outcome: HoldStatus) -> None:
+        found = self._holds().get(refund_id)
+        if found is not None and found[1] is HoldStatus.HELD:
+            self.staged_holds[refund_id] = (found[0], outcome)
+
+    def _holds(self) -> dict[uuid.UUID, tuple[HoldRequest, HoldStatus]]:
+        return self.store.holds | self.staged_holds
 
     def _visible(self) -> list[JournalEntry]:
         return [*self.store.entries, *self.staged_entries]

@@ -15,7 +15,8 @@ import asyncpg
 from fluxpay_common import inbox
 from ledger.domain.accounts import Account
 from ledger.domain.books import EntryKind, JournalEntry
-from ledger.service_layer.ports import Books, OpenBooks
+from ledger.domain.holds import HoldRequest, HoldStatus
+from ledger.service_layer.ports import Books, Holds, OpenBooks, OpenHolds
 
 _INSERT_ENTRY = """
 INSERT INTO journal_entry (id, event_id, kind, payment_id, refund_id, merchant_id, environment,
@@ -40,6 +41,25 @@ SELECT $1, $2, t.code, t.kind, t.merchant_id, t.provider, t.normal_side
        AS t(code, kind, merchant_id, provider, normal_side)
  ORDER BY t.code
 ON CONFLICT (environment, currency, code) DO NOTHING
+"""
+
+
+_SETTLE_HOLD = """
+UPDATE refund_hold SET status = $2, settled_at = now() WHERE refund_id = $1 AND status = 'held'
+"""
+# Booked (credit-normal: minus the sum of postings) and held, in one round trip.
+_BOOKED_AND_HELD = """
+SELECT (SELECT -coalesce(sum(p.amount_minor), 0)
+          FROM account a JOIN posting p ON p.account_id = a.id
+         WHERE a.kind = 'merchant_available' AND a.merchant_id = $1 AND a.environment = $2
+           AND a.currency = $3)::bigint AS booked,
+       (SELECT coalesce(sum(h.amount_minor), 0) FROM refund_hold h
+         WHERE h.status = 'held' AND h.merchant_id = $1 AND h.environment = $2
+           AND h.currency = $3)::bigint AS held
+"""
+_PLACE_HOLD = """
+INSERT INTO refund_hold (refund_id, payment_id, merchant_id, environment, currency, amount_minor)
+VALUES ($1, $2, $3, $4, $5, $6)
 """
 
 
@@ -84,6 +104,9 @@ class PostgresBooks(Books):
             [p.amount_minor for p in entry.postings],
         )
 
+    async def settle_hold(self, refund_id: uuid.UUID, outcome: HoldStatus) -> None:
+        await self._conn.execute(_SETTLE_HOLD, refund_id, outcome.value)
+
     async def _account_ids(self, accounts: set[Account]) -> dict[Account, int]:
         """Each account's id, creating on first use the ones that do not exist yet."""
         ids = await self._lookup(accounts)
@@ -119,6 +142,54 @@ def _by_books(accounts: Iterable[Account]) -> dict[tuple[str, str], list[Account
     for account in accounts:
         groups.setdefault((account.environment, account.currency), []).append(account)
     return groups
+
+
+class PostgresHolds(Holds):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def lock_balance(self, key: tuple[uuid.UUID, str, str]) -> None:
+        merchant_id, environment, currency = key
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            f"refund_hold:{merchant_id}:{environment}:{currency}",
+        )
+
+    async def find(self, refund_id: uuid.UUID) -> HoldStatus | None:
+        status = await self._conn.fetchval(
+            "SELECT status FROM refund_hold WHERE refund_id = $1", refund_id
+        )
+        return None if status is None else HoldStatus(status)
+
+    async def booked_and_held(self, key: tuple[uuid.UUID, str, str]) -> tuple[int, int]:
+        row = await self._conn.fetchrow(_BOOKED_AND_HELD, *key)
+        assert row is not None
+        return int(row["booked"]), int(row["held"])
+
+    async def place(self, request: HoldRequest) -> None:
+        await self._conn.execute(
+            _PLACE_HOLD,
+            request.refund_id,
+            request.payment_id,
+            request.merchant_id,
+            request.environment,
+            request.currency,
+            request.amount_minor,
+        )
+
+    async def settle(self, refund_id: uuid.UUID, outcome: HoldStatus) -> None:
+        await self._conn.execute(_SETTLE_HOLD, refund_id, outcome.value)
+
+
+def postgres_holds(pool: asyncpg.Pool) -> OpenHolds:
+    """An `OpenHolds` over the pool: each call is one connection and one transaction."""
+
+    @asynccontextmanager
+    async def open_holds() -> AsyncIterator[Holds]:
+        async with pool.acquire() as conn, conn.transaction():
+            yield PostgresHolds(conn)
+
+    return open_holds
 
 
 def postgres_books(pool: asyncpg.Pool) -> OpenBooks:

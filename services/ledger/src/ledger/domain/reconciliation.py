@@ -40,6 +40,17 @@ class Movement:
         return (self.kind, self.payment_id)
 
 
+@dataclass(frozen=True)
+class DayFilter:
+    """A UTC day [start, end) and the optional provider, environment and merchant."""
+
+    start: datetime
+    end: datetime
+    provider: str | None = None
+    environment: str | None = None
+    merchant_id: uuid.UUID | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class BookedMovement(Movement):
     """A movement as the ledger booked it, with its fees and entry."""

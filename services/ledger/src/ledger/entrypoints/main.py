@@ -2,7 +2,8 @@
 
 fluxpay-ledger                                   run the worker until SIGTERM
 fluxpay-ledger reconcile --day 2026-06-01 [--provider sandbox] [--environment live]
-                         [--merchant <uuid>]   the orchestrator's day against the books
+                         [--merchant <uuid>]   the orchestrator's day (asked through its
+                                               door) against the books
 """
 
 from __future__ import annotations
@@ -17,21 +18,21 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
-from fluxpay_common.logging import get_logger
+from fluxpay_common.logging import configure_logging, get_logger
 from fluxpay_common.messages import (
     DomainEvent,
-    LedgerQuery,
+    LedgerRequest,
     QueryReply,
     domain_event_adapter,
-    ledger_query_adapter,
+    ledger_request_adapter,
 )
 from fluxpay_common.topology import LEDGER_EVENTS, LEDGER_QUERIES
-from ledger.adapters.postgres import postgres_books
+from ledger import bootstrap
+from ledger.config import Settings
 from ledger.domain.books import UnbalancedEntry, UnbookableEvent
 from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
 from ledger.service_layer.handlers import handle_event
-from ledger.service_layer.merchant_queries import answer
-from ledger.settings import Settings
+from ledger.service_layer.requests import Dependencies, handle_request
 
 log = get_logger(__name__)
 SERVICE = "ledger"
@@ -42,23 +43,27 @@ def migrations() -> object:
     return resources.files("ledger") / "migrations"
 
 
+_WIRED: dict[str, Dependencies] = {}
+
+
 async def register(ctx: runtime.WorkerContext) -> None:
-    """Book `ledger.events` (completed payments, refunds); answer `ledger.queries` (gateway)."""
+    """Book `ledger.events` (settled payments and refunds); answer `ledger.queries` (the
+    gateway's reads, the orchestrator's refund holds, the operator's reconciliation)."""
     settings = ctx.settings
     assert isinstance(settings, Settings)
-    open_books = postgres_books(ctx.pool)
+    deps = _WIRED["deps"] = bootstrap.dependencies(ctx.pool, settings)
     limit, retry = settings.delivery_limit, settings.handler_retry_seconds
 
     async def on_event(event: DomainEvent, _: RabbitMessage) -> None:
         try:
-            await handle_event(event, open_books, settings.ledger_fees)
+            await handle_event(event, deps.open_books, deps.fees)
         except (UnbookableEvent, UnbalancedEntry) as exc:
             # Redelivery cannot help: dead-letter now; replay the message once it is fixed.
             log.error("event_dead_lettered_unbookable", event_type=event.type, reason=str(exc))
             raise RejectMessage() from exc
 
-    async def on_query(query: LedgerQuery, _: RabbitMessage) -> QueryReply:
-        return await answer(query, ctx.pool)
+    async def on_request(request: LedgerRequest, _: RabbitMessage) -> QueryReply | None:
+        return await handle_request(request, deps)
 
     subscribe(
         ctx.broker,
@@ -71,16 +76,26 @@ async def register(ctx: runtime.WorkerContext) -> None:
     subscribe(
         ctx.broker,
         LEDGER_QUERIES,
-        ledger_query_adapter,
-        on_query,
+        ledger_request_adapter,
+        on_request,
         delivery_limit=limit,
         retry_seconds=retry,
     )
 
 
+async def _stopped(_: runtime.WorkerContext) -> None:
+    if "deps" in _WIRED:
+        await _WIRED["deps"].orchestrator.stop()
+
+
 async def serve(settings: Settings) -> None:
     await runtime.serve_worker(
-        SERVICE, settings, schema=SCHEMA, migrations=migrations(), register=register
+        SERVICE,
+        settings,
+        schema=SCHEMA,
+        migrations=migrations(),
+        register=register,
+        stopped=_stopped,
     )
 
 
@@ -99,8 +114,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     settings = Settings()
     if args.command == "reconcile":
+        # stdout carries the report's JSON only.
+        configure_logging("reconcile", "WARNING")
         dsn = settings.database_url.get_secret_value()
-        sys.exit(run_reconcile(dsn, args.day, args.provider, args.environment, args.merchant))
+        scope = (args.day, args.provider, args.environment, args.merchant)
+        rabbitmq_url = settings.rabbitmq_url.get_secret_value()
+        timeout = settings.reconcile_rpc_timeout
+        sys.exit(run_reconcile(dsn, *scope, rabbitmq_url=rabbitmq_url, timeout=timeout))
     runtime.run(lambda: serve(settings))
 
 

@@ -1,26 +1,28 @@
-"""`reconcile`: compare a day of the orchestrator with the books; print a JSON report.
-
-Shared by `fluxpay-ledger reconcile` and the operator CLI `fluxpay-admin reconcile`, which
-delegates here. Exit status: 0 when the two agree and the books check out, 1 on any
-difference or problem (each also summarized on stderr), 2 when the schemas cannot be read.
+"""`fluxpay-ledger reconcile`: compare a day of the orchestrator with the books; print a
+JSON report. The orchestrator's side is asked through its door (request/reply over
+RabbitMQ); the books are read from the ledger's schema. The operator CLI
+`fluxpay-admin reconcile` asks the running ledger for the same report (`ReconcileDay`).
+Exit status: 0 when the two agree and the books check out, 1 on any difference or problem
+(each also summarized on stderr), 2 when the books cannot be read or the orchestrator
+does not answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 import uuid
 from datetime import date
-from typing import Any
 
 import asyncpg
 import orjson
 
 from fluxpay_common.db import create_pool
-from ledger.domain.reconciliation import Difference, Movement
+from fluxpay_common.rpc import RpcTimeout, RpcUnavailable
+from ledger.adapters.orchestrator import OrchestratorDoor
 from ledger.service_layer.reconciliation import DayReport, reconcile_day
+from ledger.service_layer.report import report_body
 
 SCHEMA = "ledger"
 EXIT_CLEAN, EXIT_DIFFERENCES, EXIT_UNREADABLE = 0, 1, 2
@@ -40,12 +42,19 @@ def run_reconcile(
     provider: str | None = None,
     environment: str | None = None,
     merchant_id: uuid.UUID | None = None,
+    *,
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/",
+    timeout: float = 30.0,
 ) -> int:
     """Print the day's report on stdout; the process exit status."""
+    scope = (day, provider, environment, merchant_id)
     try:
-        report = asyncio.run(_report(database_url, day, provider, environment, merchant_id))
+        report = asyncio.run(_report(database_url, rabbitmq_url, timeout, *scope))
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
-        sys.stderr.write(f"reconcile needs the ledger and orchestrator schemas: {exc}\n")
+        sys.stderr.write(f"reconcile needs the ledger's schema (start the ledger once): {exc}\n")
+        return EXIT_UNREADABLE
+    except (RpcTimeout, RpcUnavailable) as exc:
+        sys.stderr.write(f"reconcile could not ask the orchestrator for its day: {exc!r}\n")
         return EXIT_UNREADABLE
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # Not 1: a script reading the status must not take an outage for a difference.
@@ -60,57 +69,29 @@ def run_reconcile(
 
 async def _report(
     database_url: str,
+    rabbitmq_url: str,
+    timeout: float,
     day: date,
     provider: str | None,
     environment: str | None,
     merchant_id: uuid.UUID | None,
 ) -> DayReport:
     pool = await create_pool(database_url, SCHEMA, min_size=1, max_size=1, service="reconcile")
+    door = OrchestratorDoor(rabbitmq_url, timeout)
     try:
         async with pool.acquire() as conn:
-            return await reconcile_day(conn, day, provider, environment, merchant_id)
+            # The books first: a missing schema is said plainly, before asking anyone.
+            await conn.execute("SELECT FROM journal_entry LIMIT 0")
+            await door.start()
+            return await reconcile_day(conn, door, day, provider, environment, merchant_id)
     finally:
+        await door.stop()
         await pool.close()
 
 
 def render(report: DayReport) -> str:
-    body: dict[str, Any] = {
-        "day": report.day,
-        "provider": report.provider,
-        "environment": report.environment,
-        "merchant_id": report.merchant_id,
-        "payments_checked": report.payments_checked,
-        "refunds_checked": report.refunds_checked,
-        "differences": [difference_body(d) for d in report.differences],
-        "problems": report.problems,
-        "totals": [dataclasses.asdict(t) for t in report.totals],
-    }
     # asyncpg's UUIDs are not the stdlib's: `default=str` prints them.
-    return orjson.dumps(body, default=str, option=orjson.OPT_INDENT_2).decode()
-
-
-def difference_body(difference: Difference) -> dict[str, Any]:
-    movement = difference.key[0]
-    side = difference.expected or difference.booked
-    assert side is not None
-    return {
-        "kind": difference.kind,
-        "movement": movement.value,
-        "payment_id": side.payment_id,
-        "refund_id": side.refund_id,
-        "expected": _movement_body(difference.expected),
-        "booked": _movement_body(difference.booked),
-        "description": difference.describe(),
-    }
-
-
-def _movement_body(movement: Movement | None) -> dict[str, Any] | None:
-    if movement is None:
-        return None
-    body = dataclasses.asdict(movement)
-    for key in ("kind", "payment_id", "refund_id"):
-        body.pop(key)
-    return body
+    return orjson.dumps(report_body(report), default=str, option=orjson.OPT_INDENT_2).decode()
 
 
 def summary(report: DayReport) -> str:

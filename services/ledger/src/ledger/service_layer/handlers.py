@@ -27,6 +27,7 @@ from ledger.domain.books import (
     book,
 )
 from ledger.domain.fees import FeeSchedule
+from ledger.domain.holds import HoldStatus
 from ledger.service_layer.ports import OpenBooks
 
 log = get_logger(__name__)
@@ -41,6 +42,9 @@ async def handle_event(
         if not await books.claim(event.message_id, CONSUMER):
             log.info("event_already_handled", event_type=event.type)
             return None
+        if isinstance(event, RefundEvent):
+            # The refund's hold ends with the refund, in the transaction that books it.
+            await books.settle_hold(event.refund.id, hold_outcome(event.type))
         fact = fact_from(event)
         if fact is None:
             return None
@@ -81,6 +85,17 @@ def moves_money(event_type: PaymentEventType | RefundEventType) -> bool:
             | "collect.refund.failed"
         ):
             return False
+        case _:
+            assert_never(event_type)
+
+
+def hold_outcome(event_type: RefundEventType) -> HoldStatus:
+    """What a settled refund does to the amount held for it."""
+    match event_type:
+        case "collect.refund.completed":
+            return HoldStatus.CONSUMED
+        case "collect.refund.failed":
+            return HoldStatus.RELEASED
         case _:
             assert_never(event_type)
 

@@ -89,8 +89,6 @@ def whole_major(amount_minor: int) -> int:
 def _bad_cursor(value: str) -> QueryReply:
     return QueryReply(
         error=ErrorBody(
-            status=400,
-            type="invalid_request_error",
             code="invalid_starting_after",
             message=f"'{value}' is not a balance transaction of this merchant and environment.",
             param="starting_after",

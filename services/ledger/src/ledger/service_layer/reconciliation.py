@@ -1,13 +1,16 @@
 """Reconcile a day: the orchestrator's completed payments and refunds against the books.
 
-Both sides are read in one read-only, repeatable-read transaction, so they are one snapshot
-of the database: an event booked between the two reads cannot show as a difference.
-The orchestrator files a movement under the day its `completed_at` falls on; the books file
-it under their entry's `effective_at`. For a payment both are the same instant; a refund's
-entry is stamped when its event was written, a few milliseconds apart, so at midnight the
-two may name neighbouring days. The orchestrator's day decides: its movements are matched
-with their entries wherever the books filed them, and an entry of this day whose movement
-the orchestrator completed on another day is left to that day's run.
+The orchestrator's side comes through its door (`ports.OrchestratorDay`, request/reply),
+asked first; the books are then read in one read-only, repeatable-read transaction. An
+entry booked after the orchestrator answered names a movement the first answer may not
+have held: such strays are asked about again, and those the orchestrator completed in the
+window join the expected side, so an event booked between the two reads is never a
+difference. The orchestrator files a movement under the day its `completed_at` falls on;
+the books file it under their entry's `effective_at`. For a payment both are the same
+instant; a refund's entry is stamped when its event was written, a few milliseconds apart,
+so at midnight the two may name neighbouring days. The orchestrator's day decides: its
+movements are matched with their entries wherever the books filed them, and an entry of
+this day whose movement the orchestrator completed on another day is left to that day's run.
 """
 
 from __future__ import annotations
@@ -19,17 +22,17 @@ from datetime import UTC, date, datetime, time, timedelta
 import asyncpg
 
 from ledger import queries
-from ledger.adapters import orchestrator
-from ledger.adapters.orchestrator import DayFilter
 from ledger.domain.books import EntryKind
 from ledger.domain.reconciliation import (
     BookedMovement,
+    DayFilter,
     Difference,
     Movement,
     MovementKey,
     day_differences,
 )
 from ledger.queries import Total
+from ledger.service_layer.ports import OrchestratorDay
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ def day_filter(
 
 async def reconcile_day(
     conn: asyncpg.Connection,
+    orchestrator: OrchestratorDay,
     day: date,
     provider: str | None = None,
     environment: str | None = None,
@@ -71,14 +75,16 @@ async def reconcile_day(
 ) -> DayReport:
     """Every difference between the orchestrator and the books for a UTC day."""
     window = day_filter(day, provider, environment, merchant_id)
+    expected = await orchestrator.expected_movements(window)
+    keys = {m.key for m in expected}
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        expected = await orchestrator.expected_movements(conn, window)
         books = await queries.reconcile(conn, day, provider, environment, merchant_id)
-        keys = {m.key for m in expected}
         wherever_filed = await queries.movements_of(conn, keys)
-        strays = [m.key for m in books.movements if m.key not in keys]
-        completed = await orchestrator.completed_at(conn, strays)
-    elsewhere = {k for k, at in completed.items() if not window.start <= at < window.end}
+    strays = [m.key for m in books.movements if m.key not in keys]
+    settled = await orchestrator.settled(strays)
+    late = [m for m, at in settled.values() if window.start <= at < window.end]
+    expected, keys = [*expected, *late], keys | {m.key for m in late}
+    elsewhere = {k for k, (_, at) in settled.items() if not window.start <= at < window.end}
     booked = _unique([*books.movements, *wherever_filed])
     checked = keys | {m.key for m in booked if m.key not in elsewhere}
     return DayReport(

@@ -16,28 +16,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, assert_never
 
-
-class Status(StrEnum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    AWAITING_OTP = "awaiting_otp"
-    AWAITING_PAYMENT = "awaiting_payment"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    REFUNDED = "refunded"
-
-
-TERMINAL = frozenset(
-    {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.EXPIRED, Status.REFUNDED}
+from fluxpay_common.messages import ProviderPaymentStatus
+from payment_orchestrator.domain.status import (
+    LATE_SUCCESS_FROM,
+    OPEN,
+    TERMINAL,
+    PaymentStatus,
+    late_success_overrides,
 )
-# Statuses from which the payment may still move money towards completion.
-OPEN = frozenset(set(Status) - TERMINAL)
-# Terminal statuses a late PSP success overrides.
-LATE_SUCCESS_FROM = frozenset({Status.EXPIRED, Status.CANCELLED, Status.FAILED})
+
+# The state machine speaks of a payment's status; one vocabulary (domain/status.py).
+Status = PaymentStatus
+__all__ = [
+    "LATE_SUCCESS_FROM",
+    "OPEN",
+    "TERMINAL",
+    "Refusal",
+    "Status",
+    "Transition",
+    "Trigger",
+    "decide",
+    "provider_trigger",
+]
 
 
 class Trigger(StrEnum):
@@ -148,11 +150,11 @@ class Refusal:
 def decide(status: Status, trigger: Trigger) -> Transition | Refusal:
     """What `trigger` does to a payment in `status`."""
     target = _TARGET[trigger]
-    if trigger is Trigger.PROVIDER_COMPLETED and status in LATE_SUCCESS_FROM:
+    if trigger is Trigger.PROVIDER_COMPLETED and late_success_overrides(status):
         return Transition(status, Status.COMPLETED, "collect.payment.completed", late_success=True)
     if target == status:
         # A repeated provider report (processing twice, say) changes nothing.
-        if trigger.value.startswith("provider_"):
+        if is_provider_report(trigger):
             return Transition(status, status, changed=False)
         return Refusal(status, trigger, f"payment is already {status.value}")
     if target not in _ALLOWED[status]:
@@ -167,11 +169,43 @@ def decide(status: Status, trigger: Trigger) -> Transition | Refusal:
     )
 
 
-PROVIDER_TRIGGERS: dict[str, Trigger] = {
-    "processing": Trigger.PROVIDER_PROCESSING,
-    "awaiting_otp": Trigger.PROVIDER_AWAITING_OTP,
-    "awaiting_payment": Trigger.PROVIDER_AWAITING_PAYMENT,
-    "completed": Trigger.PROVIDER_COMPLETED,
-    "failed": Trigger.PROVIDER_FAILED,
-    "cancelled": Trigger.PROVIDER_CANCELLED,
-}
+def is_provider_report(trigger: Trigger) -> bool:
+    """The provider said so (as opposed to the merchant, the customer or the clock)."""
+    match trigger:
+        case (
+            Trigger.PROVIDER_PROCESSING
+            | Trigger.PROVIDER_AWAITING_OTP
+            | Trigger.PROVIDER_AWAITING_PAYMENT
+            | Trigger.PROVIDER_COMPLETED
+            | Trigger.PROVIDER_FAILED
+            | Trigger.PROVIDER_CANCELLED
+        ):
+            return True
+        case (
+            Trigger.OPERATOR_SELECTED
+            | Trigger.MERCHANT_CANCEL
+            | Trigger.EXPIRE
+            | Trigger.FULLY_REFUNDED
+        ):
+            return False
+        case _:
+            assert_never(trigger)
+
+
+def provider_trigger(status: ProviderPaymentStatus) -> Trigger:
+    """What a connector's normalized status does to a payment."""
+    match status:
+        case "processing":
+            return Trigger.PROVIDER_PROCESSING
+        case "awaiting_otp":
+            return Trigger.PROVIDER_AWAITING_OTP
+        case "awaiting_payment":
+            return Trigger.PROVIDER_AWAITING_PAYMENT
+        case "completed":
+            return Trigger.PROVIDER_COMPLETED
+        case "failed":
+            return Trigger.PROVIDER_FAILED
+        case "cancelled":
+            return Trigger.PROVIDER_CANCELLED
+        case _:
+            assert_never(status)

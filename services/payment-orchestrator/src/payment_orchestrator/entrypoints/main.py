@@ -2,106 +2,55 @@
 
 from __future__ import annotations
 
-import asyncio
 from importlib import resources
+from typing import Any
 
 from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
-    LedgerQuery,
     Message,
-    ProviderPaymentUpdate,
     QueryReply,
+    Reply,
     orchestrator_command_adapter,
     provider_update_adapter,
 )
-from fluxpay_common.rpc import RpcClient, RpcUnavailable
-from fluxpay_common.topology import (
-    COMMANDS,
-    LEDGER_QUERIES_KEY,
-    ORCHESTRATOR_COMMANDS,
-    ORCHESTRATOR_PROVIDER_UPDATES,
-    connector_key,
-)
-from payment_orchestrator.service import Orchestrator
-from payment_orchestrator.settings import Settings
+from fluxpay_common.topology import ORCHESTRATOR_COMMANDS, ORCHESTRATOR_PROVIDER_UPDATES
+from payment_orchestrator import bootstrap
+from payment_orchestrator.config import Settings
+from payment_orchestrator.service_layer import handlers
 
 SERVICE = "orchestrator"
 
 
-class RpcClients:
-    """One request/reply client per routing key, opened on first use: connectors (OTP,
-    status sync) and the ledger (available balance before a refund)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._clients: dict[str, RpcClient] = {}
-        self._lock = asyncio.Lock()
-
-    async def _client(self, routing_key: str) -> RpcClient:
-        async with self._lock:
-            client = self._clients.get(routing_key)
-            if client is None:
-                client = RpcClient(
-                    self._settings.rabbitmq_url.get_secret_value(), COMMANDS.name, routing_key
-                )
-                await client.start()
-                self._clients[routing_key] = client
-        return client
-
-    async def call(self, provider: str, request: Message) -> ProviderPaymentUpdate:
-        client = await self._client(connector_key(provider))
-        update: ProviderPaymentUpdate = await client.call(
-            request, ProviderPaymentUpdate, self._settings.connector_rpc_timeout
-        )
-        return update
-
-    async def available_balance(self, query: LedgerQuery) -> dict[str, int]:
-        client = await self._client(LEDGER_QUERIES_KEY)
-        reply: QueryReply = await client.call(
-            query, QueryReply, self._settings.connector_rpc_timeout
-        )
-        if reply.error is not None:
-            raise RpcUnavailable(reply.error.message)
-        return {b["currency"]: int(b["amount_minor"]) for b in reply.data["available"]}
-
-    async def close(self) -> None:
-        for client in self._clients.values():
-            await client.stop()
-
-
 async def _main() -> None:
     settings = Settings()
-    clients = RpcClients(settings)
-    holder: dict[str, Orchestrator] = {}
+    clients = bootstrap.rpc_clients(settings)
+    wired: dict[str, handlers.Dependencies] = {}
 
     async def register(ctx: runtime.WorkerContext) -> None:
-        orchestrator = Orchestrator(ctx.pool, settings, clients.call, clients.available_balance)
-        holder["orchestrator"] = orchestrator
-        common = {
-            "delivery_limit": settings.delivery_limit,
-            "retry_seconds": settings.handler_retry_seconds,
-        }
-        subscribe(
-            ctx.broker,
-            ORCHESTRATOR_COMMANDS,
-            orchestrator_command_adapter,
-            orchestrator.handle_command,
-            **common,
-        )
-        subscribe(
-            ctx.broker,
-            ORCHESTRATOR_PROVIDER_UPDATES,
-            provider_update_adapter,
-            orchestrator.handle_provider_update,
-            **common,
-        )
+        deps = bootstrap.dependencies(ctx.pool, settings, clients)
+        wired["deps"] = deps
+
+        async def on_command(command: Message, _: Any) -> Reply | QueryReply:
+            return await handlers.handle_command(command, deps)
+
+        async def on_update(update: Message, _: Any) -> None:
+            await handlers.handle_event(update, deps)
+
+        limit, retry = settings.delivery_limit, settings.handler_retry_seconds
+        for route, adapter, handler in (
+            (ORCHESTRATOR_COMMANDS, orchestrator_command_adapter, on_command),
+            (ORCHESTRATOR_PROVIDER_UPDATES, provider_update_adapter, on_update),
+        ):
+            subscribe(
+                ctx.broker, route, adapter, handler, delivery_limit=limit, retry_seconds=retry
+            )
 
     async def started(ctx: runtime.WorkerContext) -> None:
-        orchestrator = holder["orchestrator"]
+        deps = wired["deps"]
         ctx.supervisor.start(
             "expiry-sweep",
-            lambda: runtime.every(settings.expiry_sweep_seconds, orchestrator.expire_due),
+            lambda: runtime.every(settings.expiry_sweep_seconds, lambda: handlers.expire_due(deps)),
         )
 
     await runtime.serve_worker(

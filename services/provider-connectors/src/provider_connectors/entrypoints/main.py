@@ -7,7 +7,7 @@ from importlib import resources
 
 from fluxpay_common import runtime
 from provider_connectors.bootstrap import ConnectorWorker
-from provider_connectors.settings import Settings
+from provider_connectors.config import Settings
 
 SCHEMA = "connectors"
 

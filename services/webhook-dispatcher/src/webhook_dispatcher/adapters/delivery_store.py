@@ -72,9 +72,9 @@ WITH busy AS (
 SELECT c.id, c.claim_token, c.event_id, e.type AS event_type, c.merchant_id, c.environment,
        c.callback_url, c.attempt_count, c.created_at, e.body,
        p.merchant_id IS NOT NULL AS has_endpoint, p.url, p.secrets_sealed,
-       p.secret_overlap_until, p.disabled_at, p.failing_since
+       p.secrets_expire_at, p.disabled_at, p.failing_since
 FROM claimed c JOIN event e ON e.id = c.event_id
-LEFT JOIN endpoint p ON p.merchant_id = c.merchant_id
+LEFT JOIN endpoint p ON p.merchant_id = c.merchant_id AND p.environment = c.environment
 """
 
 
@@ -125,7 +125,7 @@ WITH attempt AS (
         disabled_reason = CASE WHEN $15::text IS NULL THEN disabled_reason
             ELSE coalesce(disabled_reason, $15::text) END,
         updated_at = now()
-    WHERE $16 AND merchant_id = $14 AND url = $17
+    WHERE $16 AND merchant_id = $14 AND environment = $18 AND url = $17
       AND (($10 AND failing_since IS NOT NULL) OR (NOT $10 AND failing_since IS NULL)
            OR ($15::text IS NOT NULL AND disabled_at IS NULL))
 )
@@ -166,6 +166,7 @@ async def record_attempt(
         decision.disable_endpoint,
         target.is_endpoint,
         target.url,
+        job.environment,
     )
     return bool(owned)
 

@@ -153,12 +153,14 @@ def _attempt(row: asyncpg.Record) -> AttemptRecord:
 
 
 async def endpoint_status(
-    conn: asyncpg.Connection, merchant_id: uuid.UUID
+    conn: asyncpg.Connection, merchant_id: uuid.UUID, environment: str
 ) -> EndpointStatus | None:
-    """One endpoint per merchant, shared by test and live (the gateway keeps one URL)."""
+    """The endpoint of the API key's environment: test and live each have their own."""
     row = await conn.fetchrow(
-        "SELECT url, disabled_at, disabled_reason, failing_since, secret_overlap_until"
-        " FROM endpoint WHERE merchant_id = $1",
+        "SELECT environment, url, disabled_at, disabled_reason, failing_since,"
+        " (SELECT max(x) FROM unnest(secrets_expire_at) AS x) AS secret_overlap_until"
+        " FROM endpoint WHERE merchant_id = $1 AND environment = $2",
         merchant_id,
+        environment,
     )
     return EndpointStatus(**dict(row.items())) if row is not None else None

@@ -1,11 +1,17 @@
 """POST one signed event to a merchant, within a time budget, behind the SSRF guard.
 
-In `live` the host is resolved here, every address checked, and the request sent to the
-checked address (URL host rewritten to the IP, `Host` header and TLS SNI/certificate check
-on the merchant's hostname), so DNS cannot answer differently between check and connect.
-Pinned requests never reuse a pooled connection: two hostnames sharing an IP would
-otherwise share a TLS session verified for only one of them. Redirects are not followed
-and only the first KiB of a response body is read.
+In every environment (test events, replays and `POST /webhooks/test` included) the URL is
+checked (`fluxpay_common.ssrf`), the host resolved here, every address checked, and the
+request sent to the checked address (URL host rewritten to the IP, `Host` header and TLS
+SNI/certificate check on the merchant's hostname), so DNS cannot answer differently between
+check and connect. Pinned requests never reuse a pooled connection: two hostnames sharing an
+IP would otherwise share a TLS session verified for only one of them. Redirects are not
+followed.
+
+What the merchant reads back must not make us a reading proxy: the status code always, and
+at most the first 256 bytes of the body only from a destination that passed the guard and
+did not redirect. Only the development-only `allow_private` setting skips the address
+checks (a receiver on 127.0.0.1); its answers are never excerpted.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ from types import TracebackType
 import httpx
 
 from fluxpay_common.messages import API_VERSION, Environment
+from fluxpay_common.ssrf import IPAddress, UnsafeDestination, check_addresses, check_url
 from webhook_dispatcher.domain.delivery import AttemptOutcome
-from webhook_dispatcher.domain.ssrf import IPAddress, UnsafeDestination, check_addresses, check_url
 
 USER_AGENT = f"FluxPay-Webhooks/{API_VERSION}"
-EXCERPT_BYTES = 1024
+EXCERPT_BYTES = 256
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
@@ -56,9 +62,10 @@ class WebhookSender:
         timeout_seconds: float,
         max_connections: int,
         resolver: Resolver = resolve_host,
-        live_guard: bool = True,
+        allow_private: bool = False,
     ) -> None:
-        self._live_guard = live_guard
+        # Development only (refused at start-up elsewhere): no address checks, no pinning.
+        self._allow_private = allow_private
         self._timeout = timeout_seconds
         self._max_connections = max_connections
         self._resolve = resolver
@@ -112,12 +119,13 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}"[:300]
         if status is not None and 300 <= status < 400:
             error = f"redirect not followed (HTTP {status})"
+            excerpt = None
         duration_ms = int((time.monotonic() - started) * 1000)
         return AttemptOutcome(status, error, duration_ms, excerpt)
 
     async def _post(
         self, url: str, environment: Environment, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, str]:
+    ) -> tuple[int, str | None]:
         request = await self._pin(url, environment)
         client = self._pinned if request.pinned else self._direct
         assert client is not None, "WebhookSender used outside `async with`"
@@ -128,14 +136,14 @@ class WebhookSender:
             headers={**_base_headers(), **headers, **request.headers},
             extensions=request.extensions,
         ) as response:
-            return response.status_code, await _read_excerpt(response)
+            # Only a destination that passed the guard is excerpted (see the module's doc).
+            excerpt = await _read_excerpt(response) if request.pinned else None
+            return response.status_code, excerpt
 
     async def _pin(self, url: str, environment: Environment) -> _PinnedRequest:
-        if not self._live_guard:
-            environment = "test"
-        destination = check_url(url, environment)
+        destination = check_url(url, environment, allow_private=self._allow_private)
         parsed = httpx.URL(url)
-        if environment != "live":
+        if self._allow_private:
             return _PinnedRequest(parsed, None)
         if parsed.host != destination.host:
             # Two URL parsers disagreeing on the host is how SSRF filters get bypassed.
@@ -159,4 +167,6 @@ async def _read_excerpt(response: httpx.Response) -> str:
         collected += chunk
         if len(collected) >= EXCERPT_BYTES:
             break
-    return collected[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    text = collected[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    # Shown in an API answer and a dashboard: no control characters (NUL breaks storage).
+    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)

@@ -9,64 +9,96 @@ import asyncpg
 
 from fluxpay_common.inbox import claim_cte
 from fluxpay_common.messages import MerchantEndpointChanged, RefundEvent
-from webhook_dispatcher.domain.delivery import DeliveryStatus, Endpoint
+from fluxpay_common.ssrf import without_credentials
+from webhook_dispatcher.domain.delivery import (
+    DeliveryStatus,
+    Endpoint,
+    SigningSecret,
+    environments_of_change,
+    secrets_of_change,
+)
 from webhook_dispatcher.domain.events import WebhookSource, event_id
 
 NOTIFY_CHANNEL = "fluxpay_webhook_delivery"
 
 
-async def upsert_endpoint(conn: asyncpg.Connection, change: MerchantEndpointChanged) -> bool:
-    """Apply the change unless a newer one already was (events may arrive out of order).
+# A URL with credentials (an older publisher's) is stored without them, the endpoint then
+# disabled with this reason: the merchant sets the URL again without them.
+CREDENTIALS_REMOVED = (
+    "the URL contained credentials (user:password@), which FluxPay no longer stores;"
+    " set the URL again without them"
+)
+
+_UPSERT_ENDPOINT = """
+INSERT INTO endpoint (merchant_id, environment, url, secrets_sealed, secrets_expire_at,
+                      changed_at, disabled_at, disabled_reason)
+SELECT $1, env, $3, $4, $5, $6, CASE WHEN $7::text IS NULL THEN NULL ELSE now() END, $7
+FROM unnest($2::text[]) AS env
+ON CONFLICT (merchant_id, environment) DO UPDATE SET url = EXCLUDED.url,
+    secrets_sealed = EXCLUDED.secrets_sealed, secrets_expire_at = EXCLUDED.secrets_expire_at,
+    changed_at = EXCLUDED.changed_at, disabled_at = EXCLUDED.disabled_at,
+    disabled_reason = EXCLUDED.disabled_reason, failing_since = NULL, updated_at = now()
+WHERE endpoint.changed_at <= EXCLUDED.changed_at
+RETURNING environment
+"""
+
+
+async def upsert_endpoint(conn: asyncpg.Connection, change: MerchantEndpointChanged) -> list[str]:
+    """Apply the change unless a newer one already was (events may arrive out of order);
+    the environments it was applied to.
 
     Any change the merchant makes re-enables a disabled endpoint: configuring the endpoint
     again is how a merchant says it is fixed.
     """
-    row = await conn.fetchrow(
-        "INSERT INTO endpoint (merchant_id, url, secrets_sealed, secret_overlap_until,"
-        " changed_at) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT (merchant_id) DO UPDATE SET url = EXCLUDED.url,"
-        " secrets_sealed = EXCLUDED.secrets_sealed,"
-        " secret_overlap_until = EXCLUDED.secret_overlap_until,"
-        " changed_at = EXCLUDED.changed_at, disabled_at = NULL, disabled_reason = NULL,"
-        " failing_since = NULL, updated_at = now()"
-        " WHERE endpoint.changed_at <= EXCLUDED.changed_at"
-        " RETURNING merchant_id",
+    url = change.webhook_url
+    stored_url = without_credentials(url) if url is not None else None
+    secrets = secrets_of_change(change)
+    rows = await conn.fetch(
+        _UPSERT_ENDPOINT,
         change.merchant_id,
-        change.webhook_url,
-        change.webhook_secrets_sealed,
-        change.secret_overlap_until,
+        environments_of_change(change),
+        stored_url,
+        [s.sealed for s in secrets],
+        [s.expires_at for s in secrets],
         change.occurred_at,
+        CREDENTIALS_REMOVED if stored_url != url else None,
     )
-    return row is not None
+    return [row["environment"] for row in rows]
 
 
-async def wake_waiting_deliveries(conn: asyncpg.Connection, merchant_id: uuid.UUID) -> int:
+async def wake_waiting_deliveries(
+    conn: asyncpg.Connection, merchant_id: uuid.UUID, environments: list[str]
+) -> int:
     """Deliveries that were waiting for this merchant's endpoint become due now."""
     status = await conn.execute(
         "UPDATE delivery SET next_attempt_at = now(), updated_at = now()"
-        " WHERE merchant_id = $1 AND status = 'pending' AND attempt_count = 0"
-        " AND next_attempt_at > now() AND (locked_until IS NULL OR locked_until <= now())",
+        " WHERE merchant_id = $1 AND environment = ANY($2::text[]) AND status = 'pending'"
+        " AND attempt_count = 0 AND next_attempt_at > now()"
+        " AND (locked_until IS NULL OR locked_until <= now())",
         merchant_id,
+        environments,
     )
     return int(status.split()[-1])
 
 
 async def load_endpoint(
-    conn: asyncpg.Connection | asyncpg.Pool, merchant_id: uuid.UUID
+    conn: asyncpg.Connection | asyncpg.Pool, merchant_id: uuid.UUID, environment: str
 ) -> Endpoint | None:
     row = await conn.fetchrow(
-        "SELECT url, secrets_sealed, secret_overlap_until, disabled_at, failing_since"
-        " FROM endpoint WHERE merchant_id = $1",
+        "SELECT url, secrets_sealed, secrets_expire_at, disabled_at, failing_since"
+        " FROM endpoint WHERE merchant_id = $1 AND environment = $2",
         merchant_id,
+        environment,
     )
     return endpoint_from_row(row) if row is not None else None
 
 
 def endpoint_from_row(row: asyncpg.Record) -> Endpoint:
+    sealed = row["secrets_sealed"] or ()
+    expiries = row["secrets_expire_at"] or ()
     return Endpoint(
         url=row["url"],
-        secrets_sealed=tuple(row["secrets_sealed"] or ()),
-        secret_overlap_until=row["secret_overlap_until"],
+        secrets=tuple(SigningSecret(s, e) for s, e in zip(sealed, expiries, strict=True)),
         disabled_at=row["disabled_at"],
         failing_since=row["failing_since"],
     )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from fluxpay_common.messages import Environment, MerchantEndpointChanged
 from webhook_dispatcher.domain.schedule import Schedule, next_attempt_at
 
 DeliveryStatus = Literal["pending", "succeeded", "dead", "no_endpoint", "endpoint_disabled"]
@@ -18,12 +19,17 @@ GONE = 410
 
 
 @dataclass(frozen=True)
+class SigningSecret:
+    sealed: str
+    expires_at: datetime | None = None  # None: the current secret
+
+
+@dataclass(frozen=True)
 class Endpoint:
-    """A merchant's webhook endpoint as replicated from the gateway."""
+    """A merchant's webhook endpoint in one environment, as replicated from the gateway."""
 
     url: str | None
-    secrets_sealed: tuple[str, ...]  # newest first
-    secret_overlap_until: datetime | None = None
+    secrets: tuple[SigningSecret, ...]  # newest first
     disabled_at: datetime | None = None
     failing_since: datetime | None = None
 
@@ -54,7 +60,7 @@ def resolve_target(
         if waited >= max_wait:
             return Skip("no_endpoint", "no webhook endpoint configured for this merchant")
         return Wait()
-    if not endpoint.secrets_sealed:
+    if not endpoint.secrets:
         return Skip("dead", "no webhook signing secret for this merchant")
     if callback_url:
         return Target(callback_url, is_endpoint=False)
@@ -66,11 +72,29 @@ def resolve_target(
 
 
 def signing_secrets(endpoint: Endpoint, now: datetime) -> tuple[str, ...]:
-    """The newest secret always; older ones only while the rotation overlap lasts."""
-    if not endpoint.secrets_sealed:
-        return ()
-    overlapping = endpoint.secret_overlap_until is not None and now < endpoint.secret_overlap_until
-    return endpoint.secrets_sealed if overlapping else endpoint.secrets_sealed[:1]
+    """The current secret always; each previous one while its own rotation overlap lasts."""
+    return tuple(
+        secret.sealed
+        for secret in endpoint.secrets
+        if secret.expires_at is None or now < secret.expires_at
+    )
+
+
+def secrets_of_change(change: MerchantEndpointChanged) -> tuple[SigningSecret, ...]:
+    """The secrets a change carries, each with its expiry (older publishers: one shared)."""
+    if change.secrets is not None:
+        return tuple(SigningSecret(s.sealed, s.expires_at) for s in change.secrets)
+    sealed = change.webhook_secrets_sealed
+    overlap = change.secret_overlap_until
+    return tuple(
+        SigningSecret(token, None if i == 0 else overlap or datetime.min.replace(tzinfo=UTC))
+        for i, token in enumerate(sealed)
+    )
+
+
+def environments_of_change(change: MerchantEndpointChanged) -> list[Environment]:
+    """A change from before endpoints were per environment applies to both."""
+    return [change.environment] if change.environment else ["test", "live"]
 
 
 @dataclass(frozen=True)

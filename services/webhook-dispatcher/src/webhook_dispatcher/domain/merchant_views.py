@@ -69,6 +69,7 @@ class EventSummary:
 
 @dataclass(frozen=True)
 class EndpointStatus:
+    environment: str
     url: str | None
     disabled_at: datetime | None
     disabled_reason: str | None
@@ -157,10 +158,12 @@ def replay_answer(event_id: str, delivery: DeliveryState) -> dict[str, Any]:
 
 
 def endpoint_view(endpoint: EndpointStatus, now: datetime) -> dict[str, Any]:
-    """The overlap is shown only while it lasts: afterwards the old secret no longer signs."""
+    """The overlap (until the last previous secret stops signing) is shown only while it
+    lasts."""
     overlap = endpoint.secret_overlap_until
     return {
         "object": "webhook_endpoint",
+        "environment": endpoint.environment,
         "url": endpoint.url,
         "status": "disabled" if endpoint.disabled_at is not None else "enabled",
         "disabled_reason": endpoint.disabled_reason,

@@ -18,8 +18,8 @@ from fluxpay_common.messages import (
 from fluxpay_common.runtime import WorkerContext, serve_worker
 from fluxpay_common.topology import WEBHOOK_COMMANDS, WEBHOOK_EVENTS
 from webhook_dispatcher import bootstrap
+from webhook_dispatcher.config import Settings
 from webhook_dispatcher.service_layer import handlers, merchant_commands
-from webhook_dispatcher.settings import Settings
 
 SERVICE = "webhook-dispatcher"
 SCHEMA = "webhooks"
@@ -29,6 +29,7 @@ async def register(ctx: WorkerContext) -> None:
     """Consume `webhooks.events` (domain events); answer `webhooks.commands` (the gateway)."""
     assert isinstance(ctx.settings, Settings)
     config = bootstrap.handler_config(ctx.settings)
+    box = bootstrap.secret_box(ctx.settings)
     policy = {
         "delivery_limit": ctx.settings.delivery_limit,
         "retry_seconds": ctx.settings.handler_retry_seconds,
@@ -38,7 +39,7 @@ async def register(ctx: WorkerContext) -> None:
         await handlers.handle(ctx.pool, message, config)
 
     async def on_command(command: WebhooksCommand, _: RabbitMessage) -> QueryReply:
-        return await merchant_commands.answer(ctx.pool, command)
+        return await merchant_commands.answer(ctx.pool, command, box)
 
     subscribe(ctx.broker, WEBHOOK_EVENTS, domain_event_adapter, on_event, **policy)
     subscribe(ctx.broker, WEBHOOK_COMMANDS, webhooks_command_adapter, on_command, **policy)

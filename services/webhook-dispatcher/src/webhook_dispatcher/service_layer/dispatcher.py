@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -25,6 +25,7 @@ from fluxpay_common.crypto import SecretBox
 from fluxpay_common.ids import utcnow
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.signing import SIGNATURE_HEADER, signature_header
+from fluxpay_common.ssrf import without_credentials
 from webhook_dispatcher.adapters import delivery_store as store
 from webhook_dispatcher.adapters.http_sender import WebhookSender
 from webhook_dispatcher.adapters.repository import NOTIFY_CHANNEL
@@ -212,11 +213,3 @@ class Dispatcher:
         }
         environment = "live" if job.environment == "live" else "test"
         return await self._sender.send(target.url, environment, job.body, headers)
-
-
-def without_credentials(url: str) -> str:
-    """The URL as shown in the delivery log: user:password@ never stored or displayed."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

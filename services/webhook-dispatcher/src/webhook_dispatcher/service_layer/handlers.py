@@ -42,7 +42,7 @@ async def on_webhook_source(
     transaction would not hold it either, and a change arriving after the read wakes or
     re-routes the delivery when it is attempted (the attempt resolves the target again).
     """
-    endpoint = await repository.load_endpoint(pool, message.merchant_id)
+    endpoint = await repository.load_endpoint(pool, message.merchant_id, message.environment)
     route = resolve_target(message.callback_url, endpoint, timedelta(0), config.endpoint_wait)
     match route:
         case Target() | Wait():
@@ -71,10 +71,11 @@ async def on_endpoint_changed(
         if not await inbox.claim(conn, message.message_id, CONSUMER):
             log.info("message_already_handled")
             return
-        if not await repository.upsert_endpoint(conn, message):
+        applied = await repository.upsert_endpoint(conn, message)
+        if not applied:
             log.info("endpoint_change_superseded", merchant_id=str(message.merchant_id))
             return
-        if await repository.wake_waiting_deliveries(conn, message.merchant_id):
+        if await repository.wake_waiting_deliveries(conn, message.merchant_id, applied):
             await repository.notify_dispatcher(conn)
 
 

@@ -48,7 +48,7 @@ async def _in_transaction(pool: asyncpg.Pool, work: Work) -> QueryReply:
 async def _refuse_unless_deliverable(
     conn: asyncpg.Connection, command: WebhooksCommand, callback_url: str | None
 ) -> None:
-    endpoint = await repository.load_endpoint(conn, command.merchant_id)
+    endpoint = await repository.load_endpoint(conn, command.merchant_id, command.environment)
     refusal = replay_refusal(callback_url, endpoint)
     if refusal is not None:
         log.info("webhook_command_refused", command=command.type, refusal=refusal)

@@ -11,10 +11,12 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from fluxpay_common.crypto import SecretBox
 from fluxpay_common.messages import QueryReply, WebhooksCommand
-from webhook_dispatcher.service_layer import merchant_actions, merchant_reads
+from webhook_dispatcher.service_layer import event_stream, merchant_actions, merchant_reads
 
 CommandHandler = Callable[[asyncpg.Pool, WebhooksCommand], Awaitable[QueryReply]]
+SigningHandler = Callable[[asyncpg.Pool, SecretBox, WebhooksCommand], Awaitable[QueryReply]]
 
 COMMAND_HANDLERS: dict[str, CommandHandler] = {
     "webhooks.list_events": merchant_reads.list_events,
@@ -24,7 +26,16 @@ COMMAND_HANDLERS: dict[str, CommandHandler] = {
     "webhooks.replay_failed": merchant_actions.replay_failed,
     "webhooks.send_test": merchant_actions.send_test,
 }
+# Commands that sign with the merchant's secrets, so they need the key that opens them.
+SIGNING_HANDLERS: dict[str, SigningHandler] = {
+    "webhooks.stream_events": event_stream.signed_events,
+}
 
 
-async def answer(pool: asyncpg.Pool, command: WebhooksCommand) -> QueryReply:
+async def answer(
+    pool: asyncpg.Pool, command: WebhooksCommand, box: SecretBox | None = None
+) -> QueryReply:
+    if command.type in SIGNING_HANDLERS:
+        assert box is not None, f"{command.type} needs the secrets key"
+        return await SIGNING_HANDLERS[command.type](pool, box, command)
     return await COMMAND_HANDLERS[command.type](pool, command)

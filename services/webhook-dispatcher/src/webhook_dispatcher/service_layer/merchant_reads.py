@@ -52,7 +52,7 @@ async def get_event(pool: asyncpg.Pool, command: WebhooksCommand) -> QueryReply:
 
 async def get_endpoint(pool: asyncpg.Pool, command: WebhooksCommand) -> QueryReply:
     async with pool.acquire() as conn:
-        endpoint = await event_log.endpoint_status(conn, command.merchant_id)
+        endpoint = await event_log.endpoint_status(conn, command.merchant_id, command.environment)
     if endpoint is None or endpoint.url is None:
         return replies.endpoint_not_found()
     return QueryReply(data=endpoint_view(endpoint, utcnow()))

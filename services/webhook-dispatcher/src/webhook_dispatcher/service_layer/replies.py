@@ -70,6 +70,14 @@ def endpoint_disabled() -> QueryReply:
     )
 
 
+def test_key_required() -> QueryReply:
+    return error(
+        403,
+        "test_key_required",
+        "The event stream relays test events only: use a test API key.",
+    )
+
+
 def refused(refusal: Refusal) -> QueryReply:
     match refusal:
         case "endpoint_not_found":

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from fluxpay_common.ids import utcnow
+from provider_connectors.config import Settings
 from provider_connectors.connectors.base import AttemptNotFound, Clock, FlowNotSupported
 from provider_connectors.connectors.http import PspHttp, RetryPolicy, json_body
 from provider_connectors.connectors.irembopay import transformers, webhooks
@@ -31,7 +32,6 @@ from provider_connectors.domain.model import (
     RefundAttempt,
     RefundResult,
 )
-from provider_connectors.settings import Settings
 
 API_VERSION = "2"
 

@@ -24,6 +24,7 @@ import httpx
 
 from fluxpay_common.ids import utcnow
 from fluxpay_common.logging import get_logger
+from provider_connectors.config import Settings
 from provider_connectors.connectors.base import (
     AttemptNotFound,
     Clock,
@@ -40,7 +41,6 @@ from provider_connectors.domain.model import (
     RefundAttempt,
     RefundResult,
 )
-from provider_connectors.settings import Settings
 
 log = get_logger(__name__)
 TOKEN_MARGIN_SECONDS = 60

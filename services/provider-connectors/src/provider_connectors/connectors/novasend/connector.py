@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from fluxpay_common.ids import utcnow
+from provider_connectors.config import Settings
 from provider_connectors.connectors.base import AttemptNotFound, Clock, FlowNotSupported
 from provider_connectors.connectors.http import PspHttp, RetryPolicy, json_body
 from provider_connectors.connectors.novasend import transformers, webhooks
@@ -27,7 +28,6 @@ from provider_connectors.domain.model import (
     RefundAttempt,
     RefundResult,
 )
-from provider_connectors.settings import Settings
 
 
 class NovasendConnector:

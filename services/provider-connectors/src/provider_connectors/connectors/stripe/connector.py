@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import httpx
 
 from fluxpay_common.ids import utcnow
+from provider_connectors.config import Settings
 from provider_connectors.connectors.base import (
     AttemptNotFound,
     Clock,
@@ -37,7 +38,6 @@ from provider_connectors.domain.model import (
     RefundAttempt,
     RefundResult,
 )
-from provider_connectors.settings import Settings
 
 FORM = "application/x-www-form-urlencoded"
 

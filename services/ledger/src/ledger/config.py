@@ -10,3 +10,5 @@ class Settings(ServiceSettings):
     # FLUXPAY_LEDGER_FEES, JSON: {"default": {"percent_bp": 150, "fixed_minor": 0},
     #   "operators": {"wave": {"percent_bp": 100}}, "merchants": {"<uuid>": {"percent_bp": 90}}}
     ledger_fees: FeeSchedule = Field(default_factory=FeeSchedule)
+    # How long reconciliation waits for the orchestrator's answer (a day can be large).
+    reconcile_rpc_timeout: float = 30.0

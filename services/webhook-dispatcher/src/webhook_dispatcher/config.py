@@ -30,14 +30,17 @@ class Settings(ServiceSettings):
     # How long a delivery waits for the merchant's endpoint record before `no_endpoint`.
     webhook_endpoint_wait_seconds: float = Field(default=3600.0, ge=0)
 
-    # Local development only: let `live` events reach http and private addresses (a merchant
-    # receiver on 127.0.0.1 in end-to-end tests). Refused outside `development`.
-    webhook_live_guard: bool = True
+    # Local development only: deliver to loopback and private addresses (a receiver on
+    # 127.0.0.1 for `make up` and the end-to-end tests), test and live events alike; a live
+    # endpoint may then use http to a loopback host. Refused outside `development`.
+    webhook_allow_private_destinations: bool = False
 
     @model_validator(mode="after")
-    def _guard_only_off_in_development(self) -> Settings:
-        if not self.webhook_live_guard and self.deployment != "development":
-            raise ValueError("FLUXPAY_WEBHOOK_LIVE_GUARD=false is only allowed in development")
+    def _private_destinations_only_in_development(self) -> Settings:
+        if self.webhook_allow_private_destinations and self.deployment != "development":
+            raise ValueError(
+                "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS is only allowed in development"
+            )
         return self
 
     @field_validator("webhook_retry_schedule")

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from api_gateway.input_rules import Limits
+from fluxpay_common.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    # Where merchants read about an error code: `<doc_base_url>#<code>`.
+    doc_base_url: str = "https://docs.fluxxpay.me/errors"
+    checkout_base_url: str = "http://127.0.0.1:8000/checkout"
+    # How long the gateway waits for the orchestrator before answering 503.
+    rpc_timeout: float = 10.0
+    # `fluxpay-admin reconcile` waits this long for the ledger's report.
+    reconcile_timeout: float = 60.0
+    idempotency_ttl_hours: int = 24
+    # An in-flight idempotency claim older than this is considered abandoned (crash).
+    idempotency_lock_seconds: int = 20
+    # Local development only: accept webhook URLs on loopback and private addresses (a
+    # receiver on 127.0.0.1), in test and live, and http for a live loopback URL. The
+    # dispatcher has the same setting. Refused outside `development`.
+    webhook_allow_private_destinations: bool = False
+    # Input limits at the edge (README, Security): a create is about 1 KiB; Stripe's
+    # metadata bounds (50 keys, keys of 40 characters, values of 500).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_json_depth: int = Field(default=20, ge=4, le=100)
+    metadata_max_keys: int = Field(default=50, ge=1)
+    metadata_key_length: int = Field(default=40, ge=1)
+    metadata_value_length: int = Field(default=500, ge=1)
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_body_bytes=self.max_body_bytes,
+            max_depth=self.max_json_depth,
+            metadata_max_keys=self.metadata_max_keys,
+            metadata_key_length=self.metadata_key_length,
+            metadata_value_length=self.metadata_value_length,
+        )
+
+    @model_validator(mode="after")
+    def _private_destinations_only_in_development(self) -> Settings:
+        if self.webhook_allow_private_destinations and self.deployment != "development":
+            raise ValueError(
+                "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS is only allowed in development"
+            )
+        return self

@@ -1,0 +1,312 @@
+"""The unit of work in PostgreSQL: payments, refunds, transitions, inbox and outbox on one
+connection, in one transaction.
+
+The hot paths stay single statements: a payment's new state and its transition record
+(`save`), a provider update's inbox claim and the payment's row lock (`claim_and_lock`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import fields
+from typing import Any
+
+import asyncpg
+from faststream.rabbit import RabbitExchange
+
+from fluxpay_common import inbox
+from fluxpay_common.ids import parse_uuid
+from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
+from fluxpay_common.outbox import add_to_outbox
+from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
+from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
+from payment_orchestrator.service_layer.ports import OpenUnitOfWork, UnitOfWork
+
+_PAYMENT_FIELDS = tuple(f.name for f in fields(Payment))
+_REFUND_FIELDS = tuple(f.name for f in fields(Refund))
+
+_INSERT_PAYMENT = """
+WITH created AS (
+    INSERT INTO payment (id, merchant_id, environment, reference, idempotency_key, status,
+                         amount, currency, country, mode, operator, customer, description,
+                         callback_url, external_merchant_id, metadata, provider,
+                         otp_attempts_left, expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+            now() + make_interval(secs => $19))
+    ON CONFLICT (merchant_id, environment, reference) DO NOTHING
+    RETURNING *
+), recorded AS (
+    INSERT INTO payment_transition (payment_id, from_status, to_status, reason, message_id)
+    SELECT id, NULL, status, 'created', $20 FROM created
+)
+SELECT * FROM created
+"""
+_FIND = (
+    "SELECT * FROM payment WHERE merchant_id = $1 AND environment = $2"
+    " AND (reference = $3 OR id = $4) ORDER BY (id = $4) DESC NULLS LAST LIMIT 1"
+)
+_CLAIM_AND_LOCK = (
+    f"WITH {inbox.claim_cte(2, 3)}"
+    " SELECT p.*, EXISTS (SELECT 1 FROM claimed) AS first_time"
+    " FROM payment p WHERE p.id = $1 FOR UPDATE OF p"
+)
+_INSERT_REFUND = """
+INSERT INTO refund (id, payment_id, merchant_id, environment, idempotency_key, status, amount,
+                    currency, reason, metadata)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *
+"""
+
+
+# The reconciliation door (SettledMovementsQuery): amounts in minor units on the wire.
+_SETTLED_PAYMENTS = """
+SELECT 'payment' AS kind, id AS payment_id, NULL::uuid AS refund_id, environment, currency,
+       amount * 100 AS amount_minor, coalesce(fee_minor, 0) AS psp_fee_minor, completed_at
+  FROM payment
+ WHERE status = ANY($1::text[]) AND completed_at IS NOT NULL
+   AND (CASE WHEN $2::timestamptz IS NULL THEN id = ANY($7::uuid[])
+             ELSE completed_at >= $2 AND completed_at < $3 END)
+   AND ($4::text IS NULL OR provider = $4)
+   AND ($5::text IS NULL OR environment = $5)
+   AND ($6::uuid IS NULL OR merchant_id = $6)
+"""
+_SETTLED_REFUNDS = """
+SELECT 'refund' AS kind, r.payment_id, r.id AS refund_id, r.environment, r.currency,
+       r.amount * 100 AS amount_minor, 0 AS psp_fee_minor, r.completed_at
+  FROM refund r JOIN payment p ON p.id = r.payment_id
+ WHERE r.status = 'completed' AND r.completed_at IS NOT NULL
+   AND (CASE WHEN $1::timestamptz IS NULL THEN r.id = ANY($6::uuid[])
+             ELSE r.completed_at >= $1 AND r.completed_at < $2 END)
+   AND ($3::text IS NULL OR p.provider = $3)
+   AND ($4::text IS NULL OR r.environment = $4)
+   AND ($5::uuid IS NULL OR r.merchant_id = $5)
+"""
+
+
+class PostgresUnitOfWork(UnitOfWork):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def find(
+        self,
+        merchant_id: uuid.UUID,
+        environment: str,
+        reference_or_id: str,
+        *,
+        lock: bool = False,
+    ) -> Payment | None:
+        row = await self._conn.fetchrow(
+            _FIND + (" FOR UPDATE" if lock else ""),
+            merchant_id,
+            environment,
+            reference_or_id,
+            parse_uuid(reference_or_id),
+        )
+        return None if row is None else _payment(row)
+
+    async def by_reference(
+        self, merchant_id: uuid.UUID, environment: str, reference: str
+    ) -> Payment | None:
+        row = await self._conn.fetchrow(
+            "SELECT * FROM payment WHERE merchant_id = $1 AND environment = $2 AND reference = $3",
+            merchant_id,
+            environment,
+            reference,
+        )
+        return None if row is None else _payment(row)
+
+    async def add(self, new: NewPayment, message_id: uuid.UUID | None) -> Payment | None:
+        row = await self._conn.fetchrow(
+            _INSERT_PAYMENT,
+            new.id,
+            new.merchant_id,
+            new.environment,
+            new.reference,
+            new.idempotency_key,
+            new.status.value,
+            new.amount,
+            new.currency,
+            new.country,
+            new.mode,
+            new.operator,
+            new.customer,
+            new.description,
+            new.callback_url,
+            new.external_merchant_id,
+            new.metadata,
+            new.provider,
+            new.otp_attempts_left,
+            new.expires_in_seconds,
+            message_id,
+        )
+        return None if row is None else _payment(row)
+
+    async def claim_and_lock(
+        self, payment_id: uuid.UUID, message_id: uuid.UUID, consumer: str
+    ) -> tuple[Payment | None, bool]:
+        row = await self._conn.fetchrow(_CLAIM_AND_LOCK, payment_id, message_id, consumer)
+        if row is None:
+            return None, False
+        return _payment(row), bool(row["first_time"])
+
+    async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
+        return await inbox.claim(self._conn, message_id, consumer)
+
+    async def lock(self, payment_id: uuid.UUID) -> Payment | None:
+        row = await self._conn.fetchrow(
+            "SELECT * FROM payment WHERE id = $1 FOR UPDATE", payment_id
+        )
+        return None if row is None else _payment(row)
+
+    async def save(
+        self, change: PaymentChange, reason: str, message_id: uuid.UUID | None
+    ) -> Payment:
+        after, transition = change.after, change.transition
+        update_sql, args = _update(change)
+        if not transition.changed:
+            return _payment(await self._conn.fetchrow(update_sql, *args))
+        n = len(args)
+        # The new state and its transition record in one statement (one round trip).
+        row = await self._conn.fetchrow(
+            f"WITH updated AS ({update_sql}), recorded AS ("
+            " INSERT INTO payment_transition (payment_id, from_status, to_status, reason,"
+            f" message_id) SELECT id, ${n + 1}, status, ${n + 2}, ${n + 3} FROM updated)"
+            " SELECT * FROM updated",
+            *args,
+            transition.previous.value,
+            reason,
+            message_id,
+        )
+        assert row is not None, f"payment {after.id} vanished under its lock"
+        return _payment(row)
+
+    async def due_for_expiry(self, batch: int) -> list[Payment]:
+        rows = await self._conn.fetch(
+            "SELECT * FROM payment WHERE status = ANY($1::text[]) AND expires_at <= now()"
+            " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+            [s.value for s in OPEN],
+            batch,
+        )
+        return [_payment(row) for row in rows]
+
+    async def refund_by_key(self, payment_id: uuid.UUID, idempotency_key: str) -> Refund | None:
+        row = await self._conn.fetchrow(
+            "SELECT * FROM refund WHERE payment_id = $1 AND idempotency_key = $2",
+            payment_id,
+            idempotency_key,
+        )
+        return None if row is None else _refund(row)
+
+    async def pending_refunds(self, payment_id: uuid.UUID) -> int:
+        total = await self._conn.fetchval(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM refund"
+            " WHERE payment_id = $1 AND status = 'pending'",
+            payment_id,
+        )
+        return int(total)
+
+    async def add_refund(self, refund: Refund) -> Refund:
+        row = await self._conn.fetchrow(
+            _INSERT_REFUND,
+            refund.id,
+            refund.payment_id,
+            refund.merchant_id,
+            refund.environment,
+            refund.idempotency_key,
+            refund.status.value,
+            refund.amount,
+            refund.currency,
+            refund.reason,
+            refund.metadata,
+        )
+        return _refund(row)
+
+    async def lock_refund(self, refund_id: uuid.UUID) -> Refund | None:
+        row = await self._conn.fetchrow("SELECT * FROM refund WHERE id = $1 FOR UPDATE", refund_id)
+        return None if row is None else _refund(row)
+
+    async def settle_refund(
+        self,
+        refund_id: uuid.UUID,
+        status: RefundStatus,
+        psp_reference: str | None,
+        failure_code: str | None,
+        failure_message: str | None,
+    ) -> Refund:
+        row = await self._conn.fetchrow(
+            "UPDATE refund SET status = $2, psp_reference = $3, failure_code = $4,"
+            " failure_message = $5, completed_at = now() WHERE id = $1 RETURNING *",
+            refund_id,
+            status.value,
+            psp_reference,
+            failure_code,
+            failure_message,
+        )
+        return _refund(row)
+
+    async def add_refunded(self, payment_id: uuid.UUID, amount: int) -> Payment:
+        row = await self._conn.fetchrow(
+            "UPDATE payment SET refunded_amount = refunded_amount + $2,"
+            " updated_at = now(), version = version + 1 WHERE id = $1 RETURNING *",
+            payment_id,
+            amount,
+        )
+        return _payment(row)
+
+    async def settled_movements(self, query: SettledMovementsQuery) -> list[SettledMovement]:
+        scope = (query.start, query.end, query.provider, query.environment, query.merchant_id)
+        payments = await self._conn.fetch(
+            _SETTLED_PAYMENTS, [s.value for s in COLLECTED], *scope, query.payment_ids
+        )
+        refunds = await self._conn.fetch(_SETTLED_REFUNDS, *scope, query.refund_ids)
+        return [SettledMovement(**dict(row)) for row in [*payments, *refunds]]
+
+    async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
+        await add_to_outbox(self._conn, exchange, routing_key, message)
+
+
+def _update(change: PaymentChange) -> tuple[str, list[Any]]:
+    """UPDATE of the status and the change's columns (only those: a provider update
+    touches a few), with the clock's fields set by the database."""
+    assignments = "".join(f", {column} = ${i}" for i, column in enumerate(change.columns, start=3))
+    n = len(change.columns) + 3
+    sql = (
+        "UPDATE payment SET status = $2, updated_at = now(), version = version + 1,"
+        " completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,"
+        f" late_success = late_success OR ${n}{assignments} WHERE id = $1 RETURNING *"
+    )
+    after = change.after
+    values = [getattr(after, column) for column in change.columns]
+    return sql, [after.id, after.status.value, *values, change.transition.late_success]
+
+
+def _payment(row: asyncpg.Record) -> Payment:
+    values = {name: row[name] for name in _PAYMENT_FIELDS}
+    values["status"] = PaymentStatus(values["status"])
+    return Payment(**values)
+
+
+def _refund(row: asyncpg.Record) -> Refund:
+    values = {name: row[name] for name in _REFUND_FIELDS}
+    values["status"] = RefundStatus(values["status"])
+    return Refund(**values)
+
+
+def postgres_unit_of_work(pool: asyncpg.Pool) -> OpenUnitOfWork:
+    """An `OpenUnitOfWork` over the pool: one connection, and one transaction unless read-only."""
+
+    def open_uow(*, transactional: bool = True) -> AbstractAsyncContextManager[UnitOfWork]:
+        return _unit_of_work(pool, transactional)
+
+    return open_uow
+
+
+@asynccontextmanager
+async def _unit_of_work(pool: asyncpg.Pool, transactional: bool) -> AsyncIterator[UnitOfWork]:
+    async with pool.acquire() as conn:
+        if not transactional:
+            yield PostgresUnitOfWork(conn)
+            return
+        async with conn.transaction():
+            yield PostgresUnitOfWork(conn)

@@ -1,0 +1,143 @@
+"""Steps the handlers share: find a merchant's payment, persist a decided change with the
+messages its transition names (events, provider commands), announce a payment or a refund."""
+
+from __future__ import annotations
+
+from fluxpay_common import catalog
+from fluxpay_common.logging import get_logger
+from fluxpay_common.messages import (
+    CancelAtProvider,
+    InitiatePayment,
+    Message,
+    PaymentEvent,
+    RefundEvent,
+)
+from fluxpay_common.topology import COMMANDS, EVENTS, connector_key
+from payment_orchestrator.domain.errors import (
+    PaymentNotFound,
+)
+from payment_orchestrator.domain.payment import (
+    Payment,
+    PaymentChange,
+    Refund,
+)
+from payment_orchestrator.service_layer.dependencies import Dependencies, PaymentCommand
+from payment_orchestrator.service_layer.ports import (
+    UnitOfWork,
+)
+from payment_orchestrator.views import refund_view
+
+log = get_logger(__name__)
+
+
+async def find_payment(uow: UnitOfWork, cmd: PaymentCommand, *, lock: bool = False) -> Payment:
+    """The payment a merchant's command names (by reference or id), or PaymentNotFound."""
+    payment = await uow.find(cmd.merchant_id, cmd.environment, cmd.reference_or_id, lock=lock)
+    if payment is None:
+        raise PaymentNotFound(cmd.reference_or_id)
+    return payment
+
+
+async def save_change(
+    uow: UnitOfWork,
+    deps: Dependencies,
+    change: PaymentChange,
+    reason: str,
+    cause: Message | None,
+) -> Payment:
+    """Persist a decided change with the messages its transition names."""
+    if not change.needs_write:
+        return change.before
+    payment = await uow.save(change, reason, cause.message_id if cause else None)
+    transition = change.transition
+    if not transition.changed:
+        return payment
+    correlation_id = cause.correlation_id if cause is not None else ""
+    if transition.event is not None:
+        await emit_payment_event(
+            uow,
+            deps,
+            transition.event,
+            payment,
+            correlation_id,
+            late_success=transition.late_success,
+        )
+    if transition.late_success:
+        log.warning("late_success_recorded", previous=transition.previous.value)
+    if transition.cancel_at_provider and payment.provider:
+        cancel = CancelAtProvider(
+            correlation_id=correlation_id,
+            payment_id=payment.id,
+            merchant_id=payment.merchant_id,
+            environment=payment.environment,
+            provider=payment.provider,
+        )
+        await uow.publish(COMMANDS, connector_key(payment.provider), cancel)
+    return payment
+
+
+async def emit_payment_event(
+    uow: UnitOfWork,
+    deps: Dependencies,
+    event_type: str,
+    payment: Payment,
+    correlation_id: str,
+    *,
+    late_success: bool = False,
+) -> None:
+    event = PaymentEvent(
+        type=event_type,  # type: ignore[arg-type]
+        correlation_id=correlation_id,
+        merchant_id=payment.merchant_id,
+        environment=payment.environment,
+        provider=payment.provider,
+        callback_url=payment.callback_url,
+        payment=deps.view(payment),
+        late_success=late_success,
+        fee_minor=payment.fee_minor,
+    )
+    await uow.publish(EVENTS, event_type, event)
+
+
+async def emit_refund_event(
+    uow: UnitOfWork, deps: Dependencies, payment: Payment, refund: Refund, correlation_id: str
+) -> None:
+    event_type = f"collect.refund.{refund.status.value}"
+    event = RefundEvent(
+        type=event_type,  # type: ignore[arg-type]
+        correlation_id=correlation_id,
+        merchant_id=payment.merchant_id,
+        environment=payment.environment,
+        provider=payment.provider,
+        callback_url=payment.callback_url,
+        payment=deps.view(payment),
+        refund=refund_view(refund, payment.reference),
+    )
+    await uow.publish(EVENTS, event_type, event)
+
+
+async def initiate_at_provider(uow: UnitOfWork, payment: Payment, correlation_id: str) -> None:
+    assert payment.provider is not None
+    customer = payment.customer or {}
+    initiate = InitiatePayment(
+        correlation_id=correlation_id,
+        payment_id=payment.id,
+        merchant_id=payment.merchant_id,
+        environment=payment.environment,
+        provider=payment.provider,
+        reference=payment.reference,
+        amount=payment.amount,
+        currency=payment.currency,
+        country=payment.country,
+        operator=payment.operator,
+        phone=customer.get("phone"),
+        customer=customer or None,
+        description=payment.description,
+        expires_at=payment.expires_at,
+    )
+    await uow.publish(COMMANDS, connector_key(payment.provider), initiate)
+
+
+def is_otp_operator(country: str, operator: str | None) -> bool:
+    found = catalog.find_operator(country, operator or "")
+    return bool(found and found.otp_required)

@@ -1,0 +1,113 @@
+"""What the handlers need from the outside: one unit of work per transaction, and the
+request/reply calls to connectors and the ledger. Adapters implement them (PostgreSQL,
+RabbitMQ); `adapters/memory.py` is the fake the handler tests run on."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from faststream.rabbit import RabbitExchange
+
+from fluxpay_common.messages import (
+    Message,
+    ProviderPaymentUpdate,
+    ReserveRefund,
+    SettledMovement,
+    SettledMovementsQuery,
+)
+from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
+from payment_orchestrator.domain.status import RefundStatus
+
+
+class UnitOfWork(Protocol):
+    """Payments, refunds, the inbox and the outbox in one transaction: leaving the context
+    commits (an error rolls everything back, outbox messages included)."""
+
+    async def find(
+        self,
+        merchant_id: uuid.UUID,
+        environment: str,
+        reference_or_id: str,
+        *,
+        lock: bool = False,
+    ) -> Payment | None:
+        """The merchant's payment by its reference or its id (the id wins)."""
+        ...
+
+    async def by_reference(
+        self, merchant_id: uuid.UUID, environment: str, reference: str
+    ) -> Payment | None: ...
+
+    async def add(self, new: NewPayment, message_id: uuid.UUID | None) -> Payment | None:
+        """Store a new payment and its `created` transition; None if the reference is taken."""
+        ...
+
+    async def claim_and_lock(
+        self, payment_id: uuid.UUID, message_id: uuid.UUID, consumer: str
+    ) -> tuple[Payment | None, bool]:
+        """Lock the payment and record the message as handled, in one statement: the
+        payment (None if unknown) and whether the message is new."""
+        ...
+
+    async def claim(self, message_id: uuid.UUID, consumer: str) -> bool: ...
+
+    async def lock(self, payment_id: uuid.UUID) -> Payment | None: ...
+
+    async def save(
+        self, change: PaymentChange, reason: str, message_id: uuid.UUID | None
+    ) -> Payment:
+        """Write the change and, when the status moved, its transition record, in one
+        statement; the payment as stored."""
+        ...
+
+    async def due_for_expiry(self, batch: int) -> list[Payment]:
+        """Open payments past their deadline, locked, skipping those another sweep holds."""
+        ...
+
+    async def refund_by_key(self, payment_id: uuid.UUID, idempotency_key: str) -> Refund | None: ...
+
+    async def pending_refunds(self, payment_id: uuid.UUID) -> int:
+        """The sum of the payment's refunds accepted and not yet settled."""
+        ...
+
+    async def add_refund(self, refund: Refund) -> Refund: ...
+
+    async def lock_refund(self, refund_id: uuid.UUID) -> Refund | None: ...
+
+    async def settle_refund(
+        self,
+        refund_id: uuid.UUID,
+        status: RefundStatus,
+        psp_reference: str | None,
+        failure_code: str | None,
+        failure_message: str | None,
+    ) -> Refund: ...
+
+    async def add_refunded(self, payment_id: uuid.UUID, amount: int) -> Payment:
+        """Count a settled refund on its (locked) payment."""
+        ...
+
+    async def settled_movements(self, query: SettledMovementsQuery) -> list[SettledMovement]:
+        """Payments collected and refunds paid out, by window or by id (reconciliation)."""
+        ...
+
+    async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
+        """Through the outbox: sent after, and only if, the transaction commits."""
+        ...
+
+
+class OpenUnitOfWork(Protocol):
+    """A unit of work; `transactional=False` for reads alone (no BEGIN/COMMIT round trips)."""
+
+    def __call__(
+        self, *, transactional: bool = True
+    ) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+
+# A synchronous request to a provider's connector (OTP, status sync).
+ConnectorCall = Callable[[str, Message], Awaitable[ProviderPaymentUpdate]]
+# Asks the ledger to hold a refund's amount: (held, available minor units before it).
+RefundReservation = Callable[[ReserveRefund], Awaitable[tuple[bool, int]]]

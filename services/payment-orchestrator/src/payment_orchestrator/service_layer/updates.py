@@ -1,0 +1,88 @@
+"""What the outside world tells the orchestrator: a connector's report (once, by inbox), the
+clock (expiry), and the reconciliation's question about settled money."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.messages import (
+    ProviderPaymentUpdate,
+    QueryReply,
+    SettledMovementsQuery,
+)
+from payment_orchestrator.domain.payment import (
+    EXPIRED_FAILURE,
+    Payment,
+    PaymentChange,
+)
+from payment_orchestrator.domain.state_machine import (
+    Refusal,
+    Trigger,
+    provider_trigger,
+)
+from payment_orchestrator.service_layer.dependencies import CONSUMER, Dependencies
+from payment_orchestrator.service_layer.effects import (
+    save_change,
+)
+
+log = get_logger(__name__)
+
+
+async def on_provider_update(update: ProviderPaymentUpdate, deps: Dependencies) -> Payment | None:
+    """Apply a connector's report once (inbox); returns the payment as it now stands."""
+    async with deps.open_uow() as uow:
+        payment, first_time = await uow.claim_and_lock(
+            update.payment_id, update.message_id, CONSUMER
+        )
+        if payment is None:
+            # Never silently dropped: the consumer nacks (the claim rolls back with the
+            # transaction) and the DLQ keeps it.
+            raise LookupError(f"provider update for unknown payment {update.payment_id}")
+        if not first_time:
+            return payment
+        change = payment.apply(provider_trigger(update.status), reported_changes(update))
+        if isinstance(change, Refusal):
+            log.warning(
+                "provider_update_ignored",
+                status=payment.status.value,
+                reported=update.status,
+                reason=change.reason,
+            )
+            return payment
+        return await save_change(uow, deps, change, f"provider:{update.provider}", update)
+
+
+def reported_changes(update: ProviderPaymentUpdate) -> dict[str, Any]:
+    """The columns a provider's report sets (what it does not say, it leaves alone)."""
+    changes: dict[str, Any] = {"otp_attempts_left": update.otp_attempts_left}
+    if update.psp_reference:
+        changes["psp_reference"] = update.psp_reference
+    if update.failure_code:
+        changes["failure_code"] = update.failure_code
+        changes["failure_message"] = update.failure_message
+    if update.fee_minor is not None:
+        changes["fee_minor"] = update.fee_minor
+    if update.checkout_url:
+        changes["provider_checkout_url"] = update.checkout_url
+    return changes
+
+
+async def expire_due(deps: Dependencies, batch: int = 100) -> int:
+    """Expire open payments past their deadline; returns how many were expired."""
+    async with deps.open_uow() as uow:
+        payments = await uow.due_for_expiry(batch)
+        for payment in payments:
+            with bound_context(payment_id=payment.id):
+                change = payment.apply(Trigger.EXPIRE, EXPIRED_FAILURE)
+                if isinstance(change, PaymentChange):
+                    await save_change(uow, deps, change, "expired", None)
+                log.info("payment_expired")
+    return len(payments)
+
+
+async def settled_movements(query: SettledMovementsQuery, deps: Dependencies) -> QueryReply:
+    """What the orchestrator says was collected and paid out (the ledger reconciles)."""
+    async with deps.open_uow(transactional=False) as uow:
+        movements = await uow.settled_movements(query)
+    return QueryReply(data={"movements": [m.model_dump(mode="json") for m in movements]})

@@ -1,0 +1,183 @@
+"""The orchestrator's unit of work in PostgreSQL: the handlers' flows on the real schema,
+and the single statements the hot paths rely on."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import pytest
+from fluxpay_testing.infra import Infra
+
+from fluxpay_common.db import create_pool, migrate
+from fluxpay_common.fees import FeeSchedule
+from fluxpay_common.messages import (
+    CreatePayment,
+    Message,
+    ProviderPaymentUpdate,
+    ProviderRefundUpdate,
+    RefundPayment,
+    ReserveRefund,
+    SettledMovementsQuery,
+)
+from payment_orchestrator.adapters.postgres import postgres_unit_of_work
+from payment_orchestrator.domain.status import PaymentStatus
+from payment_orchestrator.service_layer import handlers
+from payment_orchestrator.service_layer.handlers import Dependencies, Policy
+
+SCHEMA = "orchestrator"
+
+
+@pytest.fixture(scope="module")
+async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(infra.database_url, SCHEMA)
+    await migrate(pool, SCHEMA, resources.files("payment_orchestrator") / "migrations")
+    yield pool
+    await pool.close()
+
+
+async def _no_connector(provider: str, request: Message) -> Any:
+    raise AssertionError("no synchronous connector call in these flows")
+
+
+async def _ledger_holds_everything(request: ReserveRefund) -> tuple[bool, int]:
+    return True, 10**12
+
+
+@pytest.fixture
+def deps(pool: asyncpg.Pool) -> Dependencies:
+    return Dependencies(
+        open_uow=postgres_unit_of_work(pool),
+        call_connector=_no_connector,
+        reserve_refund=_ledger_holds_everything,
+        policy=Policy({"BJ:mtn": "mtn_momo"}, "https://pay.test/checkout", FeeSchedule()),
+    )
+
+
+async def _create(deps: Dependencies, merchant: uuid.UUID, **fields: Any) -> uuid.UUID:
+    command = CreatePayment(
+        merchant_id=merchant,
+        environment="live",
+        idempotency_key=str(uuid.uuid4()),
+        reference=f"order-{uuid.uuid4().hex[:8]}",
+        amount=3000,
+        currency="XOF",
+        country="BJ",
+        operator="mtn",
+        customer={"phone": "+22997000001"},
+        **fields,
+    )
+    reply = await handlers.handle_command(command, deps)
+    assert reply.payment is not None, reply.error
+    return reply.payment.id
+
+
+async def _report(deps: Dependencies, payment_id: uuid.UUID, status: str, **fields: Any) -> None:
+    update = ProviderPaymentUpdate(
+        payment_id=payment_id,
+        provider="mtn_momo",
+        status=status,  # type: ignore[arg-type]
+        **fields,
+    )
+    await handlers.handle_event(update, deps)
+
+
+async def test_a_payment_its_transitions_and_its_outbox_in_the_database(
+    pool: asyncpg.Pool, deps: Dependencies
+) -> None:
+    merchant = uuid.uuid4()
+    payment_id = await _create(deps, merchant)
+    await _report(deps, payment_id, "processing", psp_reference="psp-1")
+    await _report(deps, payment_id, "completed", fee_minor=4_500)
+    row = await pool.fetchrow("SELECT * FROM payment WHERE id = $1", payment_id)
+    assert row["status"] == "completed" and row["fee_minor"] == 4_500
+    assert row["psp_reference"] == "psp-1" and row["completed_at"] is not None
+    assert row["version"] == 3
+    moves = await pool.fetch(
+        "SELECT from_status, to_status, reason FROM payment_transition"
+        " WHERE payment_id = $1 ORDER BY id",
+        payment_id,
+    )
+    assert [(m["from_status"], m["to_status"]) for m in moves] == [
+        (None, "pending"),
+        ("pending", "processing"),
+        ("processing", "completed"),
+    ]
+    assert moves[2]["reason"] == "provider:mtn_momo"
+    keys = await pool.fetch(
+        "SELECT routing_key FROM outbox_message"
+        " WHERE position(convert_to($1, 'UTF8') in body) > 0 ORDER BY id",
+        str(payment_id),
+    )
+    assert [k["routing_key"] for k in keys] == [
+        "collect.payment.created",
+        "connector.mtn_momo",
+        "collect.payment.processing",
+        "collect.payment.completed",
+    ]
+
+
+async def test_a_redelivered_update_is_claimed_once_and_a_late_success_recorded(
+    pool: asyncpg.Pool, deps: Dependencies
+) -> None:
+    payment_id = await _create(deps, uuid.uuid4())
+    failed = ProviderPaymentUpdate(
+        payment_id=payment_id, provider="mtn_momo", status="failed", failure_code="timeout"
+    )
+    await handlers.handle_event(failed, deps)
+    await handlers.handle_event(failed, deps)
+    await _report(deps, payment_id, "completed")
+    row = await pool.fetchrow("SELECT * FROM payment WHERE id = $1", payment_id)
+    assert row["status"] == "completed" and row["late_success"]
+    assert row["failure_code"] is None and row["version"] == 3
+    with pytest.raises(LookupError):
+        await _report(deps, uuid.uuid4(), "completed")
+
+
+async def test_expiry_refunds_and_the_reconciliation_door(
+    pool: asyncpg.Pool, deps: Dependencies
+) -> None:
+    merchant = uuid.uuid4()
+    due = await _create(deps, merchant, expires_in_seconds=300)
+    await pool.execute(
+        "UPDATE payment SET expires_at = now() - interval '1 second' WHERE id = $1", due
+    )
+    assert await handlers.expire_due(deps) >= 1
+    assert await pool.fetchval("SELECT status FROM payment WHERE id = $1", due) == "expired"
+
+    paid = await _create(deps, merchant)
+    await _report(deps, paid, "completed")
+    refund = RefundPayment(
+        merchant_id=merchant,
+        environment="live",
+        reference_or_id=str(paid),
+        amount=1000,
+        idempotency_key="r1",
+    )
+    first, again = (
+        await handlers.handle_command(refund, deps),
+        await handlers.handle_command(refund, deps),
+    )
+    assert first.refund is not None and again.refund == first.refund and not again.created
+    settled = ProviderRefundUpdate(
+        payment_id=paid, refund_id=first.refund.id, provider="mtn_momo", status="completed"
+    )
+    await handlers.handle_event(settled, deps)
+    row = await pool.fetchrow("SELECT * FROM payment WHERE id = $1", paid)
+    assert row["status"] == PaymentStatus.COMPLETED and row["refunded_amount"] == 1000
+
+    now = datetime.now(UTC)
+    window = SettledMovementsQuery(
+        start=now - timedelta(minutes=5), end=now + timedelta(minutes=5), merchant_id=merchant
+    )
+    answer = await handlers.handle_command(window, deps)
+    found = {(m["kind"], m["amount_minor"]) for m in answer.data["movements"]}
+    assert found == {("payment", 300_000), ("refund", 100_000)}
+    by_id = await handlers.handle_command(
+        SettledMovementsQuery(refund_ids=[first.refund.id], payment_ids=[due]), deps
+    )
+    assert [m["kind"] for m in by_id.data["movements"]] == ["refund"]
