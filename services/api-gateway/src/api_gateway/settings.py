@@ -14,3 +14,15 @@ class Settings(ServiceSettings):
     idempotency_ttl_hours: int = 24
     # An in-flight idempotency claim older than this is considered abandoned (crash).
     idempotency_lock_seconds: int = 20
+    # API keys: how long a rotated key's old secret keeps working unless the rotation says.
+    api_key_rotation_grace_seconds: int = 86_400
+    # Rate limits: requests per window, per API key and route class, and per client IP on
+    # public pages; 0 turns a limit off. The window is shared by every class.
+    rate_limit_window_seconds: int = 60
+    rate_limit_read: int = 6000
+    rate_limit_create: int = 3000
+    rate_limit_refund: int = 600
+    rate_limit_management: int = 600
+    rate_limit_public_per_ip: int = 300
+    # A limiter slower than this counts as down (reads pass, writes get 503).
+    rate_limit_timeout_seconds: float = 1.0
