@@ -95,8 +95,15 @@ async def test_audit_log_is_filtered_and_paginated(merchant_factory) -> None:
     after = await entries(merchant, starting_after=page["data"][-1]["id"])
     ids = [e["id"] for e in page["data"] + after]
     assert len(ids) == len(set(ids)) == len(await entries(merchant))
-    bad = await merchant.client.get("/audit_log", params={"since": "yesterday"})
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "since"
+    for since in ("yesterday", "0001-01-01T00:01:00+01:01"):
+        bad = await merchant.client.get("/audit_log", params={"since": since})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "since"
+    twice = await merchant.client.get("/audit_log?action=api_key.created&action=x")
+    assert twice.status_code == 400 and twice.json()["error"]["param"] == "action"
+    year_zero = await merchant.client.post(
+        "/events/replay", json={"since": "0001-01-01T00:01:00+01:01"}
+    )
+    assert year_zero.status_code == 400 and year_zero.json()["error"]["param"] == "since"
 
 
 async def test_live_entries_stay_out_of_the_test_log(stack: Stack, merchant_factory) -> None:

@@ -23,6 +23,8 @@ class Settings(ServiceSettings):
     rate_limit_create: int = 3000
     rate_limit_refund: int = 600
     rate_limit_management: int = 600
-    rate_limit_public_per_ip: int = 300
+    # Generous: a checkout page polls once a second, and mobile carriers put many payers
+    # behind one address (carrier-grade NAT).
+    rate_limit_public_per_ip: int = 1200
     # A limiter slower than this counts as down (reads pass, writes get 503).
     rate_limit_timeout_seconds: float = 1.0

@@ -99,6 +99,14 @@ class ReplayFailed(BaseModel):
     def _iso(cls, value: Any) -> Any:
         return datetime.fromisoformat(value) if isinstance(value, str) else value
 
+    @field_validator("since")
+    @classmethod
+    def _storable(cls, value: datetime) -> datetime:
+        # Year 1 with a positive offset is year 0 in UTC, which PostgreSQL cannot hold.
+        if not 2000 <= value.year <= 9998:
+            raise ValueError("must be a date-time between the years 2000 and 9998")
+        return value
+
 
 @router.post("/api/v1/events/replay")
 async def replay_failed(request: Request, body: ReplayFailed, who: Who) -> Response:

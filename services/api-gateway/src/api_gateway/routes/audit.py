@@ -22,11 +22,12 @@ def _time(value: str | None, name: str) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value)
-    except ValueError:
+        # In UTC now: year 1 with a positive offset is year 0, which nothing can store.
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError(
             400, "parameter_invalid", f"'{name}' must be an ISO 8601 date-time.", name
         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _cursor(value: str | None) -> int | None:

@@ -52,6 +52,9 @@ async def reject_unknown_query(request: Request) -> None:
             raise ApiError(
                 400, "parameter_unknown", f"Unknown query parameter '{name}'.", name[:100]
             )
+        if len(request.query_params.getlist(name)) > 1:
+            # Every parameter is a single value: which of two would we obey?
+            raise ApiError(400, "parameter_invalid", f"'{name}' is given more than once.", name)
 
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
