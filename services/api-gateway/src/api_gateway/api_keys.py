@@ -220,7 +220,10 @@ async def rotate(
             float(grace),
         )
         assert retired is not None
-        details = {**_summary(old), "new_api_key_id": str(new.row["id"]),
-                   "old_key_expires_at": _iso(retired["expires_at"])}  # fmt: skip
+        details = {
+            **_summary(old),
+            "new_api_key_id": str(new.row["id"]),
+            "old_key_expires_at": _iso(retired["expires_at"]),
+        }
         await audit.record(conn, "api_key.rotated", merchant_id, details, _in_env(environment))
         return new, retired
