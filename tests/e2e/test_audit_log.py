@@ -123,3 +123,17 @@ async def test_audit_log_refuses_changes(db: asyncpg.Connection, merchant_factor
         await db.execute("UPDATE gateway.audit_log SET action = 'x'")
     with pytest.raises(asyncpg.RestrictViolationError):
         await db.execute("DELETE FROM gateway.audit_log")
+
+
+async def test_operator_revocation_is_logged_as_admin(stack: Stack, merchant_factory) -> None:
+    merchant = merchant_factory("http://127.0.0.1:9/hook")
+    key = await new_key(merchant, name="leaked")
+    assert stack.admin("revoke-key", "--api-key", key["secret"]) == {"revoked": True}
+    async with client_for(stack, key["secret"]) as client:
+        refused = await client.get("/api/v1/balance")
+        assert refused.json()["error"]["code"] == "api_key_revoked"
+    revoked = await entries(merchant, action="api_key.revoked")
+    assert [(e["actor"], e["details"]["api_key_id"]) for e in revoked] == [
+        ({"type": "admin"}, key["id"])
+    ]
+    assert revoked[0]["environment"] == "test" and revoked[0]["request_id"] is None
