@@ -5,9 +5,11 @@ A bucket is an API key and route class (`key:<id>:create`) or a client IP on pub
 `INSERT … ON CONFLICT … RETURNING` statement, so two gateways see one count. The window is
 computed by the database's clock, the same for every instance.
 
-When the limiter cannot answer (database error or timeout), reads go through (fail open)
-and writes are refused with 503 (fail closed): an unmetered read costs little, an
-unmetered burst of payments or refunds could cost money.
+When the limiter cannot answer (database error or timeout), what moves money (payment
+creation and confirmation, refunds, cancels, a payer's choice on the checkout page) is
+refused with 503 (fail closed): an unmetered burst of those could cost money. Reads and key
+or webhook management go through (fail open): they cost little, and revoking a leaked key
+must not wait for the limiter.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class RateLimiter:
         self._limits = limits
 
     async def check(self, bucket: str, route_class: RouteClass, method: str) -> None:
-        """Count one request; 429 over the limit; 503 if uncountable and not a read."""
+        """Count one request; 429 over the limit; 503 if uncountable and it moves money."""
         limit = self._limits.per_class.get(route_class, 0)
         if limit <= 0:
             return
@@ -68,7 +70,7 @@ class RateLimiter:
 
     def _on_outage(self, route_class: RouteClass, method: str, exc: BaseException) -> None:
         log.warning("rate_limiter_unavailable", route_class=route_class, error=repr(exc))
-        if fails_open(method):
+        if fails_open(route_class, method):
             return
         raise ApiError(
             503,

@@ -58,10 +58,20 @@ def allows(role: Role, route_class: RouteClass) -> bool:
             assert_never(role)
 
 
-def fails_open(method: str) -> bool:
-    """Whether a request may go through when the rate limiter cannot be consulted (its
-    database is down): reads yes; every write, since most start, stop or return money, no."""
-    return method.upper() in READ_METHODS
+def fails_open(route_class: RouteClass, method: str) -> bool:
+    """Whether a request may go through unmetered when the rate limiter cannot be consulted
+    (its database is down). What moves money waits: creating or confirming a payment, a
+    refund or cancel, a payer's choice on the checkout page (it starts a push). Reads and
+    key or webhook management pass: revoking a leaked key must never wait for a limiter."""
+    match route_class:
+        case RouteClass.READ | RouteClass.MANAGEMENT:
+            return True
+        case RouteClass.CREATE | RouteClass.REFUND:
+            return False
+        case RouteClass.PUBLIC:
+            return method.upper() in READ_METHODS
+        case _:
+            assert_never(route_class)
 
 
 WHAT_IT_DOES = {

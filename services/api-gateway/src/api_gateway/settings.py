@@ -26,5 +26,5 @@ class Settings(ServiceSettings):
     # Generous: a checkout page polls once a second, and mobile carriers put many payers
     # behind one address (carrier-grade NAT).
     rate_limit_public_per_ip: int = 1200
-    # A limiter slower than this counts as down (reads pass, writes get 503).
+    # A limiter slower than this counts as down (what moves money gets 503; the rest passes).
     rate_limit_timeout_seconds: float = 1.0

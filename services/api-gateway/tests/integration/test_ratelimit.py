@@ -1,5 +1,5 @@
 """The rate limiter against real PostgreSQL: two limiters (two gateways) share one count;
-when its table cannot be reached, reads pass and writes are refused."""
+when its table cannot be reached, what moves money is refused and the rest passes."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def test_two_limiters_share_one_count(pools: list[asyncpg.Pool]) -> None:
     await first.check("key:shared:read", RouteClass.READ, "GET")
 
 
-async def test_an_unreachable_limiter_fails_open_for_reads_and_closed_for_writes(
+async def test_an_unreachable_limiter_fails_closed_only_for_what_moves_money(
     database_url: str,
 ) -> None:
     # A schema without the counter table: every count is a database error.
@@ -46,7 +46,9 @@ async def test_an_unreachable_limiter_fails_open_for_reads_and_closed_for_writes
         limiter = RateLimiter(pool, LIMITS)
         for _ in range(5):
             await limiter.check("key:down:read", RouteClass.READ, "GET")
-        for route_class in (RouteClass.CREATE, RouteClass.REFUND, RouteClass.MANAGEMENT):
+            await limiter.check("key:down:management", RouteClass.MANAGEMENT, "DELETE")
+            await limiter.check("ip:down:public", RouteClass.PUBLIC, "GET")
+        for route_class in (RouteClass.CREATE, RouteClass.REFUND, RouteClass.PUBLIC):
             with pytest.raises(ApiError) as refused:
                 await limiter.check("key:down:write", route_class, "POST")
             assert refused.value.status == 503

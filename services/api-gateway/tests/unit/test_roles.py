@@ -38,9 +38,12 @@ def test_each_role_reaches_only_its_classes() -> None:
     assert [c for c in keyed if allows(Role.READ_ONLY, c)] == [RouteClass.READ]
 
 
-def test_only_reads_pass_a_limiter_outage() -> None:
-    assert fails_open("GET") and fails_open("head")
-    assert not any(fails_open(m) for m in ("POST", "PUT", "PATCH", "DELETE"))
+def test_only_what_moves_no_money_passes_a_limiter_outage() -> None:
+    assert fails_open(RouteClass.READ, "GET") and fails_open(RouteClass.PUBLIC, "get")
+    assert fails_open(RouteClass.MANAGEMENT, "DELETE")
+    assert not fails_open(RouteClass.CREATE, "POST")
+    assert not fails_open(RouteClass.REFUND, "POST")
+    assert not fails_open(RouteClass.PUBLIC, "POST")
 
 
 def test_audit_details_keep_no_secret_nor_url_credentials() -> None:
