@@ -137,3 +137,13 @@ async def test_operator_revocation_is_logged_as_admin(stack: Stack, merchant_fac
         ({"type": "admin"}, key["id"])
     ]
     assert revoked[0]["environment"] == "test" and revoked[0]["request_id"] is None
+
+
+async def test_nul_in_a_list_cursor_is_a_400(merchant_factory) -> None:
+    merchant = merchant_factory("http://127.0.0.1:9/hook")
+    for path in ("/events", "/balance/transactions", "/api_keys", "/audit_log"):
+        response = await merchant.client.get(path, params={"starting_after": "\x00"})
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["error"]["param"] == "starting_after"
+    typed = await merchant.client.get("/events", params={"type": "a\x00"})
+    assert typed.status_code == 400 and typed.json()["error"]["param"] == "type"

@@ -20,7 +20,9 @@ from fluxpay_common.messages import LedgerQuery, WebhooksCommand
 
 router = APIRouter(dependencies=[Depends(reject_unknown_query)])
 Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=100)]
+# No NUL: PostgreSQL text cannot hold one (it answered 500).
+NO_NUL = r"^[^\x00]*$"
+Cursor = Annotated[str | None, Query(max_length=100, pattern=NO_NUL)]
 
 
 def _ledger(request: Request) -> QueryService:
@@ -60,7 +62,7 @@ async def list_events(
     who: Who,
     limit: Limit = 20,
     starting_after: Cursor = None,
-    type: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> Response:
     data = await _webhooks(request).data(
         WebhooksCommand(
