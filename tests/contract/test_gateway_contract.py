@@ -32,7 +32,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 # make schemathesis believe a request it "broke" was accepted.
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-    max_examples=60,
+    max_examples=200,
     with_security_parameters=False,
 )
 pytestmark = pytest.mark.contract
