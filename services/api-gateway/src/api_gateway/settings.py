@@ -20,7 +20,7 @@ class Settings(ServiceSettings):
     # public pages; 0 turns a limit off. The window is shared by every class.
     rate_limit_window_seconds: int = 60
     rate_limit_read: int = 6000
-    rate_limit_create: int = 3000
+    rate_limit_create: int = 6000
     rate_limit_refund: int = 600
     rate_limit_management: int = 600
     # Generous: a checkout page polls once a second, and mobile carriers put many payers
