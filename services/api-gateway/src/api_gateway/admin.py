@@ -8,8 +8,8 @@ from typing import Any, get_args
 
 import asyncpg
 
-from api_gateway import webhook_endpoints
-from api_gateway.audit import audit
+from api_gateway import api_keys, audit, webhook_endpoints
+from api_gateway.roles import Role
 from fluxpay_common.crypto import SecretBox, hash_api_key
 from fluxpay_common.ids import new_id
 from fluxpay_common.messages import Environment
@@ -32,18 +32,23 @@ class NewMerchant:
         }
 
 
+async def _audit(
+    conn: asyncpg.Connection,
+    action: str,
+    merchant_id: uuid.UUID,
+    details: dict[str, Any],
+    environment: str | None = None,
+) -> None:
+    """Recorded as the request's API key when called from the API, else as `admin`."""
+    actor = audit.current_actor()
+    if environment is not None:
+        actor = audit.Actor(actor.key_id, environment, actor.request_id)
+    await audit.record(conn, action, merchant_id, details, actor)
+
+
 async def _issue_key(conn: asyncpg.Connection, merchant_id: uuid.UUID, environment: str) -> str:
-    key = str(uuid.uuid4())
-    await conn.execute(
-        "INSERT INTO api_key (id, merchant_id, environment, key_digest, last4)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        new_id(),
-        merchant_id,
-        environment,
-        hash_api_key(key),
-        key[-4:],
-    )
-    return key
+    issued = await api_keys.issue(conn, merchant_id, environment, "default", Role.FULL)
+    return issued.secret
 
 
 async def create_merchant(
@@ -59,7 +64,7 @@ async def create_merchant(
             env: await webhook_endpoints.create_endpoint(conn, box, merchant_id, env, webhook_url)
             for env in ENVIRONMENTS
         }
-        await audit(conn, "merchant.created", merchant_id, {"name": name})
+        await _audit(conn, "merchant.created", merchant_id, {"name": name})
     return NewMerchant(merchant_id, keys, secrets)
 
 
@@ -67,10 +72,11 @@ async def revoke_key(pool: asyncpg.Pool, api_key: str) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "UPDATE api_key SET revoked_at = now() WHERE key_digest = $1 AND revoked_at IS NULL"
-            " RETURNING merchant_id, last4",
+            " RETURNING id, merchant_id, environment, last4",
             hash_api_key(str(uuid.UUID(api_key))),
         )
         if row is None:
             return False
-        await audit(conn, "api_key.revoked", row["merchant_id"], {"last4": row["last4"]})
+        details = {"api_key_id": str(row["id"]), "last4": row["last4"]}
+        await _audit(conn, "api_key.revoked", row["merchant_id"], details, row["environment"])
     return True

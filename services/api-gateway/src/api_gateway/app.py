@@ -19,10 +19,12 @@ from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
 from api_gateway import errors
+from api_gateway.access import limit_public
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
-from api_gateway.routes import account, checkout, collect, event_stream
+from api_gateway.ratelimit import RateLimiter, limits_from
+from api_gateway.routes import account, api_keys, audit, checkout, collect, docs, event_stream
 from api_gateway.rpc import Orchestrator, QueryService
 from fluxpay_common import runtime
 from fluxpay_common.db import create_pool, migrate
@@ -78,11 +80,14 @@ class GatewayRuntime:
         self.supervisor.start(
             "idempotency-purge", lambda: runtime.every(600, idempotency.purge_expired)
         )
+        limiter = RateLimiter(pool, limits_from(settings))
+        self.supervisor.start("rate-limit-purge", lambda: runtime.every(60, limiter.purge))
         app.state.pool = pool
         app.state.orchestrator = Orchestrator(
             self.clients[ORCHESTRATOR_COMMANDS_KEY], settings.rpc_timeout
         )
         app.state.idempotency = idempotency
+        app.state.limiter = limiter
         app.state.ledger = QueryService(self.clients[LEDGER_QUERIES_KEY], settings.rpc_timeout)
         app.state.webhooks = QueryService(self.clients[WEBHOOK_COMMANDS_KEY], settings.rpc_timeout)
         app.state.started = True
@@ -171,10 +176,12 @@ def create_app(settings: Settings) -> FastStreamAPI:
         return response
 
     app.include_router(collect.router)
-    app.include_router(checkout.router)
+    app.include_router(checkout.router, dependencies=[Depends(limit_public)])
     # Before account's `/events/{event_id}`, which would take `stream` for an id.
     app.include_router(event_stream.router)
     app.include_router(account.router)
+    for router in (api_keys.router, audit.router, docs.router):
+        app.include_router(router)
 
     async def started_by_gateway_runtime(_: RabbitBroker) -> None:
         """The broker connects in `GatewayRuntime.start`, retried, not in the lifespan."""

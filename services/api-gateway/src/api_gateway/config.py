@@ -19,6 +19,20 @@ class Settings(ServiceSettings):
     idempotency_ttl_hours: int = 24
     # An in-flight idempotency claim older than this is considered abandoned (crash).
     idempotency_lock_seconds: int = 20
+    # API keys: how long a rotated key's old secret keeps working unless the rotation says.
+    api_key_rotation_grace_seconds: int = 86_400
+    # Rate limits: requests per window, per API key and route class, and per client IP on
+    # public pages; 0 turns a limit off. The window is shared by every class.
+    rate_limit_window_seconds: int = 60
+    rate_limit_read: int = 6000
+    rate_limit_create: int = 6000
+    rate_limit_refund: int = 600
+    rate_limit_management: int = 600
+    # Generous: a checkout page polls once a second, and mobile carriers put many payers
+    # behind one address (carrier-grade NAT).
+    rate_limit_public_per_ip: int = 1200
+    # A limiter slower than this counts as down (what moves money gets 503; the rest passes).
+    rate_limit_timeout_seconds: float = 1.0
     # Local development only: accept webhook URLs on loopback and private addresses (a
     # receiver on 127.0.0.1), in test and live, and http for a live loopback URL. The
     # dispatcher has the same setting. Refused outside `development`.

@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 # Bounds beyond the seed that keep every amount far inside a bigint of minor units.
 MAX_AMOUNT = 1_000_000_000
@@ -25,7 +32,23 @@ Code = _text(32)
 Description = _text(255)
 Url = _text(2048)
 Reference = _text(100, min_length=1)
-Metadata = dict[str, Any]
+INT64 = 2**63
+
+
+def _fits_json(value: Any) -> Any:
+    """Metadata travels as JSON between services, where an integer is at most 64 bits."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _fits_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _fits_json(item)
+    elif isinstance(value, int) and not -INT64 <= value < INT64:
+        raise ValueError("integers must fit in 64 bits")
+    return value
+
+
+Metadata = Annotated[dict[str, Any], AfterValidator(_fits_json)]
 
 
 def absolute_http_url(value: str) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from api_gateway.audit import audit
+from api_gateway import audit
 from fluxpay_common.crypto import SecretBox, new_webhook_secret
 from fluxpay_common.messages import Environment, MerchantEndpointChanged, SealedSecret
 from fluxpay_common.outbox import add_to_outbox
@@ -47,7 +47,7 @@ async def create_endpoint(
 
 
 async def set_url(
-    pool: asyncpg.Pool, merchant_id: uuid.UUID, environment: Environment, url: str, actor: str
+    pool: asyncpg.Pool, merchant_id: uuid.UUID, environment: Environment, url: str
 ) -> None:
     """The URL of one environment's endpoint (already checked against the SSRF policy)."""
     async with pool.acquire() as conn, conn.transaction():
@@ -61,7 +61,9 @@ async def set_url(
         )
         await _announce(conn, merchant_id, environment)
         details = {"environment": environment, "url": without_credentials(url)}
-        await audit(conn, "webhook_endpoint.updated", merchant_id, details, actor)
+        await audit.record(
+            conn, "webhook_endpoint.updated", merchant_id, details, _actor(environment)
+        )
 
 
 async def rotate_secret(
@@ -70,7 +72,6 @@ async def rotate_secret(
     merchant_id: uuid.UUID,
     environment: Environment,
     now: datetime,
-    actor: str,
 ) -> tuple[str, datetime]:
     """A new secret, shown once, and until when the one it replaces keeps signing.
 
@@ -95,10 +96,17 @@ async def rotate_secret(
         )
         await _add_secret(conn, merchant_id, environment, box.seal(secret))
         await _announce(conn, merchant_id, environment)
-        await audit(
-            conn, "webhook_secret.rotated", merchant_id, {"environment": environment}, actor
+        details = {"environment": environment}
+        await audit.record(
+            conn, "webhook_secret.rotated", merchant_id, details, _actor(environment)
         )
     return secret, overlap_until
+
+
+def _actor(environment: str) -> audit.Actor:
+    """The request's key (or `admin`), recorded in the endpoint's environment."""
+    actor = audit.current_actor()
+    return audit.Actor(actor.key_id, environment, actor.request_id)
 
 
 async def _lock(conn: asyncpg.Connection, merchant_id: uuid.UUID, environment: str) -> None:

@@ -105,10 +105,10 @@ async def test_rotating_twice_keeps_every_secret_for_its_own_overlap_in_one_envi
     assert created.webhook_secrets["test"] != created.webhook_secrets["live"]
 
     second, first_expires = await webhook_endpoints.rotate_secret(
-        pool, BOX, merchant_id, "test", NOW, actor="api_key:test"
+        pool, BOX, merchant_id, "test", NOW
     )
     third, second_expires = await webhook_endpoints.rotate_secret(
-        pool, BOX, merchant_id, "test", NOW + timedelta(hours=1), actor="api_key:test"
+        pool, BOX, merchant_id, "test", NOW + timedelta(hours=1)
     )
 
     latest = (await _announced(pool, merchant_id))[-1]
@@ -131,11 +131,9 @@ async def test_an_expired_secret_is_dropped_at_the_next_rotation(
 ) -> None:
     await migrate(pool, schema, MIGRATIONS)
     created = await admin.create_merchant(pool, BOX, "Shop", None)
-    await webhook_endpoints.rotate_secret(pool, BOX, created.merchant_id, "live", NOW, "t")
+    await webhook_endpoints.rotate_secret(pool, BOX, created.merchant_id, "live", NOW)
     later = NOW + timedelta(hours=25)
-    newest, _ = await webhook_endpoints.rotate_secret(
-        pool, BOX, created.merchant_id, "live", later, "t"
-    )
+    newest, _ = await webhook_endpoints.rotate_secret(pool, BOX, created.merchant_id, "live", later)
     stored = await pool.fetchval(
         "SELECT count(*) FROM webhook_secret WHERE merchant_id = $1 AND environment = 'live'",
         created.merchant_id,
@@ -151,7 +149,7 @@ async def test_a_url_change_touches_only_its_environment_and_is_audited(
     await migrate(pool, schema, MIGRATIONS)
     created = await admin.create_merchant(pool, BOX, "Shop", "https://shop.example/h")
     await webhook_endpoints.set_url(
-        pool, created.merchant_id, "test", "https://test.shop.example/h", actor="api_key:test"
+        pool, created.merchant_id, "test", "https://test.shop.example/h"
     )
     urls = dict(
         await pool.fetch(
@@ -160,6 +158,8 @@ async def test_a_url_change_touches_only_its_environment_and_is_audited(
         )
     )
     assert urls == {"test": "https://test.shop.example/h", "live": "https://shop.example/h"}
-    audit = await pool.fetchrow("SELECT actor, details FROM audit_log ORDER BY id DESC LIMIT 1")
-    assert audit["actor"] == "api_key:test"
+    audit = await pool.fetchrow(
+        "SELECT actor, environment, details FROM audit_log ORDER BY id DESC LIMIT 1"
+    )
+    assert (audit["actor"], audit["environment"]) == ("admin", "test")
     assert audit["details"] == {"environment": "test", "url": "https://test.shop.example/h"}

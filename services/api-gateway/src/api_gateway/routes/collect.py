@@ -9,6 +9,8 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
+from api_gateway import audit
+from api_gateway.access import admit
 from api_gateway.auth import Principal, authenticate, presented_key
 from api_gateway.errors import ApiError, error_body
 from api_gateway.idempotency import IdempotencyStore, parse_key, request_digest
@@ -50,6 +52,9 @@ async def reject_unknown_query(request: Request) -> None:
             raise ApiError(
                 400, "parameter_unknown", f"Unknown query parameter '{name}'.", name[:100]
             )
+        if len(request.query_params.getlist(name)) > 1:
+            # Every parameter is a single value: which of two would we obey?
+            raise ApiError(400, "parameter_invalid", f"'{name}' is given more than once.", name)
 
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
@@ -68,7 +73,9 @@ async def principal(
 ) -> Principal:
     """The key decides the environment; X-Fluxx-Environment is then ignored (the seed)."""
     key = presented_key(authorization, x_api_key)
-    return await authenticate(request.app.state.pool, key)
+    who = await authenticate(request.app.state.pool, key)
+    await admit(request, who)
+    return who
 
 
 Who = Annotated[Principal, Depends(principal)]
@@ -260,6 +267,7 @@ async def cancel_payment(
     )
     raise_for_error(reply)
     assert reply.payment is not None
+    await audit.payment_cancelled(request.app.state.pool, who.merchant_id, reply.payment)
     return json_response(payment_body(reply.payment))
 
 
@@ -288,6 +296,8 @@ async def refund_payment(
         )
         raise_for_error(reply)
         assert reply.refund is not None
+        if reply.created:
+            await audit.refund_created(request.app.state.pool, who.merchant_id, reply.refund)
         refund = reply.refund.model_dump(mode="json")
         # The orchestrator knew this key already (our record had expired): a replay too.
         refund["idempotent_replay"] = not reply.created
