@@ -24,6 +24,10 @@ RESULT_DATA_FIELDS = (
     "checkout_url",
     "otp_attempts_left",
 )
+# Marks a refund the PSP acknowledged: from then on only the PSP's word can fail it.
+ACCEPTED_BY_PSP = "accepted_by_psp"
+# Configuration refusals (`ProviderMisconfigured`) a never-sent refund survives before it fails.
+MISCONFIGURED_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,10 @@ class RefundAttempt:
     @property
     def amount_minor(self) -> int:
         return to_minor(self.amount)
+
+    @property
+    def reached_psp(self) -> bool:
+        return bool(self.data.get(ACCEPTED_BY_PSP)) or self.psp_reference is not None
 
 
 @dataclass(frozen=True)

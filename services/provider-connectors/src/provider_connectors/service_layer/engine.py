@@ -41,9 +41,16 @@ from provider_connectors.connectors.base import (
     Connector,
     ConnectorError,
     FlowNotSupported,
+    ProviderMisconfigured,
     ProviderUnavailable,
 )
-from provider_connectors.domain.model import Attempt, ProviderResult, RefundAttempt, RefundResult
+from provider_connectors.domain.model import (
+    MISCONFIGURED_TRIES,
+    Attempt,
+    ProviderResult,
+    RefundAttempt,
+    RefundResult,
+)
 from provider_connectors.domain.status import (
     is_publishable,
     is_terminal,
@@ -283,6 +290,9 @@ class Engine:
             result = await self.connector.refund(attempt, refund)
         except FlowNotSupported:
             result = RefundResult(status="failed", failure_code="refund_not_supported")
+        except ProviderMisconfigured as exc:
+            await self.refund_misconfigured(refund, exc)
+            return
         except ProviderUnavailable as exc:
             log.warning("refund_outcome_unknown", error=str(exc), retry_at=refund.next_poll_at)
             return
@@ -290,6 +300,26 @@ class Engine:
             log.exception("refund_crashed", retry_at=refund.next_poll_at)
             return
         await self.apply_refund(refund, result)
+
+    async def refund_misconfigured(self, refund: RefundAttempt, exc: ProviderMisconfigured) -> None:
+        """A PSP refusing us for configuration is retried (it may be fixed meanwhile); a
+        refund it never acknowledged then fails clearly instead of staying pending."""
+        tries = int(refund.data.get("misconfigured_tries", 0)) + 1
+        log.error("refund_provider_misconfigured", error=str(exc), tries=tries)
+        if tries >= MISCONFIGURED_TRIES and not refund.reached_psp:
+            failed = RefundResult(
+                status="failed",
+                failure_code="provider_misconfigured",
+                failure_message=f"The refund could not be sent to the provider: {exc}",
+            )
+            await self.apply_refund(refund, failed)
+            return
+        retry = RefundResult(
+            status="pending",
+            next_poll_at=self.clock() + self.lease,
+            data={"misconfigured_tries": tries},
+        )
+        await self.apply_refund(refund, retry)
 
     async def apply_refund(self, refund: RefundAttempt, result: RefundResult) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
