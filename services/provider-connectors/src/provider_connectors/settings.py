@@ -73,8 +73,9 @@ class Settings(ServiceSettings):
     stripe_secret_key: SecretStr = SecretStr("dev-stripe-secret-key")
     stripe_webhook_secret: SecretStr = SecretStr("dev-stripe-webhook-secret")
     stripe_api_version: str = "2024-06-20"
-    stripe_success_url: str = "http://127.0.0.1:8000/checkout/return?status=success"
-    stripe_cancel_url: str = "http://127.0.0.1:8000/checkout/return?status=cancel"
+    # `{payment_id}` is replaced: the customer comes back to the payment's own hosted page.
+    stripe_success_url: str = "http://127.0.0.1:8000/checkout/{payment_id}?stripe=success"
+    stripe_cancel_url: str = "http://127.0.0.1:8000/checkout/{payment_id}?stripe=cancel"
     stripe_webhook_tolerance_seconds: int = 300
     stripe_poll_seconds: float = 5.0
 

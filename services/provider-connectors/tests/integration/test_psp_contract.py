@@ -543,3 +543,44 @@ async def test_irembopay_refusal_notified_in_any_named_status_fails_the_payment(
     assert refused.status_code == 200 and refused.json()["status"] == "applied"
     cancelled = await provider_updates.wait_status(cmd.payment_id, "cancelled")
     assert cancelled.failure_code == "cancelled"
+
+
+async def test_stripe_merchant_cancel_is_recorded_as_cancelled_not_as_a_timeout(
+    rig: Rig, publish_command, provider_updates, connectors_db
+):
+    if rig.psp.name != "stripe":
+        pytest.skip("Stripe ends a cancelled Checkout Session by expiring it")
+    cmd = rig.command("000003")  # the card holder never pays
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "awaiting_payment")
+    await publish_command(
+        CancelAtProvider(
+            correlation_id=cmd.correlation_id,
+            payment_id=cmd.payment_id,
+            merchant_id=cmd.merchant_id,
+            environment=cmd.environment,
+            provider=cmd.provider,
+        )
+    )
+    cancelled = await provider_updates.wait_status(cmd.payment_id, "cancelled")
+    assert cancelled.failure_code == "cancelled"
+    assert "failed" not in provider_updates.statuses(cmd.payment_id)
+    row = await connectors_db.fetchrow(
+        "SELECT status, data->>'failure_code' AS code FROM provider_attempt WHERE payment_id = $1",
+        cmd.payment_id,
+    )
+    assert (row["status"], row["code"]) == ("cancelled", "cancelled")
+
+
+async def test_stripe_sends_the_card_holder_back_to_the_payments_own_page(
+    rig: Rig, publish_command, provider_updates
+):
+    if rig.psp.name != "stripe":
+        pytest.skip("Stripe Checkout's return URLs")
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+    [created] = await rig.creation_requests_for(cmd)
+    form = dict(httpx.QueryParams(created["body"]))
+    assert form["success_url"].startswith(f"http://127.0.0.1:8000/checkout/{cmd.payment_id}")
+    assert form["cancel_url"].startswith(f"http://127.0.0.1:8000/checkout/{cmd.payment_id}")

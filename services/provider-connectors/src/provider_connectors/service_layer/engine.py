@@ -161,23 +161,28 @@ class Engine:
         if found is None or is_terminal(found.status):
             await self._claim_only(cmd)
             return
+        # Recorded before the PSP hears of it: the PSP's own news of the cancel (Stripe's
+        # `checkout.session.expired`) may arrive first and must read as a cancel, not a timeout.
+        found, _ = await self.apply(found, self._cancel_requested(found))
         try:
             result = await self.connector.cancel(found)
         except (FlowNotSupported, ProviderUnavailable) as exc:
             # No cancel at this PSP, or it cannot be reached: keep following the attempt
             # (an outcome still counts: money may move) but never start it again.
             log.info("cancel_not_done_at_provider", reason=str(exc))
-            result = ProviderResult(
-                status=None,
-                next_poll_at=found.next_poll_at,
-                data={"cancel_requested_at": self.clock().isoformat()},
-            )
+            result = self._cancel_requested(found)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, cmd.message_id, self.consumer):
                 return
             locked = await repo.get_attempt(conn, cmd.payment_id, lock=True)
             assert locked is not None
             await self.apply_locked(conn, locked[0], result)
+
+    def _cancel_requested(self, attempt: Attempt) -> ProviderResult:
+        requested = attempt.data.get("cancel_requested_at") or self.clock().isoformat()
+        return ProviderResult(
+            status=None, next_poll_at=attempt.next_poll_at, data={"cancel_requested_at": requested}
+        )
 
     async def sync(self, cmd: SyncStatus) -> ProviderPaymentUpdate | None:
         found = await self._load(cmd)
