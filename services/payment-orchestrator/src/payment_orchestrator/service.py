@@ -150,14 +150,10 @@ class Orchestrator:
                 cmd.operator,
                 cmd.currency,
                 cmd.mode,
+                needs_otp=_otp_operator(cmd.country, cmd.operator),
             )
             if provider is None:
-                return _error(
-                    422,
-                    "operator_unavailable",
-                    f"No provider carries {cmd.operator} in {cmd.country} yet.",
-                    "operator",
-                )
+                return _no_route(cmd.country, cmd.operator)
             status = (
                 Status.AWAITING_OTP
                 if _otp_operator(cmd.country, cmd.operator)
@@ -432,11 +428,10 @@ class Orchestrator:
                 cmd.operator,
                 row["currency"],
                 row["mode"],
+                needs_otp=_otp_operator(row["country"], cmd.operator),
             )
             if provider is None:
-                return _error(
-                    422, "operator_unavailable", f"{cmd.operator} is not available yet.", "operator"
-                )
+                return _no_route(row["country"], cmd.operator)
             customer = {**(row["customer"] or {}), "phone": cmd.phone}
             changes: dict[str, Any] = {
                 "operator": cmd.operator,
@@ -745,6 +740,17 @@ class Orchestrator:
                 expires_at=row["expires_at"],
             ),
         )
+
+
+def _no_route(country: str, operator: str | None) -> Reply:
+    if _otp_operator(country, operator):
+        message = (
+            f"{operator} in {country} confirms payments by OTP, and no live provider offers"
+            " an OTP confirmation yet: choose another operator."
+        )
+    else:
+        message = f"No provider carries {operator} in {country} yet."
+    return _error(422, "operator_unavailable", message, "operator")
 
 
 def _otp_operator(country: str, operator: str | None) -> bool:
