@@ -68,6 +68,18 @@ class Attempt:
     def description(self) -> str | None:
         return self.data.get("description")
 
+    @property
+    def customer_name(self) -> str | None:
+        """The API's `first_name` and `last_name` (or a `name` given whole)."""
+        customer = self.customer
+        parts = [customer.get("first_name"), customer.get("last_name")]
+        joined = " ".join(str(p).strip() for p in parts if p and str(p).strip())
+        return joined or customer.get("name") or None
+
+    @property
+    def customer_email(self) -> str | None:
+        return self.customer.get("email") or None
+
 
 @dataclass(frozen=True)
 class RefundAttempt:

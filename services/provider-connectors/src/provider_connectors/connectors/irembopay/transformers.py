@@ -75,7 +75,6 @@ def national_phone(phone: str | None) -> str:
 def invoice_request(
     attempt: Attempt, account: str, product_code: str, language: str, expiry: datetime
 ) -> dict[str, Any]:
-    customer = attempt.customer
     body: dict[str, Any] = {
         "transactionId": str(attempt.payment_id),
         "paymentAccountIdentifier": account,
@@ -85,9 +84,9 @@ def invoice_request(
         "language": language,
     }
     person = {
-        "email": customer.get("email"),
+        "email": attempt.customer_email,
         "phoneNumber": national_phone(attempt.phone) if attempt.phone else None,
-        "name": customer.get("name"),
+        "name": attempt.customer_name,
     }
     if any(person.values()):
         body["customer"] = {k: v for k, v in person.items() if v}

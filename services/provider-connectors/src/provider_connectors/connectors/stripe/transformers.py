@@ -46,7 +46,7 @@ def session_params(attempt: Attempt, success_url: str, cancel_url: str) -> dict[
         "success_url": success_url,
         "cancel_url": cancel_url,
         "expires_at": int(checkout_expiry(attempt).timestamp()),
-        "customer_email": attempt.customer.get("email"),
+        "customer_email": attempt.customer_email,
         "payment_method_types": ["card"],
         "line_items": [
             {
