@@ -120,6 +120,9 @@ class RefundView(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
     failure_code: str | None = None
+    # Additive: the PSP's reference of the refund, and why a failed one failed.
+    psp_reference: str | None = None
+    failure_message: str | None = None
 
 
 class ErrorBody(BaseModel):

@@ -86,4 +86,6 @@ def refund_view(row: asyncpg.Record, payment_reference: str) -> RefundView:
         metadata=row["metadata"] or {},
         created_at=row["created_at"],
         failure_code=row["failure_code"],
+        psp_reference=row["psp_reference"],
+        failure_message=row["failure_message"],
     )
