@@ -330,6 +330,8 @@ class PaymentEvent(Message):
     # A PSP success that arrived after a local expiry or cancel: money moved all the same.
     late_success: bool = False
     fee_minor: int | None = None
+    # Additive: what the customer paid in all (amount + a PSP fee borne by the customer).
+    charged_amount_minor: int | None = None
 
 
 class RefundEvent(Message):

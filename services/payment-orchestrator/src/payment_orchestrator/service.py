@@ -69,6 +69,7 @@ _MUTABLE = frozenset(
         "failure_code",
         "failure_message",
         "fee_minor",
+        "charged_amount_minor",
         "otp_attempts_left",
         "operator",
         "customer",
@@ -493,6 +494,8 @@ class Orchestrator:
                 changes["failure_message"] = update.failure_message
             if update.fee_minor is not None:
                 changes["fee_minor"] = update.fee_minor
+            if update.charged_amount_minor is not None:
+                changes["charged_amount_minor"] = update.charged_amount_minor
             if update.checkout_url:
                 changes["provider_checkout_url"] = update.checkout_url
             trigger = PROVIDER_TRIGGERS[update.status]
@@ -712,6 +715,7 @@ class Orchestrator:
                 payment=self._view(row),
                 late_success=late_success,
                 fee_minor=row["fee_minor"],
+                charged_amount_minor=row["charged_amount_minor"],
             ),
         )
 
