@@ -18,6 +18,8 @@ from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import configure_logging
 from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
+from provider_connectors.entrypoints.review import COMMANDS as REVIEW_COMMANDS
+from provider_connectors.entrypoints.review import add_review_commands, run_review_command
 
 
 async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[Any]]) -> Any:
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
             help="compare a day of the orchestrator with the ledger; exit 1 on any difference",
         )
     )
+    add_review_commands(commands)
     return parser
 
 
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
         # The ledger's own report and exit status; it reads the ledger and orchestrator schemas.
         dsn = settings.database_url.get_secret_value()
         sys.exit(run_reconcile(dsn, args.day, args.provider, args.environment, args.merchant))
+    if args.command in REVIEW_COMMANDS:
+        result = asyncio.run(_review(settings, args))
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
     box = SecretBox(settings.secrets_key.get_secret_value())
 
     async def run(pool: asyncpg.Pool) -> dict[str, Any]:
@@ -70,6 +77,24 @@ def main(argv: list[str] | None = None) -> None:
 
     result = asyncio.run(_with_pool(settings, run))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+async def _review(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """The connectors' review queue; a resolution is written to the audit log as well."""
+    result = await run_review_command(settings.database_url.get_secret_value(), args)
+    if args.command == "resolve-review":
+
+        async def audit(pool: asyncpg.Pool) -> None:
+            details = {**result, "outcome": args.outcome, "reason": args.reason}
+            await pool.execute(
+                "INSERT INTO audit_log (actor, action, details) VALUES ($1, $2, $3)",
+                f"fluxpay-admin:{args.actor}",
+                "provider_review.resolve",
+                details,
+            )
+
+        await _with_pool(settings, audit)
+    return result
 
 
 if __name__ == "__main__":

@@ -245,34 +245,7 @@ class Engine:
     async def apply_locked(
         self, conn: asyncpg.Connection, current: Attempt, result: ProviderResult
     ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
-        new_status = current.status
-        accepted = result.status is not None and (
-            result.status == current.status or should_apply(current.status, result.status)
-        )
-        patch = dict(result.data)
-        if accepted:
-            assert result.status is not None
-            new_status = result.status
-            patch.update(result.data_patch())
-            patch["failure_code"] = result.failure_code
-            patch["failure_message"] = result.failure_message
-        elif result.status is not None:
-            log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
-        saved = await repo.save_attempt(
-            conn,
-            current.payment_id,
-            status=new_status,
-            psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
-            otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
-            next_poll_at=None if is_terminal(new_status) else result.next_poll_at,
-            data_patch=patch,
-        )
-        if new_status == current.status or not is_publishable(new_status):
-            return saved, None
-        update = payment_update(saved)
-        await add_to_outbox(conn, PROVIDER, provider_update_key(self.provider, new_status), update)
-        log.info("provider_status_changed", previous=current.status, status=new_status)
-        return saved, update
+        return await apply_result(conn, self.provider, current, result)
 
     # ------------------------------------------------------------ refunds
 
@@ -374,6 +347,53 @@ class Engine:
     async def _claim_only(self, cmd: ProviderCommand) -> None:
         async with self.pool.acquire() as conn:
             await inbox.claim(conn, cmd.message_id, self.consumer)
+
+
+async def apply_result(
+    conn: asyncpg.Connection, provider: str, current: Attempt, result: ProviderResult
+) -> tuple[Attempt, ProviderPaymentUpdate | None]:
+    """Apply a PSP's (or an operator's) word to a locked attempt against its stored status;
+    publish a status change once, through the outbox; keep the review queue in step."""
+    new_status = current.status
+    accepted = result.status is not None and (
+        result.status == current.status or should_apply(current.status, result.status)
+    )
+    patch = dict(result.data)
+    if accepted:
+        assert result.status is not None
+        new_status = result.status
+        patch.update(result.data_patch())
+        patch["failure_code"] = result.failure_code
+        patch["failure_message"] = result.failure_message
+    elif result.status is not None:
+        log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
+    saved = await repo.save_attempt(
+        conn,
+        current.payment_id,
+        status=new_status,
+        psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
+        otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
+        next_poll_at=None if is_terminal(new_status) else result.next_poll_at,
+        data_patch=patch,
+    )
+    await _keep_review_in_step(conn, saved)
+    if new_status == current.status or not is_publishable(new_status):
+        return saved, None
+    update = payment_update(saved)
+    await add_to_outbox(conn, PROVIDER, provider_update_key(provider, new_status), update)
+    log.info("provider_status_changed", previous=current.status, status=new_status)
+    return saved, update
+
+
+async def _keep_review_in_step(conn: asyncpg.Connection, saved: Attempt) -> None:
+    """A live attempt nobody polls any more without a final answer goes to the review queue
+    (MTN calls back once; money may have moved); a final answer closes its review."""
+    if is_terminal(saved.status):
+        await repo.close_review(conn, saved.payment_id, saved.status, "psp_answered", "provider")
+        return
+    unwatched = saved.next_poll_at is None and saved.environment == "live"
+    if unwatched and await repo.queue_review(conn, saved, "no_final_answer_after_polling"):
+        log.warning("attempt_queued_for_review", status=saved.status)
 
 
 def _with_data(attempt: Attempt, extra: dict[str, object]) -> Attempt:
