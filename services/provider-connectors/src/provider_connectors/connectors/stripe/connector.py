@@ -59,8 +59,7 @@ class StripeConnector:
         )
         self._webhook_secret = settings.stripe_webhook_secret.get_secret_value()
         self._tolerance = settings.stripe_webhook_tolerance_seconds
-        self._success_url = settings.stripe_success_url
-        self._cancel_url = settings.stripe_cancel_url
+        self._success_url, self._cancel_url = settings.stripe_return_urls
         self._poll_every = timedelta(seconds=settings.stripe_poll_seconds)
         self._clock = clock
 
