@@ -29,6 +29,11 @@ def test_a_well_formed_event_passes() -> None:
             "invoice.paid",
             result=ProviderResult(status="failed", data={"reason": "no\x00"}),
         ),
+        CallbackEvent(
+            "evt-1",
+            "invoice.paid",
+            result=ProviderResult(status="completed", checkout_url={"u": 1}),  # type: ignore[arg-type]
+        ),
     ],
 )
 def test_nul_characters_objects_and_huge_ids_are_refused(event: CallbackEvent) -> None:

@@ -17,6 +17,7 @@ from provider_connectors.domain.model import CallbackEvent
 MAX_ID_LENGTH = 255
 _IDS = ("event_id", "event_type")
 _OPTIONAL_IDS = ("psp_reference", "reference", "refund_psp_reference")
+_RESULT_TEXTS = ("psp_reference", "failure_code", "failure_message", "checkout_url")
 
 
 def shape_problem(event: CallbackEvent) -> str | None:
@@ -32,9 +33,17 @@ def shape_problem(event: CallbackEvent) -> str | None:
         if "\x00" in value:
             return f"{name} holds a NUL character"
     for name, value in (("result", event.result), ("refund_result", event.refund_result)):
-        if value is not None and _holds_nul(value):
+        if value is None:
+            continue
+        if _holds_nul(value):
             return f"{name} holds a NUL character"
+        if any(_not_text(getattr(value, field, None)) for field in _RESULT_TEXTS):
+            return f"{name} has an object where text belongs"
     return None
+
+
+def _not_text(value: Any) -> bool:
+    return value is not None and not isinstance(value, str)
 
 
 def _holds_nul(value: Any) -> bool:
