@@ -388,11 +388,13 @@ async def apply_result(
 async def _keep_review_in_step(conn: asyncpg.Connection, saved: Attempt) -> None:
     """A live attempt nobody polls any more without a final answer goes to the review queue
     (MTN calls back once; money may have moved); a final answer closes its review."""
+    if saved.environment != "live":
+        return  # the sandbox always decides: nothing to review
     if is_terminal(saved.status):
         await repo.close_review(conn, saved.payment_id, saved.status, "psp_answered", "provider")
-        return
-    unwatched = saved.next_poll_at is None and saved.environment == "live"
-    if unwatched and await repo.queue_review(conn, saved, "no_final_answer_after_polling"):
+    elif saved.next_poll_at is None and await repo.queue_review(
+        conn, saved, "no_final_answer_after_polling"
+    ):
         log.warning("attempt_queued_for_review", status=saved.status)
 
 
