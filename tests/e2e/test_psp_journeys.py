@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fluxpay_common.testing import wait_for
-from tests.e2e.conftest import idempotency
+from tests.e2e.conftest import Merchant, idempotency
 from tests.e2e.test_collect_api import webhook
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import Psp, Stack, add_psp
@@ -125,6 +125,22 @@ async def test_live_payment_completes_at_its_psp_with_a_signed_webhook(
     # The seed types NextAction.message as a string: never null, even once completed.
     assert isinstance(completed_event["data"]["object"]["next_action"]["message"], str)
     await _customer_reached_the_psp(provider, psp_stack[provider], payment["id"])
+    await _refund_reports_its_psp_outcome(provider, merchant, receiver, payment["id"])
+
+
+async def _refund_reports_its_psp_outcome(
+    provider: str, merchant: Merchant, receiver: WebhookReceiver, payment_id: str
+) -> None:
+    """A refund's PSP reference (or why it failed) reaches the merchant."""
+    refunds = f"/collect/payments/{payment_id}/refunds"
+    created = await merchant.client.post(refunds, json={"amount": 1000}, headers=idempotency())
+    assert created.status_code == 201, created.text
+    if provider == "irembopay":  # no refund API: fails clearly, refunded out of band
+        event = await webhook(receiver, merchant, payment_id, "collect.refund.failed")
+        assert event["data"]["refund"]["failure_code"] == "refund_not_supported"
+        return
+    event = await webhook(receiver, merchant, payment_id, "collect.refund.completed")
+    assert event["data"]["refund"]["psp_reference"]
 
 
 async def _customer_reached_the_psp(provider: str, psp: Psp, payment_id: str) -> None:
