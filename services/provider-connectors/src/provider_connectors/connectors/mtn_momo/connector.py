@@ -29,12 +29,14 @@ from provider_connectors.connectors.base import (
     AttemptNotFound,
     Clock,
     FlowNotSupported,
+    ProviderMisconfigured,
     ProviderUnavailable,
 )
 from provider_connectors.connectors.http import PspHttp, RetryPolicy, json_body
 from provider_connectors.connectors.mtn_momo import transformers, webhooks
 from provider_connectors.connectors.polling import next_poll_at
 from provider_connectors.domain.model import (
+    ACCEPTED_BY_PSP,
     Attempt,
     CallbackEvent,
     ProviderResult,
@@ -144,7 +146,8 @@ class MtnMomoConnector:
             json=transformers.refund_request(attempt, str(refund.refund_id), refund.amount),
         )
         if response.status_code == 409 or response.is_success:
-            return self._refund_scheduled(RefundResult(status="pending"))
+            accepted = RefundResult(status="pending", data={ACCEPTED_BY_PSP: True})
+            return self._refund_scheduled(accepted)
         refused = transformers.rejection(response.status_code, json_body(response))
         return RefundResult(
             status="failed",
@@ -194,7 +197,7 @@ class MtnMomoConnector:
             if response.status_code != 401:
                 return response
         log.error("mtn_momo_access_denied", product=product.name, call=f"{method} {path}")
-        raise ProviderUnavailable(f"MTN MoMo denied access to {product.name}: check credentials")
+        raise ProviderMisconfigured(f"MTN MoMo denied access to {product.name}: check credentials")
 
     async def _token(self, product: Product, *, renew: bool = False) -> str:
         async with self._token_locks[product.name]:
@@ -212,6 +215,13 @@ class MtnMomoConnector:
                 log.error(
                     "mtn_momo_token_refused", product=product.name, status=response.status_code
                 )
+                if 400 <= response.status_code < 500:
+                    # 404: wrong base URL or product not provisioned; 401/403: credentials.
+                    raise ProviderMisconfigured(
+                        f"MTN MoMo refused the {product.name} token (HTTP"
+                        f" {response.status_code}): check the base URL, the product"
+                        " subscription and the API user"
+                    )
                 raise ProviderUnavailable(f"MTN MoMo token refused ({response.status_code})")
             lifetime = float(body.get("expires_in") or 3600) - TOKEN_MARGIN_SECONDS
             self._tokens[product.name] = _Token(
