@@ -248,5 +248,70 @@ async def test_card_holder_returning_from_stripe_lands_on_the_payments_page(
 
 
 def test_operators_list_the_review_queue_with_its_size(psp_stack: dict[str, Psp], stack: Stack):
+    # Every connector answers from its own queue (fluxpay-admin asks them over the broker).
     listing = stack.admin("provider-reviews")
     assert isinstance(listing["open_count"], int) and isinstance(listing["items"], list)
+    assert set(listing["by_provider"]) == {"sandbox", *PROVIDERS}
+    assert listing["unanswered"] == []
+
+
+async def test_an_operator_resolves_a_review_and_the_payment_completes_for_the_merchant(
+    psp_stack: dict[str, Psp],
+    stack: Stack,
+    merchant_factory,
+    receiver: WebhookReceiver,
+    db,
+) -> None:
+    merchant = merchant_factory(receiver.url, "live")
+    journey = JOURNEYS["mtn_momo"]
+    body = {
+        "reference": f"review-{uuid.uuid4()}",
+        "amount": 3000,
+        "currency": journey.currency,
+        "country": journey.country,
+        "mode": "direct",
+        "operator": journey.operator,
+        "customer": {"phone": journey.phone[:-6] + "000003"},  # the customer never answers
+    }
+    response = await merchant.client.post("/collect/payments", json=body, headers=idempotency())
+    assert response.status_code == 201, response.text
+    payment_id = response.json()["id"]
+
+    async def attempt_at_mtn() -> bool:
+        status = await db.fetchval(
+            "SELECT status FROM connectors.provider_attempt WHERE payment_id = $1::uuid",
+            payment_id,
+        )
+        return status == "processing"
+
+    await wait_for(attempt_at_mtn, timeout=60, what="the MTN attempt")
+    # Polling gives up a day after expiry: play that moment (no more polls, one review).
+    await db.execute(
+        "WITH stopped AS (UPDATE connectors.provider_attempt SET next_poll_at = NULL"
+        " WHERE payment_id = $1::uuid RETURNING payment_id, provider, merchant_id, status)"
+        " INSERT INTO connectors.provider_review"
+        " (payment_id, provider, merchant_id, reason, last_status)"
+        " SELECT payment_id, provider, merchant_id, 'polling_stopped', status FROM stopped",
+        payment_id,
+    )
+    listing = stack.admin("provider-reviews", "--provider", "mtn_momo")
+    assert payment_id in {item["payment_id"] for item in listing["items"]}
+
+    resolve = ("resolve-review", "--provider", "mtn_momo", "--payment-id", payment_id)
+    reason = ("--outcome", "paid", "--reason", "MTN statement line 77", "--actor", "ops:e2e")
+    done = stack.admin(*resolve, *reason, "--psp-reference", "stmt-77")
+    assert done["status"] == "completed" and done["merchant_id"] == merchant.id
+    event = await webhook(receiver, merchant, payment_id, "collect.payment.completed")
+    assert event["data"]["object"]["psp_reference"] == "stmt-77"
+    audited = await db.fetchrow(
+        "SELECT actor, merchant_id, details FROM gateway.audit_log"
+        " WHERE action = 'provider_review.resolve' AND details->>'payment_id' = $1",
+        payment_id,
+    )
+    assert audited["actor"] == "fluxpay-admin:ops:e2e"
+    assert audited["merchant_id"] == uuid.UUID(merchant.id)
+    assert json.loads(audited["details"])["reason"] == "MTN statement line 77"
+    with pytest.raises(RuntimeError, match="review_already_resolved"):
+        stack.admin(*resolve, *reason)
+    with pytest.raises(RuntimeError, match="review_not_found"):  # not the sandbox's review
+        stack.admin("resolve-review", "--provider", "sandbox", "--payment-id", payment_id, *reason)

@@ -307,6 +307,44 @@ ProviderCommand = Annotated[
 provider_command_adapter: TypeAdapter[ProviderCommand] = TypeAdapter(ProviderCommand)
 
 
+# Operator CLI -> one connector (request/reply on the same key): the review queue lives in
+# the connectors' schema, so only a connector lists or resolves it. Answered with
+# `QueryReply(data=...)`, or an error naming why not (`review_not_found`, ...).
+
+
+class ListProviderReviews(Message):
+    """The connector's open reviews (oldest first) and their count."""
+
+    type: Literal["provider.list_reviews"] = "provider.list_reviews"
+    limit: int = 100
+
+
+class ResolveProviderReview(Message):
+    """Settle a reviewed attempt as an operator decided; applied like the PSP's word."""
+
+    type: Literal["provider.resolve_review"] = "provider.resolve_review"
+    payment_id: uuid.UUID
+    outcome: Literal["paid", "failed"]
+    reason: str
+    actor: str
+    psp_reference: str | None = None
+
+
+ReviewRequest = ListProviderReviews | ResolveProviderReview
+# Everything a connector's `connector.<provider>` routing key carries.
+ConnectorMessage = Annotated[
+    InitiatePayment
+    | SubmitOtp
+    | CancelAtProvider
+    | RefundAtProvider
+    | SyncStatus
+    | ListProviderReviews
+    | ResolveProviderReview,
+    Field(discriminator="type"),
+]
+connector_message_adapter: TypeAdapter[ConnectorMessage] = TypeAdapter(ConnectorMessage)
+
+
 # ---------------------------------------------------------------- normalized PSP updates
 # Exchange `fluxpay.provider`, routing key `provider.<provider>.<status>`.
 

@@ -1,20 +1,29 @@
 """The review queue: live attempts no PSP answer settled, resolved by an operator.
 
-An operator's resolution is applied exactly like a PSP's word (same status rules, same
-outbox): the orchestrator hears a normal provider update, so the payment, the ledger and
-the merchant's webhook follow the usual path. The review row keeps who decided, when and
-why (the audit trail of the decision); `fluxpay-admin` also writes its audit log.
+An operator asks this provider's connector over the broker (`fluxpay-admin provider-reviews`
+/ `resolve-review` send `ListProviderReviews` / `ResolveProviderReview` on
+`connector.<provider>`): the queue lives in the connectors' schema, which no other service
+reads. A resolution is applied exactly like a PSP's word (same status rules, same outbox):
+the orchestrator hears a normal provider update, so the payment, the ledger and the
+merchant's webhook follow the usual path. The review row keeps who decided, when and why
+(the decision's trail); `fluxpay-admin` also writes the gateway's audit log.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 import asyncpg
 
 from fluxpay_common.logging import get_logger
+from fluxpay_common.messages import (
+    ErrorBody,
+    ListProviderReviews,
+    QueryReply,
+    ResolveProviderReview,
+    ReviewRequest,
+)
 from provider_connectors.adapters import repository as repo
 from provider_connectors.domain.model import ProviderResult
 from provider_connectors.service_layer.engine import apply_result
@@ -22,52 +31,89 @@ from provider_connectors.service_layer.engine import apply_result
 log = get_logger(__name__)
 Outcome = Literal["paid", "failed"]
 MANUAL_FAILURE_CODE = "manual_review_failed"
+MAX_LISTED = 1000
 
 
 class ReviewError(ValueError):
-    """The review cannot be resolved as asked (unknown, or already resolved)."""
+    """The review cannot be resolved as asked; `code` names why (docs/errors.md)."""
+
+    code = "review_not_found"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
-@dataclass(frozen=True)
-class Resolution:
-    payment_id: uuid.UUID
-    provider: str
-    status: str
-    published: bool
+class ReviewNotFound(ReviewError):
+    code = "review_not_found"
 
 
-async def list_open(pool: asyncpg.Pool, provider: str | None, limit: int = 100) -> dict[str, Any]:
+class ReviewAlreadyResolved(ReviewError):
+    code = "review_already_resolved"
+
+
+class ReasonMissing(ReviewError):
+    code = "parameter_missing"
+
+
+async def answer(pool: asyncpg.Pool, provider: str, request: ReviewRequest) -> QueryReply:
+    """An operator's request to this provider's connector, answered (or refused) as data."""
+    match request:
+        case ListProviderReviews():
+            return QueryReply(data=await list_open(pool, provider, request.limit))
+        case ResolveProviderReview():
+            try:
+                resolution = await resolve(pool, provider, request)
+            except ReviewError as refusal:
+                return QueryReply(error=_refusal(refusal))
+            return QueryReply(data=resolution)
+        case _:
+            assert_never(request)
+
+
+async def list_open(pool: asyncpg.Pool, provider: str, limit: int = 100) -> dict[str, Any]:
     async with pool.acquire() as conn:
-        items = await repo.open_reviews(conn, provider, limit)
+        rows = await repo.open_reviews(conn, provider, max(1, min(limit, MAX_LISTED)))
         count = await repo.count_open_reviews(conn, provider)
-    return {"open_count": count, "items": items}
+    return {"provider": provider, "open_count": count, "items": [_item(r) for r in rows]}
 
 
 async def resolve(
-    pool: asyncpg.Pool,
-    payment_id: uuid.UUID,
-    outcome: Outcome,
-    reason: str,
-    actor: str,
-    psp_reference: str | None = None,
-) -> Resolution:
-    if not reason.strip() or "\x00" in reason:
-        raise ReviewError("a resolution needs a reason")
+    pool: asyncpg.Pool, provider: str, request: ResolveProviderReview
+) -> dict[str, Any]:
+    """Close one open review of this provider and apply the operator's outcome."""
+    reason = request.reason.strip()
+    if not reason or "\x00" in reason:
+        raise ReasonMissing("A resolution needs a reason.", param="reason")
     async with pool.acquire() as conn, conn.transaction():
-        review = await repo.get_review(conn, payment_id, lock=True)
-        if review is None:
-            raise ReviewError(f"no review for payment {payment_id}")
+        review = await repo.get_review(conn, request.payment_id, lock=True)
+        if review is None or review["provider"] != provider:
+            raise ReviewNotFound(
+                f"No {provider} review for payment {request.payment_id}.", param="payment_id"
+            )
         if review["resolved_at"] is not None:
-            raise ReviewError(f"the review of {payment_id} is already resolved")
-        found = await repo.get_attempt(conn, payment_id, lock=True)
+            raise ReviewAlreadyResolved(
+                f"The review of {request.payment_id} is already resolved ({review['resolution']})."
+            )
+        found = await repo.get_attempt(conn, request.payment_id, lock=True)
         assert found is not None  # the review references the attempt
-        status = "completed" if outcome == "paid" else "failed"
-        await repo.close_review(conn, payment_id, status, reason, actor)
-        saved, update = await apply_result(
-            conn, review["provider"], found[0], _operator_result(status, reason, psp_reference)
-        )
-    log.warning("review_resolved", payment_id=str(payment_id), status=saved.status, actor=actor)
-    return Resolution(payment_id, review["provider"], saved.status, update is not None)
+        status = "completed" if request.outcome == "paid" else "failed"
+        await repo.close_review(conn, request.payment_id, status, reason, request.actor)
+        result = _operator_result(status, reason, request.psp_reference)
+        saved, update = await apply_result(conn, provider, found[0], result)
+    log.warning(
+        "review_resolved",
+        payment_id=str(request.payment_id),
+        status=saved.status,
+        actor=request.actor,
+    )
+    return {
+        "payment_id": str(request.payment_id),
+        "provider": provider,
+        "merchant_id": str(review["merchant_id"]),
+        "status": saved.status,
+        "published": update is not None,
+    }
 
 
 def _operator_result(status: str, reason: str, psp_reference: str | None) -> ProviderResult:
@@ -81,3 +127,19 @@ def _operator_result(status: str, reason: str, psp_reference: str | None) -> Pro
         failure_message=f"Marked failed after review: {reason}",
         data={"resolved_by_review": reason},
     )
+
+
+def _item(row: dict[str, Any]) -> dict[str, Any]:
+    """A review as JSON-ready values (ids as text, times in ISO 8601)."""
+    return {
+        key: str(value) if isinstance(value, uuid.UUID) else _iso(value)
+        for key, value in row.items()
+    }
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _refusal(refusal: ReviewError) -> ErrorBody:
+    return ErrorBody(code=refusal.code, message=str(refusal), param=refusal.param)
