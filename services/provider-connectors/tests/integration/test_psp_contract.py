@@ -400,7 +400,9 @@ async def test_refund_completes_at_the_psp(rig: Rig, publish_command, provider_u
     cmd = rig.command("000001")
     await publish_command(cmd)
     done = await provider_updates.wait_status(cmd.payment_id, "completed")
-    refund_id = uuid.uuid4()
+    # The orchestrator derives a refund's id from the merchant's Idempotency-Key (a UUID v5),
+    # whatever a PSP requires of its own ids (MTN: a UUID v4 `X-Reference-Id`).
+    refund_id = uuid.uuid5(cmd.payment_id, "refund:key-1")
     await publish_command(
         RefundAtProvider(
             correlation_id=cmd.correlation_id,

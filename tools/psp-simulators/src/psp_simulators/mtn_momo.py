@@ -131,9 +131,12 @@ def create_app(config: MtnMomoConfig | None = None) -> FastAPI:
     def reference_id_of(request: Request) -> str | None:
         raw = request.headers.get("x-reference-id", "")
         try:
-            return str(uuid.UUID(raw, version=4))
+            parsed = uuid.UUID(raw)
         except ValueError:
             return None
+        # Refused, not coerced: `UUID(raw, version=4)` would rewrite another version's bits
+        # and store the resource under an id the client never asks for.
+        return str(parsed) if parsed.version == 4 else None
 
     async def call_back(url: str | None, resource: dict[str, Any]) -> None:
         body = orjson.dumps({k: v for k, v in resource.items() if not k.startswith("_")})

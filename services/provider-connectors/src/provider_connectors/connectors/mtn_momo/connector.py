@@ -135,7 +135,7 @@ class MtnMomoConnector:
 
     async def refund(self, attempt: Attempt, refund: RefundAttempt) -> RefundResult:
         headers = {
-            "X-Reference-Id": str(refund.refund_id),
+            "X-Reference-Id": transformers.reference_id(refund.refund_id),
             **self._callback(refund.refund_id, "refund"),
         }
         response = await self._call(
@@ -157,7 +157,9 @@ class MtnMomoConnector:
 
     async def fetch_refund_status(self, attempt: Attempt, refund: RefundAttempt) -> RefundResult:
         response = await self._call(
-            self._disbursement, "GET", f"/disbursement/v1_0/refund/{refund.refund_id}"
+            self._disbursement,
+            "GET",
+            f"/disbursement/v1_0/refund/{transformers.reference_id(refund.refund_id)}",
         )
         if response.status_code == 404:
             raise AttemptNotFound(str(refund.refund_id))
