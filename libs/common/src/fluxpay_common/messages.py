@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from fluxpay_common.ids import new_id, utcnow
 
@@ -47,10 +47,27 @@ class Message(BaseModel):
 # ---------------------------------------------------------------- shared views
 
 
+NextActionType = Literal["redirect_to_checkout", "await_customer_validation", "confirm_otp", "none"]
+# The seed types `NextAction.message` as a string (never null): each type has its sentence.
+NEXT_ACTION_MESSAGES: dict[str, str] = {
+    "await_customer_validation": "Le client doit valider le paiement sur son téléphone.",
+    "confirm_otp": "Saisissez le code OTP reçu par le client (POST /confirm).",
+    "redirect_to_checkout": "Redirigez le client vers la page de paiement.",
+    "none": "Aucune action requise.",
+}
+
+
 class NextAction(BaseModel):
-    type: Literal["redirect_to_checkout", "await_customer_validation", "confirm_otp", "none"]
-    message: str | None = None
+    type: NextActionType
+    message: str = ""
     checkout_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _message_of_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("message"):
+            return {**data, "message": NEXT_ACTION_MESSAGES.get(str(data.get("type")), "")}
+        return data
 
 
 class PaymentView(BaseModel):
@@ -103,6 +120,9 @@ class RefundView(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
     failure_code: str | None = None
+    # Additive: the PSP's reference of the refund, and why a failed one failed.
+    psp_reference: str | None = None
+    failure_message: str | None = None
 
 
 class ErrorBody(BaseModel):
@@ -287,6 +307,44 @@ ProviderCommand = Annotated[
 provider_command_adapter: TypeAdapter[ProviderCommand] = TypeAdapter(ProviderCommand)
 
 
+# Operator CLI -> one connector (request/reply on the same key): the review queue lives in
+# the connectors' schema, so only a connector lists or resolves it. Answered with
+# `QueryReply(data=...)`, or an error naming why not (`review_not_found`, ...).
+
+
+class ListProviderReviews(Message):
+    """The connector's open reviews (oldest first) and their count."""
+
+    type: Literal["provider.list_reviews"] = "provider.list_reviews"
+    limit: int = 100
+
+
+class ResolveProviderReview(Message):
+    """Settle a reviewed attempt as an operator decided; applied like the PSP's word."""
+
+    type: Literal["provider.resolve_review"] = "provider.resolve_review"
+    payment_id: uuid.UUID
+    outcome: Literal["paid", "failed"]
+    reason: str
+    actor: str
+    psp_reference: str | None = None
+
+
+ReviewRequest = ListProviderReviews | ResolveProviderReview
+# Everything a connector's `connector.<provider>` routing key carries.
+ConnectorMessage = Annotated[
+    InitiatePayment
+    | SubmitOtp
+    | CancelAtProvider
+    | RefundAtProvider
+    | SyncStatus
+    | ListProviderReviews
+    | ResolveProviderReview,
+    Field(discriminator="type"),
+]
+connector_message_adapter: TypeAdapter[ConnectorMessage] = TypeAdapter(ConnectorMessage)
+
+
 # ---------------------------------------------------------------- normalized PSP updates
 # Exchange `fluxpay.provider`, routing key `provider.<provider>.<status>`.
 
@@ -351,6 +409,8 @@ class PaymentEvent(Message):
     # A PSP success that arrived after a local expiry or cancel: money moved all the same.
     late_success: bool = False
     fee_minor: int | None = None
+    # Additive: what the customer paid in all (amount + a PSP fee borne by the customer).
+    charged_amount_minor: int | None = None
 
 
 class RefundEvent(Message):

@@ -154,15 +154,17 @@ async def test_malformed_and_poison_messages_land_in_the_dead_letter_queue(setti
     dlq = f"{topology.ORCHESTRATOR_PROVIDER_UPDATES.queue}.dlq"
     found: list = []
 
+    refused = {b'{"not": "a contract"}', poison.to_bytes()}
+
+    # The queue is shared by the run: other tests' provider updates (connectors publish
+    # them, no orchestrator consumes them there) may be in it too; only ours are judged.
     async def both_dead() -> bool:
         found.extend(await _dead_letters(url, dlq))
-        return len(found) >= 2
+        return refused <= {m.body for m in found}
 
     await wait_for(both_dead, timeout=30, what="two dead letters")
-    await wait_for(lambda: _ready(handled), what="the good message")
-    bodies = {m.body for m in found}
-    assert bodies == {b'{"not": "a contract"}', poison.to_bytes()}
-    assert handled == [good.payment_id]
+    await wait_for(lambda: _ready([p for p in handled if p == good.payment_id]), what="good")
+    assert handled.count(good.payment_id) == 1 and poison.payment_id not in handled
     await broker.stop()
 
 

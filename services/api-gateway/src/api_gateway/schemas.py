@@ -76,10 +76,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
+Email = Annotated[
+    str, StringConstraints(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+]
+
+
 class Customer(Strict):
     phone: Phone = None  # type: ignore[assignment]
     first_name: Name = None  # type: ignore[assignment]
     last_name: Name = None  # type: ignore[assignment]
+    # Beyond the seed (additive): PSPs that take it (Stripe Checkout, IremboPay) receive it.
+    email: Email = None  # type: ignore[assignment]
 
 
 class CollectPaymentCreate(Strict):

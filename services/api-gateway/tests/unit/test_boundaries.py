@@ -1,4 +1,5 @@
-"""The gateway imports no other service's code: its admin CLI asks the ledger over the broker."""
+"""The gateway imports no other service's code: its admin CLI asks the ledger and the
+connectors over the broker."""
 
 from __future__ import annotations
 

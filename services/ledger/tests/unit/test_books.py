@@ -83,6 +83,30 @@ def test_psp_fee_is_an_expense_taken_out_of_clearing() -> None:
     assert sum(p.amount_minor for p in entry.postings) == 0
 
 
+def test_a_fee_the_customer_paid_on_top_is_booked_as_what_the_customer_was_charged() -> None:
+    # Novasend: amount 3 000, fee 60 borne by the customer, chargedAmount 3 060.
+    entry = book(_payment(psp_fee_minor=6_000, charged_amount_minor=306_000), FEES)
+    assert _legs(entry) == [
+        ("psp_clearing:novasend", 306_000),
+        (f"merchant_available:{MERCHANT}", -295_500),
+        ("platform_fee_revenue", -4_500),
+        ("psp_fee_recovered", -6_000),
+        ("psp_fee_expense", 6_000),
+        ("psp_clearing:novasend", -6_000),
+    ]
+    balances = raw_balances([entry])
+    # The PSP settles the amount: it kept its fee out of what the customer paid.
+    assert balances[CHART.psp_clearing("novasend")] == 300_000
+    assert balances[CHART.merchant_available(MERCHANT)] == -295_500
+    assert sum(p.amount_minor for p in entry.postings) == 0
+
+
+def test_a_charged_amount_below_the_amount_still_books_the_gross() -> None:
+    assert _legs(book(_payment(charged_amount_minor=299_999), FEES)) == _legs(
+        book(_payment(), FEES)
+    )
+
+
 def test_zero_fees_write_no_zero_legs() -> None:
     free = FeeSchedule(default=FeeRule())
     entry = book(_payment(psp_fee_minor=0), free)

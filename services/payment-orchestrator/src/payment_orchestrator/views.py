@@ -4,15 +4,9 @@ CollectRefund)."""
 from __future__ import annotations
 
 from fluxpay_common.fees import FeeSchedule, platform_fee
-from fluxpay_common.messages import NextAction, PaymentView, RefundView
+from fluxpay_common.messages import NEXT_ACTION_MESSAGES, NextAction, PaymentView, RefundView
 from fluxpay_common.money import to_minor
 from payment_orchestrator.domain.payment import Payment, Refund
-
-_MESSAGES = {
-    "await_customer_validation": "Le client doit valider le paiement sur son téléphone.",
-    "confirm_otp": "Saisissez le code OTP reçu par le client (POST /confirm).",
-    "redirect_to_checkout": "Redirigez le client vers la page de paiement.",
-}
 
 
 def next_action(status: str, checkout_url: str | None) -> NextAction:
@@ -23,10 +17,10 @@ def next_action(status: str, checkout_url: str | None) -> NextAction:
     elif status in ("pending", "processing"):
         kind = "await_customer_validation"
     else:
-        return NextAction(type="none")
+        return NextAction(type="none", message=NEXT_ACTION_MESSAGES["none"])
     return NextAction(
         type=kind,  # type: ignore[arg-type]
-        message=_MESSAGES[kind],
+        message=NEXT_ACTION_MESSAGES[kind],
         checkout_url=checkout_url if kind == "redirect_to_checkout" else None,
     )
 
@@ -84,4 +78,6 @@ def refund_view(refund: Refund, payment_reference: str) -> RefundView:
         metadata=refund.metadata or {},
         created_at=refund.created_at,
         failure_code=refund.failure_code,
+        psp_reference=refund.psp_reference,
+        failure_message=refund.failure_message,
     )

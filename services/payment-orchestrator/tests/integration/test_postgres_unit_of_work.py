@@ -92,9 +92,10 @@ async def test_a_payment_its_transitions_and_its_outbox_in_the_database(
     merchant = uuid.uuid4()
     payment_id = await _create(deps, merchant)
     await _report(deps, payment_id, "processing", psp_reference="psp-1")
-    await _report(deps, payment_id, "completed", fee_minor=4_500)
+    await _report(deps, payment_id, "completed", fee_minor=4_500, charged_amount_minor=306_000)
     row = await pool.fetchrow("SELECT * FROM payment WHERE id = $1", payment_id)
     assert row["status"] == "completed" and row["fee_minor"] == 4_500
+    assert row["charged_amount_minor"] == 306_000
     assert row["psp_reference"] == "psp-1" and row["completed_at"] is not None
     assert row["version"] == 3
     moves = await pool.fetch(

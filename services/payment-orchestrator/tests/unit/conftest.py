@@ -29,7 +29,8 @@ from payment_orchestrator.domain.payment import Payment
 from payment_orchestrator.service_layer import handlers
 from payment_orchestrator.service_layer.handlers import Dependencies, Policy
 
-ROUTES = {"BJ:mtn": "mtn_momo", "BJ:coris": "novasend", "*:card": "stripe"}
+# Coris confirms by OTP: it goes to the sandbox, the one provider with an OTP flow.
+ROUTES = {"BJ:mtn": "mtn_momo", "BJ:coris": "sandbox", "*:card": "stripe"}
 
 
 @dataclass
@@ -81,6 +82,7 @@ class World:
     connector: FakeConnector = field(default_factory=FakeConnector)
     merchant_id: uuid.UUID = field(default_factory=uuid.uuid4)
     environment: str = "live"
+    routes: dict[str, str] = field(default_factory=lambda: dict(ROUTES))
 
     @property
     def deps(self) -> Dependencies:
@@ -88,7 +90,7 @@ class World:
             open_uow=self.store.open_uow,
             call_connector=self.connector,
             reserve_refund=self.ledger,
-            policy=Policy(ROUTES, "https://pay.test/checkout", FeeSchedule()),
+            policy=Policy(self.routes, "https://pay.test/checkout", FeeSchedule()),
         )
 
     def scope(self) -> dict[str, Any]:
@@ -136,13 +138,16 @@ class World:
             RefundPayment(reference_or_id=str(payment.id), amount=amount, **self.scope(), **fields)
         )
 
-    async def settle_refund(self, reply: Reply, status: str = "completed") -> Payment:
+    async def settle_refund(
+        self, reply: Reply, status: str = "completed", **fields: Any
+    ) -> Payment:
         assert reply.refund is not None, reply.error
         update = ProviderRefundUpdate(
             payment_id=reply.refund.payment_id,
             refund_id=reply.refund.id,
             provider="mtn_momo",
             status=status,  # type: ignore[arg-type]
+            **fields,
         )
         await handlers.handle_event(update, self.deps)
         return self.payment(reply.refund.payment_id)

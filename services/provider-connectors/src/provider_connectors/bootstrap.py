@@ -7,8 +7,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from faststream.rabbit.annotations import RabbitMessage
+from pydantic import BaseModel
+
 from fluxpay_common.consumer import subscribe
-from fluxpay_common.messages import provider_command_adapter
+from fluxpay_common.messages import (
+    ConnectorMessage,
+    ListProviderReviews,
+    ResolveProviderReview,
+    connector_message_adapter,
+)
 from fluxpay_common.runtime import WorkerContext
 from fluxpay_common.topology import connector_route
 from provider_connectors.config import Settings
@@ -18,6 +26,7 @@ from provider_connectors.connectors.mtn_momo.connector import MtnMomoConnector
 from provider_connectors.connectors.novasend.connector import NovasendConnector
 from provider_connectors.connectors.sandbox.connector import SandboxConnector
 from provider_connectors.connectors.stripe.connector import StripeConnector
+from provider_connectors.service_layer import review
 from provider_connectors.service_layer.engine import Engine
 from provider_connectors.service_layer.poller import Poller
 
@@ -61,11 +70,21 @@ class ConnectorWorker:
         subscribe(
             ctx.broker,
             connector_route(self.settings.provider),
-            provider_command_adapter,
-            self.engine.handle,
+            connector_message_adapter,
+            self.on_message,
             delivery_limit=ctx.settings.delivery_limit,
             retry_seconds=ctx.settings.handler_retry_seconds,
         )
+
+    async def on_message(self, message: ConnectorMessage, raw: RabbitMessage) -> BaseModel | None:
+        """The orchestrator's commands go to the engine; an operator's review requests
+        (`fluxpay-admin`) are answered from this provider's review queue."""
+        assert self.engine is not None
+        match message:
+            case ListProviderReviews() | ResolveProviderReview():
+                return await review.answer(self.engine.pool, self.settings.provider, message)
+            case _:
+                return await self.engine.handle(message, raw)
 
     async def started(self, ctx: WorkerContext) -> None:
         assert self.engine is not None

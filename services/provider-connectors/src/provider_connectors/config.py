@@ -73,10 +73,23 @@ class Settings(ServiceSettings):
     stripe_secret_key: SecretStr = SecretStr("dev-stripe-secret-key")
     stripe_webhook_secret: SecretStr = SecretStr("dev-stripe-webhook-secret")
     stripe_api_version: str = "2024-06-20"
-    stripe_success_url: str = "http://127.0.0.1:8000/checkout/return?status=success"
-    stripe_cancel_url: str = "http://127.0.0.1:8000/checkout/return?status=cancel"
+    # Where Checkout sends the card holder back; `{payment_id}` is replaced. Unset: the
+    # payment's own hosted page, `{checkout_base_url}/{payment_id}`, which shows its outcome.
+    stripe_success_url: str | None = None
+    stripe_cancel_url: str | None = None
     stripe_webhook_tolerance_seconds: int = 300
     stripe_poll_seconds: float = 5.0
+
+    # The gateway's hosted pages (shared `FLUXPAY_CHECKOUT_BASE_URL`).
+    checkout_base_url: str = "http://127.0.0.1:8000/checkout"
+
+    @property
+    def stripe_return_urls(self) -> tuple[str, str]:
+        page = f"{self.checkout_base_url.rstrip('/')}/{{payment_id}}"
+        return (
+            self.stripe_success_url or f"{page}?stripe=success",
+            self.stripe_cancel_url or f"{page}?stripe=cancel",
+        )
 
     @model_validator(mode="after")
     def _refuse_dev_credentials_outside_development(self) -> Settings:

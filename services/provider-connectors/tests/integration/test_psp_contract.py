@@ -8,8 +8,11 @@ The simulator runs in-process on a free port; the connector is wired as in produ
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -41,10 +44,14 @@ class Psp:
     created_for: Callable[[Any, InitiatePayment], int]  # PSP objects made for a payment
     idempotency_key: Callable[[dict[str, Any]], str | None]  # of a creation request seen
     forge: Callable[[dict[str, Any]], dict[str, Any]]  # a sent callback, made unverifiable
+    resign: Callable[[dict[str, Any], str], dict[str, Any]]  # a sent callback, new body, signed
     reports_fees: bool = True
     signs_body: bool = True
     supports_refund: bool = True
     first_status: str = "processing"  # what the PSP's acceptance of a payment reads as
+    # Notifications the PSP sends about one successful payment (Stripe: the intent's and the
+    # Checkout Session's events, one after the other).
+    success_notifications: int = 1
 
 
 def _novasend_created(app: Any, cmd: InitiatePayment) -> int:
@@ -68,7 +75,31 @@ NOVASEND = Psp(
     created_for=_novasend_created,
     idempotency_key=lambda seen: seen["headers"].get("x-idempotency-key"),
     forge=lambda sent: _with_header(sent, "X-Signature-Value", "0" * 64),
+    resign=lambda sent, body: {
+        **_with_header(sent, "X-Signature-Value", _hmac("dev-novasend-webhook-secret", body)),
+        "body": body,
+    },
 )
+
+
+def _hmac(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def _irembopay_resigned(sent: dict[str, Any], body: str) -> dict[str, Any]:
+    secret = "dev-irembopay-secret-key"
+    if any(k.lower() == "irembopay-signature" for k in sent["headers"]):
+        t = str(int(time.time() * 1000))
+        value = f"t={t},s={_hmac(secret, t + '#' + body)}"
+        return {**_with_header(sent, "irembopay-signature", value), "body": body}
+    value = f"sha256={_hmac(secret, body)}"
+    return {**_with_header(sent, "X-IremboPay-Signature", value), "body": body}
+
+
+def _stripe_resigned(sent: dict[str, Any], body: str) -> dict[str, Any]:
+    t = str(int(time.time()))
+    value = f"t={t},v1={_hmac('dev-stripe-webhook-secret', t + '.' + body)}"
+    return {**_with_header(sent, "Stripe-Signature", value), "body": body}
 
 
 def _with_header(sent: dict[str, Any], name: str, value: str) -> dict[str, Any]:
@@ -102,6 +133,7 @@ MTN_MOMO = Psp(
         **sent,
         "url": re.sub(r"token=[0-9a-f]+", "token=" + "0" * 64, sent["url"]),
     },
+    resign=lambda sent, body: {**sent, "body": body},  # the URL's token is the credential
     reports_fees=False,
     signs_body=False,  # MTN signs nothing: the URL carries our token, the body is re-checked
 )
@@ -138,6 +170,7 @@ IREMBOPAY = Psp(
     created_for=_irembopay_created,
     idempotency_key=lambda seen: json.loads(seen["body"]).get("transactionId"),
     forge=_irembopay_forged,
+    resign=_irembopay_resigned,
     reports_fees=False,
     supports_refund=False,  # IremboPay has no refund API: refunds fail clearly
 )
@@ -169,7 +202,9 @@ STRIPE = Psp(
             k: re.sub(r"v1=[0-9a-f]+", "v1=" + "0" * 64, v) for k, v in sent["headers"].items()
         },
     },
+    resign=_stripe_resigned,
     first_status="awaiting_payment",  # hosted Checkout: the customer pays on Stripe's page
+    success_notifications=2,
 )
 
 PSPS = {"novasend": NOVASEND, "mtn_momo": MTN_MOMO, "irembopay": IREMBOPAY, "stripe": STRIPE}
@@ -184,22 +219,22 @@ class Rig:
 
     def command(self, suffix: str, **changes: Any) -> InitiatePayment:
         phone = self.psp.phone(suffix)
-        return InitiatePayment(
-            correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
-            payment_id=uuid.uuid4(),
-            merchant_id=uuid.uuid4(),
-            environment="live",
-            provider=self.psp.name,
-            reference=f"order-{uuid.uuid4()}",
-            amount=5000,
-            currency=self.psp.currency,
-            country=self.psp.country,
-            operator=self.psp.operator,
-            phone=phone,
-            customer={"phone": phone, "name": "Kofi Mensah", "email": "kofi@example.com"},
-            description="contract test",
-            **changes,
-        )
+        fields: dict[str, Any] = {
+            "correlation_id": f"corr-{uuid.uuid4().hex[:8]}",
+            "payment_id": uuid.uuid4(),
+            "merchant_id": uuid.uuid4(),
+            "environment": "live",
+            "provider": self.psp.name,
+            "reference": f"order-{uuid.uuid4()}",
+            "amount": 5000,
+            "currency": self.psp.currency,
+            "country": self.psp.country,
+            "operator": self.psp.operator,
+            "phone": phone,
+            "customer": {"phone": phone, "name": "Kofi Mensah", "email": "kofi@example.com"},
+            "description": "contract test",
+        }
+        return InitiatePayment(**{**fields, **changes})
 
     async def fault(self, **spec: Any) -> None:
         async with httpx.AsyncClient(base_url=self.sim_url) as client:
@@ -369,7 +404,9 @@ async def test_refund_completes_at_the_psp(rig: Rig, publish_command, provider_u
     cmd = rig.command("000001")
     await publish_command(cmd)
     done = await provider_updates.wait_status(cmd.payment_id, "completed")
-    refund_id = uuid.uuid4()
+    # The orchestrator derives a refund's id from the merchant's Idempotency-Key (a UUID v5),
+    # whatever a PSP requires of its own ids (MTN: a UUID v4 `X-Reference-Id`).
+    refund_id = uuid.uuid5(cmd.payment_id, "refund:key-1")
     await publish_command(
         RefundAtProvider(
             correlation_id=cmd.correlation_id,
@@ -445,3 +482,117 @@ async def test_cancel_while_the_psp_never_got_the_payment_never_starts_it_later(
     assert cancelled.failure_code == "not_initiated"
     assert rig.psp.created_for(rig.sim_app, cmd) == 0
     assert len(await rig.creation_requests_for(cmd)) == 2  # never sent again after the cancel
+
+
+def _poisoned(body: str, poison: Callable[[str], Any]) -> str:
+    """The notification with every text value replaced by `poison(value)`."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return poison(value)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return json.dumps(walk(json.loads(body or "{}")))
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [lambda text: text + "\u0000", lambda text: {"text": text}],
+    ids=["nul_in_ids", "object_for_string"],
+)
+async def test_signed_malformed_callback_answers_400_with_no_effect(
+    rig: Rig, publish_command, provider_updates, outbox_keys, connectors_db, poison
+):
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+
+    async def every_notification_answered() -> list[dict[str, Any]] | None:
+        # Sent callbacks are recorded once the connector answered: none is in flight after.
+        sent = await _async(_callbacks_about, rig, cmd)
+        return sent if len(sent) >= rig.psp.success_notifications else None
+
+    sent = (await wait_for(every_notification_answered, what="the PSP's notifications"))[0]
+    before = await outbox_keys(cmd.payment_id)
+    seen = "SELECT count(*) FROM provider_events WHERE provider = $1 AND payment_id = $2"
+    events_before = await connectors_db.fetchval(seen, rig.psp.name, cmd.payment_id)
+    bad = rig.psp.resign(sent, _poisoned(sent["body"], poison))
+    answer = await rig.replay(bad, body=bad["body"])
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "malformed_callback"
+    assert await outbox_keys(cmd.payment_id) == before
+    assert await connectors_db.fetchval(seen, rig.psp.name, cmd.payment_id) == events_before
+
+
+async def _irembopay_notify(rig: Rig, cmd: InitiatePayment, status: str) -> httpx.Response:
+    """IremboPay's own notification form (`data` is the invoice) for the payment's invoice."""
+    number = rig.sim_app.state.sim.by_transaction_id[str(cmd.payment_id)]
+    invoice = {**rig.sim_app.state.sim.invoices[number], "paymentStatus": status}
+    body = json.dumps({"success": True, "message": "Payment notification", "data": invoice})
+    sent = _irembopay_resigned(
+        {"url": rig.callback_url, "headers": {"irembopay-signature": ""}}, body
+    )
+    return await rig.replay(sent, body=body)
+
+
+async def test_irembopay_refusal_notified_in_any_named_status_fails_the_payment(
+    rig: Rig, publish_command, provider_updates, connectors_db
+):
+    if rig.psp.name != "irembopay":
+        pytest.skip("IremboPay's status vocabulary")
+    cmd = rig.command("000001", operator="bk")  # pays by link: the customer never acts here
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "awaiting_payment")
+    unknown = await _irembopay_notify(rig, cmd, "ON_HOLD")
+    assert unknown.status_code == 200 and unknown.json()["status"] == "ignored"
+    seen = "SELECT count(*) FROM provider_events WHERE payment_id = $1"
+    assert await connectors_db.fetchval(seen, cmd.payment_id) == 0  # no news: not seen
+    refused = await _irembopay_notify(rig, cmd, "CANCELLED")
+    assert refused.status_code == 200 and refused.json()["status"] == "applied"
+    cancelled = await provider_updates.wait_status(cmd.payment_id, "cancelled")
+    assert cancelled.failure_code == "cancelled"
+
+
+async def test_stripe_merchant_cancel_is_recorded_as_cancelled_not_as_a_timeout(
+    rig: Rig, publish_command, provider_updates, connectors_db
+):
+    if rig.psp.name != "stripe":
+        pytest.skip("Stripe ends a cancelled Checkout Session by expiring it")
+    cmd = rig.command("000003")  # the card holder never pays
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "awaiting_payment")
+    await publish_command(
+        CancelAtProvider(
+            correlation_id=cmd.correlation_id,
+            payment_id=cmd.payment_id,
+            merchant_id=cmd.merchant_id,
+            environment=cmd.environment,
+            provider=cmd.provider,
+        )
+    )
+    cancelled = await provider_updates.wait_status(cmd.payment_id, "cancelled")
+    assert cancelled.failure_code == "cancelled"
+    assert "failed" not in provider_updates.statuses(cmd.payment_id)
+    row = await connectors_db.fetchrow(
+        "SELECT status, data->>'failure_code' AS code FROM provider_attempt WHERE payment_id = $1",
+        cmd.payment_id,
+    )
+    assert (row["status"], row["code"]) == ("cancelled", "cancelled")
+
+
+async def test_stripe_sends_the_card_holder_back_to_the_payments_own_page(
+    rig: Rig, publish_command, provider_updates
+):
+    if rig.psp.name != "stripe":
+        pytest.skip("Stripe Checkout's return URLs")
+    cmd = rig.command("000001")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+    [created] = await rig.creation_requests_for(cmd)
+    form = dict(httpx.QueryParams(created["body"]))
+    assert form["success_url"].startswith(f"http://127.0.0.1:8000/checkout/{cmd.payment_id}")
+    assert form["cancel_url"].startswith(f"http://127.0.0.1:8000/checkout/{cmd.payment_id}")

@@ -170,3 +170,42 @@ def test_seed_form_failure_names_our_payment_through_its_metadata() -> None:
     assert replace(event.result, data={}).failure_message == (
         "The customer's balance is insufficient."
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "ours"),
+    [
+        ("PAID", "completed"),
+        ("SUCCESSFUL", "completed"),
+        ("FAILED", "failed"),
+        ("ERROR", "failed"),
+        ("CANCELLED", "cancelled"),
+        ("TIMEOUT", "failed"),
+        ("EXPIRED", "failed"),
+        ("PROCESSING", "processing"),
+    ],
+)
+def test_every_named_invoice_status_maps(status: str, ours: str) -> None:
+    invoice = {"invoiceNumber": "880000000001", "paymentStatus": status}
+    result = transformers.invoice_result(invoice, NOW)
+    assert result.status == ours
+    assert result.data[transformers.INVOICE_NUMBER] == "880000000001"
+
+
+def test_an_unmodelled_invoice_status_is_no_news() -> None:
+    result = transformers.invoice_result({"invoiceNumber": "1", "paymentStatus": "ON_HOLD"}, NOW)
+    assert result.status is None
+
+
+def test_the_apis_first_and_last_name_and_email_reach_the_psps() -> None:
+    from provider_connectors.connectors.novasend import transformers as novasend
+    from provider_connectors.connectors.stripe import transformers as stripe
+
+    customer = {"phone": "+250788123456", "first_name": "Aline", "last_name": "Uwase"}
+    attempt = replace(_attempt(), data={"customer": {**customer, "email": "aline@example.rw"}})
+    invoice = transformers.invoice_request(attempt, "TST-RWF", "PC-1", "EN", NOW)
+    assert invoice["customer"]["name"] == "Aline Uwase"
+    assert invoice["customer"]["email"] == "aline@example.rw"
+    assert novasend.session_request(attempt, "acc")["customerName"] == "Aline Uwase"
+    params = stripe.session_params(attempt, "https://s", "https://c")
+    assert params["customer_email"] == "aline@example.rw"

@@ -96,3 +96,12 @@ def test_token_of_one_payment_does_not_open_another() -> None:
     token = webhooks.callback_token(SECRET, uuid.uuid4())
     with pytest.raises(InvalidSignature):
         webhooks.parse_event(SECRET, b"{}", {"payment": str(uuid.uuid4()), "token": token})
+
+
+def test_reference_id_is_a_uuid_v4_mtn_accepts_and_the_same_for_a_retry() -> None:
+    refund_id = uuid.uuid5(uuid.uuid4(), "refund:key-1")  # the orchestrator's derived id
+    reference = transformers.reference_id(refund_id)
+    assert uuid.UUID(reference).version == 4
+    assert reference == transformers.reference_id(refund_id)
+    v4 = uuid.uuid4()
+    assert transformers.reference_id(v4) == str(v4)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from provider_connectors.config import Settings
 from provider_connectors.connectors.polling import next_poll_at
+from provider_connectors.connectors.stripe.transformers import return_url
 from provider_connectors.domain.model import Attempt
 
 REAL_KEY = "Zmx1eHBheS1yZWFsLWtleS1mb3ItdGVzdHMtb25seT0="
@@ -77,3 +78,13 @@ def test_polls_often_at_first_then_less_then_stops_a_day_after_expiry() -> None:
     expired = START + timedelta(minutes=20)
     assert next_poll_at(attempt, expired, every) == expired + timedelta(minutes=5)
     assert next_poll_at(attempt, START + timedelta(hours=25), every) is None
+
+
+def test_stripe_returns_the_card_holder_to_the_payments_own_page() -> None:
+    success, cancel = Settings(checkout_base_url="https://pay.example/checkout").stripe_return_urls
+    assert success == "https://pay.example/checkout/{payment_id}?stripe=success"
+    assert cancel == "https://pay.example/checkout/{payment_id}?stripe=cancel"
+    attempt = _attempt(None)
+    assert return_url(success, attempt) == (
+        f"https://pay.example/checkout/{attempt.payment_id}?stripe=success"
+    )

@@ -17,8 +17,10 @@ from webhook_dispatcher.domain.schedule import (
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def test_default_schedule_is_the_issue_schedule_of_eight_attempts() -> None:
-    assert parse_schedule(DEFAULT_SCHEDULE) == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+def test_default_schedule_retries_for_about_three_days() -> None:
+    schedule = parse_schedule(DEFAULT_SCHEDULE)
+    assert schedule[:8] == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert 70 * 3600 <= sum(schedule) <= 76 * 3600  # the design promises about three days
 
 
 def test_compressed_schedule_parses_with_spaces_and_fractions() -> None:

@@ -3,7 +3,10 @@
 - every call needs `irembopay-secretKey` and `X-API-Version`; answers are
   `{"success", "message", "data", "errors"}`;
 - `POST /payments/invoices` (`transactionId` unique: a repeat answers 409),
-  `GET /payments/invoices/{invoiceNumber or transactionId}` (`NEW` / `PAID`);
+  `GET /payments/invoices/{invoiceNumber}` (`NEW` / `PAID`): by invoice number only, as
+  IremboPay (its Node SDK: `getInvoice(880530633460)`); our `transactionId` is a 404;
+- POST bodies must be `application/json`; `paymentItems[]` need `code`, `quantity` > 0 and
+  a numeric `unitAmount` (RWF, whole units);
 - `POST /payments/transactions/initiate` pushes to an MTN/Airtel `07…` number (RWF only),
   with IremboPay's error codes (`INVOICE_EXPIRED`, `INVOICE_ALREADY_PAID`,
   `BAD_PHONE_NUMBER`, `PAYMENT_PROVIDER_ERROR`, `BAD_DATA`, `INVOICE_NOT_FOUND`, ...);
@@ -65,8 +68,8 @@ class IremboPayState:
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)  # by invoice number
     by_transaction_id: dict[str, str] = field(default_factory=dict)
 
-    def find(self, reference: str) -> dict[str, Any] | None:
-        return self.invoices.get(self.by_transaction_id.get(reference, reference))
+    def find(self, invoice_number: str) -> dict[str, Any] | None:
+        return self.invoices.get(invoice_number)
 
 
 def _now() -> str:
@@ -98,6 +101,8 @@ def create_app(config: IremboPayConfig | None = None) -> FastAPI:
             return _answer(401, message="Unauthorized request", code="UNAUTHORIZED")
         if request.headers.get("x-api-version") not in ("1", "2", "3"):
             return _answer(400, message="Unsupported X-API-Version", code="BAD_API_VERSION")
+        if request.method == "POST" and not _is_json(request):
+            return _answer(400, message="Content-Type must be application/json", code="BAD_REQUEST")
         return None
 
     async def notify_paid(invoice: dict[str, Any]) -> None:
@@ -142,8 +147,17 @@ def create_app(config: IremboPayConfig | None = None) -> FastAPI:
         items = body.get("paymentItems") or []
         if not body.get("transactionId") or not body.get("paymentAccountIdentifier") or not items:
             return _answer(400, message="Missing required parameters", code="BAD_REQUEST")
-        if body["transactionId"] in state.by_transaction_id:
-            return _answer(409, message="Duplicate transactionId", code="DUPLICATE_INVOICE")
+        if not all(_valid_item(i) for i in items):
+            return _answer(400, message="Invalid payment items", code="BAD_REQUEST")
+        if (existing := state.by_transaction_id.get(body["transactionId"])) is not None:
+            # The duplicate answer names the invoice already made for this transactionId
+            # (the only way to find it again: lookups are by invoice number).
+            answer = _answer(409, message="Duplicate transactionId", code="DUPLICATE_INVOICE")
+            answer.body = orjson.dumps(
+                {**orjson.loads(answer.body), "data": {"invoiceNumber": existing}}
+            )
+            answer.headers["content-length"] = str(len(answer.body))
+            return answer
         number = str(880_000_000_000 + secrets.randbelow(10**11))
         invoice = {
             "invoiceNumber": number,
@@ -251,6 +265,23 @@ def _push_problem(state: IremboPayState, body: dict[str, Any]) -> tuple[int, str
     if not phone.startswith(prefixes):
         return 400, "PAYMENT_PROVIDER_ERROR", "Number and payment provider do not match"
     return None
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+
+
+def _valid_item(item: Any) -> bool:
+    if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+        return False
+    quantity, amount = item.get("quantity"), item.get("unitAmount")
+    return (
+        isinstance(quantity, int)
+        and quantity > 0
+        and isinstance(amount, int | float)
+        and not isinstance(amount, bool)
+        and amount > 0
+    )
 
 
 def _public(invoice: dict[str, Any]) -> dict[str, Any]:

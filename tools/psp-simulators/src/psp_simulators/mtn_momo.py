@@ -3,7 +3,8 @@
 - `POST /{collection|disbursement}/token/`: Basic `api_user:api_key` and the product's
   `Ocp-Apim-Subscription-Key` -> `{"access_token", "token_type", "expires_in"}`;
 - `POST /collection/v1_0/requesttopay`: Bearer token, `X-Reference-Id` (UUID),
-  `X-Target-Environment`, optional `X-Callback-Url`; `202` with no body; a known
+  `X-Target-Environment`, optional `X-Callback-Url`; a JSON body whose `amount` is a string
+  of digits, `currency` ISO 4217 and `payer` an `MSISDN` party; `202` with no body; a known
   reference id answers `409 RESOURCE_ALREADY_EXIST`;
 - `GET /collection/v1_0/requesttopay/{id}`: `PENDING`, `SUCCESSFUL`, `FAILED` + `reason`;
 - `POST /disbursement/v1_0/refund` (`referenceIdToRefund`), `GET .../refund/{id}`;
@@ -90,6 +91,24 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
+def _bad_body(request: Request) -> JSONResponse | None:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _error(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json.")
+    return None
+
+
+def _transfer_problem(body: Any) -> JSONResponse | None:
+    """The Open API's amount is a string of digits (never a JSON number); currency ISO 4217."""
+    if not isinstance(body, dict):
+        return _error(400, "INVALID_PARAMETER", "The body is a JSON object.")
+    amount, currency = body.get("amount"), body.get("currency")
+    if not isinstance(amount, str) or not amount.isdigit() or int(amount) <= 0:
+        return _error(400, "INVALID_PARAMETER", "amount is a string of digits.")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
+        return _error(400, "INVALID_CURRENCY", "currency is an ISO 4217 code.")
+    return None
+
+
 def create_app(config: MtnMomoConfig | None = None) -> FastAPI:
     config = config or MtnMomoConfig.from_env()
     core = SimulatorCore(callbacks=CallbackSender(attempts=1))  # MTN never retries
@@ -112,9 +131,12 @@ def create_app(config: MtnMomoConfig | None = None) -> FastAPI:
     def reference_id_of(request: Request) -> str | None:
         raw = request.headers.get("x-reference-id", "")
         try:
-            return str(uuid.UUID(raw, version=4))
+            parsed = uuid.UUID(raw)
         except ValueError:
             return None
+        # Refused, not coerced: `UUID(raw, version=4)` would rewrite another version's bits
+        # and store the resource under an id the client never asks for.
+        return str(parsed) if parsed.version == 4 else None
 
     async def call_back(url: str | None, resource: dict[str, Any]) -> None:
         body = orjson.dumps({k: v for k, v in resource.items() if not k.startswith("_")})
@@ -147,10 +169,14 @@ def create_app(config: MtnMomoConfig | None = None) -> FastAPI:
             return _error(
                 409, "RESOURCE_ALREADY_EXIST", "Duplicated reference id. Creation failed."
             )
+        if (bad := _bad_body(request)) is not None:
+            return bad
         body = await request.json()
         payer = body.get("payer") or {}
-        if not str(body.get("amount", "")).isdigit() or not str(payer.get("partyId")).isdigit():
-            return _error(400, "INVALID_PARAMETER", "amount and payer.partyId are digits.")
+        if (problem := _transfer_problem(body)) is not None:
+            return problem
+        if payer.get("partyIdType") != "MSISDN" or not str(payer.get("partyId")).isdigit():
+            return _error(400, "INVALID_PARAMETER", "payer is an MSISDN party of digits.")
         resource = {
             "amount": body["amount"],
             "currency": body.get("currency"),
@@ -204,7 +230,11 @@ def create_app(config: MtnMomoConfig | None = None) -> FastAPI:
             return _error(400, "INVALID_REFERENCE_ID", "X-Reference-Id must be a UUID v4.")
         if reference_id in state.refunds:
             return _error(409, "RESOURCE_ALREADY_EXIST", "Duplicated reference id.")
+        if (bad := _bad_body(request)) is not None:
+            return bad
         body = await request.json()
+        if (problem := _transfer_problem(body)) is not None:
+            return problem
         original = state.requests_to_pay.get(str(body.get("referenceIdToRefund")))
         if original is None or original["status"] != "SUCCESSFUL":
             return _error(400, "INVALID_REFERENCE_ID_TO_REFUND", "Nothing to refund.")

@@ -2,8 +2,12 @@
 
 - `POST /v1/payin/sessions` (HTTP Basic `api_key:api_client`, `X-Idempotency-Key`
   required: a repeated key answers the first session, never a second one);
-- `GET /v1/payin/{reference}` (Novasend's reference or the merchant's): the session, with
-  `transaction` once the customer acted (`transaction.status` is the final truth);
+- `GET /v1/payin/{reference}` by the reference Novasend generated (`tr_…`, seed 002: "généré
+  lors du POST"), never the merchant's: the session, with `transaction` once the customer
+  acted (`transaction.status` is the final truth); a lost answer is recovered by repeating
+  the POST with the same `X-Idempotency-Key`;
+- JSON bodies only; `amount` a positive integer, `msisdn` E.164, `country` ISO alpha-2,
+  `customerName` text;
 - `POST /v1/payout`, `GET /v1/payout/{reference}` (refunds are payouts);
 - webhooks to the configured URL, the transaction object signed
   `X-Signature-Value: hex HMAC-SHA256(body, webhook secret)`.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,8 +78,7 @@ class NovasendState:
     payouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # by merchant reference
 
     def find(self, reference: str) -> dict[str, Any] | None:
-        ours = self.by_merchant_reference.get(reference, reference)
-        return self.sessions.get(ours)
+        return self.sessions.get(reference)
 
 
 def create_app(config: NovasendConfig | None = None) -> FastAPI:
@@ -145,14 +149,24 @@ def create_app(config: NovasendConfig | None = None) -> FastAPI:
             return error(400, "X-Idempotency-Key is required", "IDEMPOTENCY_KEY_REQUIRED")
         if key in state.by_idempotency_key:
             return JSONResponse(_public(state.sessions[state.by_idempotency_key[key]]), 201)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error(415, "Content-Type must be application/json", "UNSUPPORTED_MEDIA_TYPE")
         body = await request.json()
         missing = [f for f in REQUIRED if not body.get(f)]
         if missing:
             return error(400, f"missing fields: {', '.join(missing)}", "VALIDATION_ERROR")
-        if not isinstance(body["amount"], int) or body["amount"] <= 0:
+        if (
+            isinstance(body["amount"], bool)
+            or not isinstance(body["amount"], int)
+            or body["amount"] <= 0
+        ):
             return error(400, "amount must be a positive integer", "INVALID_AMOUNT")
-        if not str(body["msisdn"]).startswith("+"):
+        if not re.fullmatch(r"\+[1-9]\d{7,14}", str(body["msisdn"])):
             return error(400, "msisdn must be in E.164 format", "INVALID_MSISDN")
+        if not re.fullmatch(r"[A-Z]{2}", str(body["country"])):
+            return error(400, "country must be an ISO 3166 alpha-2 code", "VALIDATION_ERROR")
+        if not all(isinstance(body[f], str) for f in ("reference", "accountId", "customerName")):
+            return error(400, "reference, accountId and customerName are text", "VALIDATION_ERROR")
         if body["reference"] in state.by_merchant_reference:
             return error(409, "reference already used", "DUPLICATE_REFERENCE")
         session = _new_session(body, customer_of(body["msisdn"]))

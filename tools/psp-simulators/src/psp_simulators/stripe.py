@@ -142,6 +142,14 @@ def create_app(config: StripeConfig | None = None) -> FastAPI:
     async def idempotent(request: Request, handler: Any) -> JSONResponse:
         """Run a creation once per Idempotency-Key; replay its answer afterwards."""
         raw = await request.body()
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if raw and content_type != "application/x-www-form-urlencoded":
+            # Stripe's API takes form-encoded bodies only (a JSON body is not read).
+            return _error(
+                400,
+                "Invalid request: bodies must be application/x-www-form-urlencoded.",
+                "parameter_invalid",
+            )
         key = request.headers.get("idempotency-key")
         fingerprint = hashlib.sha256(request.url.path.encode() + raw).hexdigest()
         if key and key in state.idempotency:

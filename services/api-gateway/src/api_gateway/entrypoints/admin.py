@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from api_gateway import admin
+from api_gateway import admin, review_cli
 from api_gateway.app import MIGRATIONS, SCHEMA
 from api_gateway.config import Settings
 from api_gateway.reconcile_cli import add_reconcile_arguments, run_reconcile
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
             help="compare a day of the orchestrator with the ledger; exit 1 on any difference",
         )
     )
+    review_cli.add_review_commands(commands)
     return parser
 
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         # The running ledger's report and exit status (it asks the orchestrator for its day).
         rabbitmq_url = settings.rabbitmq_url.get_secret_value()
         sys.exit(run_reconcile(rabbitmq_url, args, settings.reconcile_timeout))
+    if args.command in review_cli.COMMAND_NAMES:
+        sys.exit(review_cli.print_outcome(*asyncio.run(_review(settings, args))))
     box = SecretBox(settings.secrets_key.get_secret_value())
     if args.command == "create-merchant" and args.webhook_url is not None:
         _refuse_unsafe_url(args.webhook_url, settings.webhook_allow_private_destinations)
@@ -75,6 +78,22 @@ def main(argv: list[str] | None = None) -> None:
 
     result = asyncio.run(_with_pool(settings, run))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+async def _review(settings: Settings, args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """The connectors answer from their own review queue; a resolution is audited here."""
+    rabbitmq_url = settings.rabbitmq_url.get_secret_value()
+    timeout = settings.rpc_timeout
+    if args.command == "provider-reviews":
+        providers = review_cli.providers_to_ask(args.provider)
+        return await review_cli.list_reviews(rabbitmq_url, providers, args.limit, timeout)
+
+    async def resolve(pool: asyncpg.Pool) -> tuple[int, dict[str, Any]]:
+        audit = review_cli.audit_with(pool)
+        return await review_cli.resolve_review(rabbitmq_url, args, timeout, audit)
+
+    outcome: tuple[int, dict[str, Any]] = await _with_pool(settings, resolve)
+    return outcome
 
 
 def _refuse_unsafe_url(url: str, allow_private: bool) -> None:

@@ -196,7 +196,9 @@ async def create_payment(
         reply = await _orchestrator(request).call(command)
         raise_for_error(reply)
         assert reply.payment is not None
-        if body.mode == "hosted" and reply.created:
+        # A card payment continues on the provider's page, which sends the card holder
+        # back to the payment's own page (`/checkout/{id}`): open it as for hosted ones.
+        if reply.created and (body.mode == "hosted" or body.operator == "card"):
             await _open_checkout(request, who, reply)
         if not reply.created:
             return 200, payment_body(reply.payment, replay=True)

@@ -32,8 +32,21 @@
       });
     });
   }
+  var RETURNED = new URLSearchParams(window.location.search).get("stripe");
   function render(s) {
-    if (s.redirect_url && s.status === "awaiting_payment") { window.location.assign(s.redirect_url); return; }
+    if (s.redirect_url && s.status === "awaiting_payment") {
+      // Back from the provider's page without paying: offer to go back, never loop there.
+      if (RETURNED !== "cancel") { window.location.assign(s.redirect_url); return; }
+      $("amount").textContent = money(s.amount, s.currency);
+      $("status").hidden = false;
+      $("status-title").textContent = "Paiement interrompu";
+      $("status-text").textContent = "";
+      var resume = document.createElement("a");
+      resume.href = s.redirect_url; resume.textContent = "Reprendre le paiement par carte";
+      $("status-text").appendChild(resume);
+      clearTimeout(timer); timer = setTimeout(refresh, 3000);
+      return;
+    }
     $("amount").textContent = money(s.amount, s.currency);
     $("desc").textContent = s.description || "";
     $("error").textContent = "";

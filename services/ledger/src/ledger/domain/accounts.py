@@ -22,12 +22,21 @@ class AccountKind(StrEnum):
     PLATFORM_FEE_REVENUE = "platform_fee_revenue"
     # Expense: what PSPs charge us per payment.
     PSP_FEE_EXPENSE = "psp_fee_expense"
+    # Revenue (contra-expense): the PSP fee a customer paid on top of the amount (Novasend's
+    # `chargedAmount` = amount + fee), so the fee the PSP keeps costs the platform nothing.
+    PSP_FEE_RECOVERED = "psp_fee_recovered"
     # Transit: every refund passes through it, so its debit volume is the refunds paid out
     # and its balance is always zero; a non-zero balance is a bug that reconcile reports.
     REFUNDS = "refunds"
 
 
-CREDIT_NORMAL = frozenset({AccountKind.MERCHANT_AVAILABLE, AccountKind.PLATFORM_FEE_REVENUE})
+CREDIT_NORMAL = frozenset(
+    {
+        AccountKind.MERCHANT_AVAILABLE,
+        AccountKind.PLATFORM_FEE_REVENUE,
+        AccountKind.PSP_FEE_RECOVERED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,9 @@ class Chart:
 
     def psp_fee_expense(self) -> Account:
         return self._account(AccountKind.PSP_FEE_EXPENSE)
+
+    def psp_fee_recovered(self) -> Account:
+        return self._account(AccountKind.PSP_FEE_RECOVERED)
 
     def refunds(self) -> Account:
         return self._account(AccountKind.REFUNDS)

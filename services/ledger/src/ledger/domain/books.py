@@ -8,6 +8,10 @@ Two facts move money today:
   and, when the PSP reported its fee:
     Dr psp_fee_expense             psp fee
     Cr psp_clearing:<provider>     psp fee
+  and, when the customer was charged more than the amount (the PSP's fee on top: Novasend's
+  `chargedAmount`), psp_clearing is debited what the customer was charged, not the gross:
+    Dr psp_clearing:<provider>     charged (instead of gross)
+    Cr psp_fee_recovered           charged - gross
 - a completed refund, borne by the merchant (the platform keeps its fee), through the
   `refunds` transit account:
     Dr merchant_available:<m>      refund      Cr refunds                  refund
@@ -60,6 +64,8 @@ class PaymentCompleted:
     psp_fee_minor: int | None
     late_success: bool
     completed_at: datetime
+    # What the customer paid in all (amount + a fee borne by the customer), when the PSP says.
+    charged_amount_minor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,12 +151,16 @@ def book_payment(fact: PaymentCompleted, fees: FeeSchedule) -> JournalEntry:
         raise UnbookableEvent(f"negative PSP fee {fact.psp_fee_minor}")
     chart = Chart(fact.environment, fact.currency)
     gross, psp_fee = fact.amount_minor, fact.psp_fee_minor or 0
+    # Money moved whatever the PSP's arithmetic: a charged amount below the gross books the
+    # gross (the reconciliation shows it), it never blocks the entry.
+    customer_fee = max((fact.charged_amount_minor or gross) - gross, 0)
     fee = platform_fee(fees, fact.merchant_id, fact.operator, gross)
     clearing = chart.psp_clearing(fact.provider)
     legs = [
-        Posting(clearing, gross),
+        Posting(clearing, gross + customer_fee),  # what the customer was charged
         Posting(chart.merchant_available(fact.merchant_id), -(gross - fee)),
         Posting(chart.platform_fee_revenue(), -fee),
+        Posting(chart.psp_fee_recovered(), -customer_fee),
         Posting(chart.psp_fee_expense(), psp_fee),
         Posting(clearing, -psp_fee),
     ]

@@ -113,6 +113,7 @@ def _payment_completed(event: PaymentEvent) -> PaymentCompleted:
         reference=payment.reference,
         amount_minor=payment.amount_minor,
         psp_fee_minor=event.fee_minor,
+        charged_amount_minor=event.charged_amount_minor,
         late_success=event.late_success,
         completed_at=payment.completed_at or event.occurred_at,
     )

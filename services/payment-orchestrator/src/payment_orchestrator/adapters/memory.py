@@ -126,6 +126,7 @@ class MemoryUnitOfWork(UnitOfWork):
             failure_code=None,
             failure_message=None,
             fee_minor=None,
+            charged_amount_minor=None,
             refunded_amount=0,
             late_success=False,
             expires_at=now + timedelta(seconds=new.expires_in_seconds),

@@ -32,6 +32,7 @@ MUTABLE = frozenset(
         "failure_code",
         "failure_message",
         "fee_minor",
+        "charged_amount_minor",
         "otp_attempts_left",
         "operator",
         "customer",
@@ -68,6 +69,8 @@ class Payment:
     failure_code: str | None
     failure_message: str | None
     fee_minor: int | None
+    # What the customer paid in all (amount + a fee the PSP charged them), when it says.
+    charged_amount_minor: int | None
     refunded_amount: int
     late_success: bool
     otp_attempts_left: int | None

@@ -95,6 +95,7 @@ async def emit_payment_event(
         payment=deps.view(payment),
         late_success=late_success,
         fee_minor=payment.fee_minor,
+        charged_amount_minor=payment.charged_amount_minor,
     )
     await uow.publish(EVENTS, event_type, event)
 

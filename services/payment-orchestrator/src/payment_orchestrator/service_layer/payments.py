@@ -101,12 +101,30 @@ async def create_payment(cmd: CreatePayment, deps: Dependencies) -> Reply:
 
 
 def _provider_for(cmd: CreatePayment, deps: Dependencies) -> str:
+    needs_otp = is_otp_operator(cmd.country, cmd.operator)
     provider = route(
-        deps.policy.routes, cmd.environment, cmd.country, cmd.operator, cmd.currency, cmd.mode
+        deps.policy.routes,
+        cmd.environment,
+        cmd.country,
+        cmd.operator,
+        cmd.currency,
+        cmd.mode,
+        needs_otp=needs_otp,
     )
     if provider is None:
-        raise OperatorUnavailable(f"No provider carries {cmd.operator} in {cmd.country} yet.")
+        raise _no_route(cmd.country, cmd.operator, needs_otp)
     return provider
+
+
+def _no_route(country: str, operator: str | None, needs_otp: bool) -> OperatorUnavailable:
+    """Why no provider takes the operator: an OTP operator needs a provider that checks the
+    code, so `awaiting_otp` is never promised to a merchant when nobody would check it."""
+    if needs_otp:
+        return OperatorUnavailable(
+            f"{operator} in {country} confirms payments by OTP, and no live provider offers"
+            " an OTP confirmation yet: choose another operator."
+        )
+    return OperatorUnavailable(f"No provider carries {operator} in {country} yet.")
 
 
 async def _same_request_again(uow: UnitOfWork, cmd: CreatePayment, deps: Dependencies) -> Reply:
@@ -199,6 +217,7 @@ async def select_operator(cmd: SelectOperator, deps: Dependencies) -> Reply:
     """The hosted page's customer chose how to pay: route, and start the push."""
     async with deps.open_uow() as uow:
         payment = await find_payment(uow, cmd, lock=True)
+        otp = is_otp_operator(payment.country, cmd.operator)
         provider = route(
             deps.policy.routes,
             payment.environment,
@@ -206,10 +225,10 @@ async def select_operator(cmd: SelectOperator, deps: Dependencies) -> Reply:
             cmd.operator,
             payment.currency,
             payment.mode,
+            needs_otp=otp,
         )
         if provider is None:
-            raise OperatorUnavailable(f"{cmd.operator} is not available yet.")
-        otp = is_otp_operator(payment.country, cmd.operator)
+            raise _no_route(payment.country, cmd.operator, otp)
         changes: dict[str, Any] = {
             "operator": cmd.operator,
             "customer": {**(payment.customer or {}), "phone": cmd.phone},

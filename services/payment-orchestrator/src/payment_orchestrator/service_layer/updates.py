@@ -63,6 +63,8 @@ def reported_changes(update: ProviderPaymentUpdate) -> dict[str, Any]:
         changes["failure_message"] = update.failure_message
     if update.fee_minor is not None:
         changes["fee_minor"] = update.fee_minor
+    if update.charged_amount_minor is not None:
+        changes["charged_amount_minor"] = update.charged_amount_minor
     if update.checkout_url:
         changes["provider_checkout_url"] = update.checkout_url
     return changes

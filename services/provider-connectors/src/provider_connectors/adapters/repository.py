@@ -237,3 +237,77 @@ async def record_event(
         payment_id,
     )
     return status.endswith(" 1")
+
+
+# ---------------------------------------------------------------- review queue
+
+_REVIEW_COLUMNS = (
+    "payment_id, provider, merchant_id, reason, last_status, queued_at, resolved_at,"
+    " resolution, resolution_reason, resolved_by"
+)
+
+
+async def queue_review(conn: asyncpg.Connection, attempt: Attempt, reason: str) -> bool:
+    """Put an unsettled attempt in the review queue once; True when it was queued now."""
+    queued = await conn.fetchval(
+        "INSERT INTO provider_review (payment_id, provider, merchant_id, reason, last_status)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING RETURNING true",
+        attempt.payment_id,
+        attempt.provider,
+        attempt.merchant_id,
+        reason,
+        attempt.status,
+    )
+    return bool(queued)
+
+
+async def close_review(
+    conn: asyncpg.Connection, payment_id: uuid.UUID, resolution: str, reason: str, actor: str
+) -> bool:
+    """Mark an open review resolved; False when none was open."""
+    closed = await conn.fetchval(
+        "UPDATE provider_review SET resolved_at = now(), resolution = $2,"
+        " resolution_reason = $3, resolved_by = $4"
+        " WHERE payment_id = $1 AND resolved_at IS NULL RETURNING true",
+        payment_id,
+        resolution,
+        reason,
+        actor,
+    )
+    return bool(closed)
+
+
+async def get_review(
+    conn: asyncpg.Connection, payment_id: uuid.UUID, *, lock: bool = False
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT {_REVIEW_COLUMNS} FROM provider_review WHERE payment_id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        payment_id,
+    )
+    return dict(row) if row else None
+
+
+async def open_reviews(
+    conn: asyncpg.Connection, provider: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT r.{_REVIEW_COLUMNS.replace(', ', ', r.')}, a.reference, a.amount, a.currency,"
+        " a.psp_reference, a.environment FROM provider_review r"
+        " JOIN provider_attempt a USING (payment_id)"
+        " WHERE r.resolved_at IS NULL AND ($1::text IS NULL OR r.provider = $1)"
+        " ORDER BY r.queued_at LIMIT $2",
+        provider,
+        limit,
+    )
+    return [dict(row) for row in rows]
+
+
+async def count_open_reviews(conn: asyncpg.Connection, provider: str | None) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM provider_review"
+            " WHERE resolved_at IS NULL AND ($1::text IS NULL OR provider = $1)",
+            provider,
+        )
+    )

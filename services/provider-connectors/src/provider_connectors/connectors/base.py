@@ -37,6 +37,15 @@ class ProviderUnavailable(ConnectorError):
     """
 
 
+class ProviderMisconfigured(ProviderUnavailable):
+    """The PSP refuses us for a configuration reason (wrong base URL, product not
+    provisioned, bad credentials): not an unknown outcome of a request it never received.
+
+    The engine retries it like an outage, then fails a refund that never reached the PSP
+    with a clear reason rather than leaving it pending forever.
+    """
+
+
 class AttemptNotFound(ConnectorError):
     """The PSP does not know the attempt (a request that never reached it)."""
 

@@ -24,6 +24,10 @@ RESULT_DATA_FIELDS = (
     "checkout_url",
     "otp_attempts_left",
 )
+# Marks a refund the PSP acknowledged: from then on only the PSP's word can fail it.
+ACCEPTED_BY_PSP = "accepted_by_psp"
+# Configuration refusals (`ProviderMisconfigured`) a never-sent refund survives before it fails.
+MISCONFIGURED_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,18 @@ class Attempt:
     def description(self) -> str | None:
         return self.data.get("description")
 
+    @property
+    def customer_name(self) -> str | None:
+        """The API's `first_name` and `last_name` (or a `name` given whole)."""
+        customer = self.customer
+        parts = [customer.get("first_name"), customer.get("last_name")]
+        joined = " ".join(str(p).strip() for p in parts if p and str(p).strip())
+        return joined or customer.get("name") or None
+
+    @property
+    def customer_email(self) -> str | None:
+        return self.customer.get("email") or None
+
 
 @dataclass(frozen=True)
 class RefundAttempt:
@@ -84,6 +100,10 @@ class RefundAttempt:
     @property
     def amount_minor(self) -> int:
         return to_minor(self.amount)
+
+    @property
+    def reached_psp(self) -> bool:
+        return bool(self.data.get(ACCEPTED_BY_PSP)) or self.psp_reference is not None
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,13 @@ def create_app(engine: Engine) -> FastAPI:
             # asks later in any case.
             log.warning("callback_recheck_failed", error=str(exc))
             return JSONResponse({"error": "try_again_later"}, status_code=503)
-        except ValueError:
-            log.warning("callback_unparseable", body_bytes=len(body))
-            return JSONResponse({"error": "unparseable"}, status_code=400)
+        except ValueError as exc:
+            # Verified but unusable (malformed JSON, a NUL in an id, an object for a
+            # string): refused with no effect, so the PSP gets a clear answer, not a 500.
+            log.warning("callback_unparseable", reason=str(exc)[:200], body_bytes=len(body))
+            return JSONResponse(
+                {"error": "malformed_callback", "reason": str(exc)[:200]}, status_code=400
+            )
         if outcome is CallbackOutcome.UNKNOWN:
             # Not recorded: a PSP that retries gets another chance once the attempt is known.
             return JSONResponse({"status": outcome.value}, status_code=404)

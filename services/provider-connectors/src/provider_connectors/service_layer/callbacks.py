@@ -13,6 +13,7 @@ from enum import Enum
 
 from fluxpay_common.logging import bound_context, get_logger
 from provider_connectors.adapters import repository as repo
+from provider_connectors.domain.callback_shape import shape_problem
 from provider_connectors.domain.model import CallbackEvent, ProviderResult, RefundResult
 from provider_connectors.service_layer.engine import Engine
 
@@ -26,11 +27,16 @@ class CallbackOutcome(Enum):
     IGNORED = "ignored"
 
 
+class MalformedCallback(ValueError):
+    """A verified callback whose shape we cannot use: 400, no effect, not recorded."""
+
+
 async def handle_callback(
     engine: Engine, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
 ) -> CallbackOutcome:
-    """Raises `InvalidSignature` before anything is read from an unverified body."""
-    event = engine.connector.parse_callback(headers, body, query)
+    """Raises `InvalidSignature` before anything is read from an unverified body, and
+    `MalformedCallback` for a verified one we cannot use."""
+    event = _parsed(engine, headers, body, query)
     with bound_context(provider_event_id=event.event_id, provider_event=event.event_type):
         if event.refund_id is not None or event.refund_psp_reference is not None:
             return await _refund_callback(engine, event)
@@ -38,6 +44,19 @@ async def handle_callback(
             log.info("callback_ignored")  # a verified event type we do not act on
             return CallbackOutcome.IGNORED
         return await _payment_callback(engine, event)
+
+
+def _parsed(
+    engine: Engine, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+) -> CallbackEvent:
+    try:
+        event = engine.connector.parse_callback(headers, body, query)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A parser meeting an object where it expects text (or the reverse).
+        raise MalformedCallback(f"unusable notification ({type(exc).__name__})") from exc
+    if (problem := shape_problem(event)) is not None:
+        raise MalformedCallback(problem)
+    return event
 
 
 async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOutcome:
@@ -53,6 +72,11 @@ async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOut
             assert found is not None
             # The callback is a hint; the PSP's status endpoint is the truth.
             result = await engine.connector.fetch_status(found[0])
+        if result.status is None:
+            # No news (an unmodelled status, or nothing decided yet): not recorded as
+            # seen, so the PSP's resend, or a later notification, is still heard.
+            log.info("callback_without_news")
+            return CallbackOutcome.IGNORED
         async with engine.pool.acquire() as conn, conn.transaction():
             if not await repo.record_event(
                 conn, engine.provider, event.event_id, event.event_type, payment_id

@@ -41,9 +41,16 @@ from provider_connectors.connectors.base import (
     Connector,
     ConnectorError,
     FlowNotSupported,
+    ProviderMisconfigured,
     ProviderUnavailable,
 )
-from provider_connectors.domain.model import Attempt, ProviderResult, RefundAttempt, RefundResult
+from provider_connectors.domain.model import (
+    MISCONFIGURED_TRIES,
+    Attempt,
+    ProviderResult,
+    RefundAttempt,
+    RefundResult,
+)
 from provider_connectors.domain.status import (
     is_publishable,
     is_terminal,
@@ -154,23 +161,28 @@ class Engine:
         if found is None or is_terminal(found.status):
             await self._claim_only(cmd)
             return
+        # Recorded before the PSP hears of it: the PSP's own news of the cancel (Stripe's
+        # `checkout.session.expired`) may arrive first and must read as a cancel, not a timeout.
+        found, _ = await self.apply(found, self._cancel_requested(found))
         try:
             result = await self.connector.cancel(found)
         except (FlowNotSupported, ProviderUnavailable) as exc:
             # No cancel at this PSP, or it cannot be reached: keep following the attempt
             # (an outcome still counts: money may move) but never start it again.
             log.info("cancel_not_done_at_provider", reason=str(exc))
-            result = ProviderResult(
-                status=None,
-                next_poll_at=found.next_poll_at,
-                data={"cancel_requested_at": self.clock().isoformat()},
-            )
+            result = self._cancel_requested(found)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, cmd.message_id, self.consumer):
                 return
             locked = await repo.get_attempt(conn, cmd.payment_id, lock=True)
             assert locked is not None
             await self.apply_locked(conn, locked[0], result)
+
+    def _cancel_requested(self, attempt: Attempt) -> ProviderResult:
+        requested = attempt.data.get("cancel_requested_at") or self.clock().isoformat()
+        return ProviderResult(
+            status=None, next_poll_at=attempt.next_poll_at, data={"cancel_requested_at": requested}
+        )
 
     async def sync(self, cmd: SyncStatus) -> ProviderPaymentUpdate | None:
         found = await self._load(cmd)
@@ -233,34 +245,7 @@ class Engine:
     async def apply_locked(
         self, conn: asyncpg.Connection, current: Attempt, result: ProviderResult
     ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
-        new_status = current.status
-        accepted = result.status is not None and (
-            result.status == current.status or should_apply(current.status, result.status)
-        )
-        patch = dict(result.data)
-        if accepted:
-            assert result.status is not None
-            new_status = result.status
-            patch.update(result.data_patch())
-            patch["failure_code"] = result.failure_code
-            patch["failure_message"] = result.failure_message
-        elif result.status is not None:
-            log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
-        saved = await repo.save_attempt(
-            conn,
-            current.payment_id,
-            status=new_status,
-            psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
-            otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
-            next_poll_at=None if is_terminal(new_status) else result.next_poll_at,
-            data_patch=patch,
-        )
-        if new_status == current.status or not is_publishable(new_status):
-            return saved, None
-        update = payment_update(saved)
-        await add_to_outbox(conn, PROVIDER, provider_update_key(self.provider, new_status), update)
-        log.info("provider_status_changed", previous=current.status, status=new_status)
-        return saved, update
+        return await apply_result(conn, self.provider, current, result)
 
     # ------------------------------------------------------------ refunds
 
@@ -283,6 +268,9 @@ class Engine:
             result = await self.connector.refund(attempt, refund)
         except FlowNotSupported:
             result = RefundResult(status="failed", failure_code="refund_not_supported")
+        except ProviderMisconfigured as exc:
+            await self.refund_misconfigured(refund, exc)
+            return
         except ProviderUnavailable as exc:
             log.warning("refund_outcome_unknown", error=str(exc), retry_at=refund.next_poll_at)
             return
@@ -290,6 +278,26 @@ class Engine:
             log.exception("refund_crashed", retry_at=refund.next_poll_at)
             return
         await self.apply_refund(refund, result)
+
+    async def refund_misconfigured(self, refund: RefundAttempt, exc: ProviderMisconfigured) -> None:
+        """A PSP refusing us for configuration is retried (it may be fixed meanwhile); a
+        refund it never acknowledged then fails clearly instead of staying pending."""
+        tries = int(refund.data.get("misconfigured_tries", 0)) + 1
+        log.error("refund_provider_misconfigured", error=str(exc), tries=tries)
+        if tries >= MISCONFIGURED_TRIES and not refund.reached_psp:
+            failed = RefundResult(
+                status="failed",
+                failure_code="provider_misconfigured",
+                failure_message=f"The refund could not be sent to the provider: {exc}",
+            )
+            await self.apply_refund(refund, failed)
+            return
+        retry = RefundResult(
+            status="pending",
+            next_poll_at=self.clock() + self.lease,
+            data={"misconfigured_tries": tries},
+        )
+        await self.apply_refund(refund, retry)
 
     async def apply_refund(self, refund: RefundAttempt, result: RefundResult) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -339,6 +347,55 @@ class Engine:
     async def _claim_only(self, cmd: ProviderCommand) -> None:
         async with self.pool.acquire() as conn:
             await inbox.claim(conn, cmd.message_id, self.consumer)
+
+
+async def apply_result(
+    conn: asyncpg.Connection, provider: str, current: Attempt, result: ProviderResult
+) -> tuple[Attempt, ProviderPaymentUpdate | None]:
+    """Apply a PSP's (or an operator's) word to a locked attempt against its stored status;
+    publish a status change once, through the outbox; keep the review queue in step."""
+    new_status = current.status
+    accepted = result.status is not None and (
+        result.status == current.status or should_apply(current.status, result.status)
+    )
+    patch = dict(result.data)
+    if accepted:
+        assert result.status is not None
+        new_status = result.status
+        patch.update(result.data_patch())
+        patch["failure_code"] = result.failure_code
+        patch["failure_message"] = result.failure_message
+    elif result.status is not None:
+        log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
+    saved = await repo.save_attempt(
+        conn,
+        current.payment_id,
+        status=new_status,
+        psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
+        otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
+        next_poll_at=None if is_terminal(new_status) else result.next_poll_at,
+        data_patch=patch,
+    )
+    await _keep_review_in_step(conn, saved)
+    if new_status == current.status or not is_publishable(new_status):
+        return saved, None
+    update = payment_update(saved)
+    await add_to_outbox(conn, PROVIDER, provider_update_key(provider, new_status), update)
+    log.info("provider_status_changed", previous=current.status, status=new_status)
+    return saved, update
+
+
+async def _keep_review_in_step(conn: asyncpg.Connection, saved: Attempt) -> None:
+    """A live attempt nobody polls any more without a final answer goes to the review queue
+    (MTN calls back once; money may have moved); a final answer closes its review."""
+    if saved.environment != "live":
+        return  # the sandbox always decides: nothing to review
+    if is_terminal(saved.status):
+        await repo.close_review(conn, saved.payment_id, saved.status, "psp_answered", "provider")
+    elif saved.next_poll_at is None and await repo.queue_review(
+        conn, saved, "no_final_answer_after_polling"
+    ):
+        log.warning("attempt_queued_for_review", status=saved.status)
 
 
 def _with_data(attempt: Attempt, extra: dict[str, object]) -> Attempt:

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.runtime import every
 from provider_connectors.adapters import repository as repo
-from provider_connectors.connectors.base import AttemptNotFound, ConnectorError
+from provider_connectors.connectors.base import (
+    AttemptNotFound,
+    ConnectorError,
+    ProviderMisconfigured,
+)
 from provider_connectors.domain.model import Attempt, RefundAttempt
 from provider_connectors.service_layer.engine import Engine
 
@@ -73,6 +77,9 @@ class Poller:
             attempt = found[0]
             try:
                 result = await self.engine.connector.fetch_refund_status(attempt, refund)
+            except ProviderMisconfigured as exc:
+                await self.engine.refund_misconfigured(refund, exc)
+                return
             except AttemptNotFound:
                 # Never reached the PSP: send it again under the same refund id (idempotent).
                 await self.engine.start_refund(attempt, refund)

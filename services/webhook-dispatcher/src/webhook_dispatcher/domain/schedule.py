@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-DEFAULT_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+DEFAULT_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000,36000,36000,43200,43200"
 JITTER = 0.10
 
 Schedule = tuple[float, ...]

@@ -6,7 +6,9 @@
 - MTN/Airtel: `POST /payments/transactions/initiate` pushes to the customer's phone (an
   invoice can be paid once, so a repeated push never charges twice); other methods
   (banks, cards): the invoice's `paymentLinkUrl`;
-- `GET /payments/invoices/{transactionId}` is the status (`NEW`, `PAID`);
+- `GET /payments/invoices/{invoiceNumber}` is the status (`NEW`, `PAID`): IremboPay looks
+  invoices up by their number only (its Node SDK: `getInvoice(880530633460)`), so the number
+  is stored as soon as the invoice exists, before the push;
 - no refund API: refunds answer `FlowNotSupported` (made out of band).
 """
 
@@ -21,7 +23,12 @@ import httpx
 
 from fluxpay_common.ids import utcnow
 from provider_connectors.config import Settings
-from provider_connectors.connectors.base import AttemptNotFound, Clock, FlowNotSupported
+from provider_connectors.connectors.base import (
+    AttemptNotFound,
+    Clock,
+    FlowNotSupported,
+    ProviderUnavailable,
+)
 from provider_connectors.connectors.http import PspHttp, RetryPolicy, json_body
 from provider_connectors.connectors.irembopay import transformers, webhooks
 from provider_connectors.connectors.polling import DEFAULT_EXPIRY, next_poll_at
@@ -60,6 +67,10 @@ class IremboPayConnector:
     def prepare(self, attempt: Attempt) -> dict[str, Any]:
         return {"transaction_id": str(attempt.payment_id)}
 
+    @staticmethod
+    def invoice_number(attempt: Attempt) -> str | None:
+        return attempt.data.get(transformers.INVOICE_NUMBER) or attempt.psp_reference
+
     async def initiate(self, attempt: Attempt) -> ProviderResult:
         invoice = await self._invoice(attempt)
         if isinstance(invoice, ProviderResult):
@@ -67,7 +78,8 @@ class IremboPayConnector:
         return await self._start_payment(attempt, invoice)
 
     async def fetch_status(self, attempt: Attempt) -> ProviderResult:
-        invoice = await self._get_invoice(attempt)
+        number = self.invoice_number(attempt)
+        invoice = await self._get_invoice(number) if number else None
         if invoice is None:
             raise AttemptNotFound(str(attempt.payment_id))
         result = transformers.invoice_result(invoice, self._clock())
@@ -109,10 +121,21 @@ class IremboPayConnector:
         if response.is_success:
             return transformers.data_of(json_body(response))
         if response.status_code == 409:
-            existing = await self._get_invoice(attempt)
-            if existing is not None:
-                return existing
+            return await self._existing_invoice(attempt, json_body(response))
         return transformers.rejection(response.status_code, json_body(response))
+
+    async def _existing_invoice(
+        self, attempt: Attempt, answer: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """An earlier try made the invoice: found by the number we stored, or the one the
+        duplicate answer names. Otherwise unknown (IremboPay has no lookup by our id)."""
+        number = self.invoice_number(attempt) or transformers.data_of(answer).get("invoiceNumber")
+        # Last resort: IremboPay's Get Invoice page also names the transactionId as a key.
+        for key in (str(number) if number else None, str(attempt.payment_id)):
+            existing = await self._get_invoice(key) if key else None
+            if existing:
+                return existing
+        raise ProviderUnavailable("IremboPay holds an invoice for this payment; number unknown")
 
     async def _start_payment(self, attempt: Attempt, invoice: Mapping[str, Any]) -> ProviderResult:
         number = str(invoice.get("invoiceNumber"))
@@ -120,22 +143,30 @@ class IremboPayConnector:
         push = transformers.push_request(attempt, number)
         if push is None:
             return self._scheduled(attempt, replace(invoiced, status="awaiting_payment"))
-        response = await self._http.request("POST", "/payments/transactions/initiate", json=push)
+        try:
+            response = await self._http.request(
+                "POST", "/payments/transactions/initiate", json=push
+            )
+        except ProviderUnavailable:
+            # Keep the invoice number (status unchanged): the poller asks IremboPay with it.
+            return self._scheduled(attempt, replace(invoiced, status=None))
         if response.is_success:
             reference = transformers.data_of(json_body(response)).get("referenceId")
             data = {**invoiced.data, "irembopay_push_reference": reference}
             return self._scheduled(attempt, replace(invoiced, data=data))
-        return await self._push_refused(attempt, response)
+        return await self._push_refused(attempt, number, response)
 
-    async def _push_refused(self, attempt: Attempt, response: httpx.Response) -> ProviderResult:
+    async def _push_refused(
+        self, attempt: Attempt, number: str, response: httpx.Response
+    ) -> ProviderResult:
         body = json_body(response)
         if transformers.error_code(body) == "INVOICE_ALREADY_PAID":
-            return await self.fetch_status(attempt)
+            invoice = await self._get_invoice(number) or {}
+            return self._scheduled(attempt, transformers.invoice_result(invoice, self._clock()))
         return transformers.rejection(response.status_code, body)
 
-    async def _get_invoice(self, attempt: Attempt) -> Mapping[str, Any] | None:
-        reference = attempt.data.get("transaction_id") or str(attempt.payment_id)
-        response = await self._http.request("GET", f"/payments/invoices/{reference}")
+    async def _get_invoice(self, number: str) -> Mapping[str, Any] | None:
+        response = await self._http.request("GET", f"/payments/invoices/{number}")
         if response.status_code == 404:
             return None
         if not response.is_success:

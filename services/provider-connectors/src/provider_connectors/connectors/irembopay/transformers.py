@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,17 +41,27 @@ _REASONS = {
     "REJECTED": "The customer declined the payment.",
 }
 
-_NOTIFIED: dict[str, tuple[str, str | None, str | None]] = {
+# Every payment status IremboPay names: its invoices' `paymentStatus` (NEW, PAID) and the
+# seed's notification `status` values. Anything else is no news (and not recorded as seen).
+_STATUSES: dict[str, tuple[str | None, str | None, str | None]] = {
+    "new": (None, None, None),
+    "pending": ("processing", None, None),
+    "processing": ("processing", None, None),
+    "paid": ("completed", None, None),
     "successful": ("completed", None, None),
     "completed": ("completed", None, None),
-    "paid": ("completed", None, None),
     "failed": ("failed", "payment_declined", "The payment failed at IremboPay."),
     "error": ("failed", "provider_error", "IremboPay reported an error."),
     "cancelled": ("cancelled", "cancelled", "The payment was cancelled."),
+    "canceled": ("cancelled", "cancelled", "The payment was cancelled."),
     "timeout": ("failed", "customer_timeout", "The customer did not approve in time."),
-    "pending": ("processing", None, None),
-    "processing": ("processing", None, None),
+    "expired": ("failed", "customer_timeout", "The invoice expired unpaid."),
 }
+INVOICE_NUMBER = "irembopay_invoice_number"
+
+
+def is_known_status(status: str) -> bool:
+    return status.lower() in _STATUSES
 
 
 def national_phone(phone: str | None) -> str:
@@ -64,7 +75,6 @@ def national_phone(phone: str | None) -> str:
 def invoice_request(
     attempt: Attempt, account: str, product_code: str, language: str, expiry: datetime
 ) -> dict[str, Any]:
-    customer = attempt.customer
     body: dict[str, Any] = {
         "transactionId": str(attempt.payment_id),
         "paymentAccountIdentifier": account,
@@ -74,9 +84,9 @@ def invoice_request(
         "language": language,
     }
     person = {
-        "email": customer.get("email"),
+        "email": attempt.customer_email,
         "phoneNumber": national_phone(attempt.phone) if attempt.phone else None,
-        "name": customer.get("name"),
+        "name": attempt.customer_name,
     }
     if any(person.values()):
         body["customer"] = {k: v for k, v in person.items() if v}
@@ -115,37 +125,37 @@ def rejection(status_code: int, body: Mapping[str, Any]) -> ProviderResult:
 
 
 def invoice_result(invoice: Mapping[str, Any], now: datetime) -> ProviderResult:
-    """An invoice as our result: PAID is success; NEW past its expiry is a timeout."""
-    common: dict[str, Any] = {
-        "psp_reference": invoice.get("invoiceNumber"),
-        "checkout_url": invoice.get("paymentLinkUrl"),
-        "data": {
-            k: v
-            for k, v in {
-                "irembopay_payment_reference": invoice.get("paymentReference"),
-                "irembopay_payment_method": invoice.get("paymentMethod"),
-            }.items()
-            if v
-        },
+    """An invoice as our result: PAID is success; NEW past its expiry is a timeout; the
+    other statuses IremboPay names map like its notifications."""
+    number = invoice.get("invoiceNumber")
+    data = {
+        INVOICE_NUMBER: str(number) if number else None,
+        "irembopay_payment_reference": invoice.get("paymentReference"),
+        "irembopay_payment_method": invoice.get("paymentMethod"),
     }
-    status = str(invoice.get("paymentStatus") or "").upper()
-    if status == "PAID":
-        return ProviderResult(status="completed", **common)
-    if status == "NEW":
-        expiry = _parse_time(invoice.get("expiryAt"))
-        if expiry is not None and now > expiry + EXPIRY_GRACE:
-            return ProviderResult(
-                status="failed",
-                failure_code="customer_timeout",
-                failure_message="The invoice expired unpaid.",
-                **common,
-            )
-        return ProviderResult(status=None, **common)
-    return ProviderResult(status=None, **common)
+    common: dict[str, Any] = {
+        "psp_reference": str(number) if number else None,
+        "checkout_url": invoice.get("paymentLinkUrl"),
+        "data": {k: v for k, v in data.items() if v},
+    }
+    status = str(invoice.get("paymentStatus") or "").lower()
+    if status == "new" and _expired(invoice, now):
+        return ProviderResult(
+            status="failed",
+            failure_code="customer_timeout",
+            failure_message="The invoice expired unpaid.",
+            **common,
+        )
+    return replace(notified_result(status, invoice.get("failureReason")), **common)
+
+
+def _expired(invoice: Mapping[str, Any], now: datetime) -> bool:
+    expiry = _parse_time(invoice.get("expiryAt"))
+    return expiry is not None and now > expiry + EXPIRY_GRACE
 
 
 def notified_result(status: str, failure_reason: object) -> ProviderResult:
-    ours, code, message = _NOTIFIED.get(status.lower(), (None, None, None))
+    ours, code, message = _STATUSES.get(status.lower(), (None, None, None))
     if ours is None:
         return ProviderResult(status=None)
     if ours == "failed" and failure_reason and code != "customer_timeout":

@@ -20,6 +20,7 @@ import orjson
 from fluxpay_common.ids import parse_uuid, utcnow
 from provider_connectors.connectors.base import InvalidSignature
 from provider_connectors.connectors.irembopay import transformers
+from provider_connectors.connectors.payloads import text
 from provider_connectors.connectors.signatures import header, hmac_sha256_hex, matches_any
 from provider_connectors.domain.model import CallbackEvent
 
@@ -65,26 +66,26 @@ def parse_event(body: bytes) -> CallbackEvent:
 
 
 def _invoice_event(invoice: Mapping[str, Any]) -> CallbackEvent:
-    status = str(invoice.get("paymentStatus") or ("PAID" if invoice.get("paidAt") else "NEW"))
+    status = text(invoice, "paymentStatus") or ("PAID" if invoice.get("paidAt") else "NEW")
     invoice = {**invoice, "paymentStatus": status}
-    number = invoice.get("invoiceNumber")
+    number = text(invoice, "invoiceNumber")
     return CallbackEvent(
-        event_id=f"invoice:{number}:{status}:{invoice.get('paymentReference') or ''}",
+        event_id=f"invoice:{number}:{status}:{text(invoice, 'paymentReference') or ''}",
         event_type=f"invoice.{status.lower()}",
-        payment_id=parse_uuid(str(invoice.get("transactionId") or "")),
+        payment_id=parse_uuid(text(invoice, "transactionId") or ""),
         psp_reference=number,
         result=transformers.invoice_result(invoice, utcnow()),
     )
 
 
 def _seed_event(payload: Mapping[str, Any]) -> CallbackEvent:
-    status = str(payload.get("status") or "unknown")
+    status = text(payload, "status") or "unknown"
     metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
-    ours = metadata.get("internal_reference") if metadata else None
+    ours = text(metadata, "internal_reference") if metadata else None
     return CallbackEvent(
-        event_id=f"transaction:{payload.get('transaction_id')}:{status.lower()}",
+        event_id=f"transaction:{text(payload, 'transaction_id')}:{status.lower()}",
         event_type=f"payment.{status.lower()}",
-        payment_id=parse_uuid(str(ours or "")),
-        psp_reference=payload.get("reference"),
+        payment_id=parse_uuid(ours or ""),
+        psp_reference=text(payload, "reference"),
         result=transformers.notified_result(status, payload.get("failure_reason")),
     )

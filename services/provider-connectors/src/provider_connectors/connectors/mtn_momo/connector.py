@@ -29,12 +29,14 @@ from provider_connectors.connectors.base import (
     AttemptNotFound,
     Clock,
     FlowNotSupported,
+    ProviderMisconfigured,
     ProviderUnavailable,
 )
 from provider_connectors.connectors.http import PspHttp, RetryPolicy, json_body
 from provider_connectors.connectors.mtn_momo import transformers, webhooks
 from provider_connectors.connectors.polling import next_poll_at
 from provider_connectors.domain.model import (
+    ACCEPTED_BY_PSP,
     Attempt,
     CallbackEvent,
     ProviderResult,
@@ -133,7 +135,7 @@ class MtnMomoConnector:
 
     async def refund(self, attempt: Attempt, refund: RefundAttempt) -> RefundResult:
         headers = {
-            "X-Reference-Id": str(refund.refund_id),
+            "X-Reference-Id": transformers.reference_id(refund.refund_id),
             **self._callback(refund.refund_id, "refund"),
         }
         response = await self._call(
@@ -144,7 +146,8 @@ class MtnMomoConnector:
             json=transformers.refund_request(attempt, str(refund.refund_id), refund.amount),
         )
         if response.status_code == 409 or response.is_success:
-            return self._refund_scheduled(RefundResult(status="pending"))
+            accepted = RefundResult(status="pending", data={ACCEPTED_BY_PSP: True})
+            return self._refund_scheduled(accepted)
         refused = transformers.rejection(response.status_code, json_body(response))
         return RefundResult(
             status="failed",
@@ -154,7 +157,9 @@ class MtnMomoConnector:
 
     async def fetch_refund_status(self, attempt: Attempt, refund: RefundAttempt) -> RefundResult:
         response = await self._call(
-            self._disbursement, "GET", f"/disbursement/v1_0/refund/{refund.refund_id}"
+            self._disbursement,
+            "GET",
+            f"/disbursement/v1_0/refund/{transformers.reference_id(refund.refund_id)}",
         )
         if response.status_code == 404:
             raise AttemptNotFound(str(refund.refund_id))
@@ -194,7 +199,7 @@ class MtnMomoConnector:
             if response.status_code != 401:
                 return response
         log.error("mtn_momo_access_denied", product=product.name, call=f"{method} {path}")
-        raise ProviderUnavailable(f"MTN MoMo denied access to {product.name}: check credentials")
+        raise ProviderMisconfigured(f"MTN MoMo denied access to {product.name}: check credentials")
 
     async def _token(self, product: Product, *, renew: bool = False) -> str:
         async with self._token_locks[product.name]:
@@ -212,6 +217,13 @@ class MtnMomoConnector:
                 log.error(
                     "mtn_momo_token_refused", product=product.name, status=response.status_code
                 )
+                if 400 <= response.status_code < 500:
+                    # 404: wrong base URL or product not provisioned; 401/403: credentials.
+                    raise ProviderMisconfigured(
+                        f"MTN MoMo refused the {product.name} token (HTTP"
+                        f" {response.status_code}): check the base URL, the product"
+                        " subscription and the API user"
+                    )
                 raise ProviderUnavailable(f"MTN MoMo token refused ({response.status_code})")
             lifetime = float(body.get("expires_in") or 3600) - TOKEN_MARGIN_SECONDS
             self._tokens[product.name] = _Token(

@@ -8,10 +8,19 @@ MTN reports no fees on a collection.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from provider_connectors.domain.model import Attempt, ProviderResult, RefundResult
+
+
+def reference_id(our_id: uuid.UUID) -> str:
+    """MTN's `X-Reference-Id` for one of our ids: MTN takes only a UUID v4, and a refund's id
+    is a UUID v5 when the merchant sent an Idempotency-Key. The same bits with a v4's version
+    and variant: a v4 id is unchanged, and a retry derives the same key (no double refund)."""
+    return str(uuid.UUID(int=our_id.int, version=4))
+
 
 # MTN's failure reasons, in the words a merchant understands.
 _REASONS: dict[str, tuple[str, str]] = {

@@ -17,6 +17,7 @@ import orjson
 from fluxpay_common.ids import parse_uuid
 from provider_connectors.connectors.base import InvalidSignature
 from provider_connectors.connectors.mtn_momo.transformers import refund_result
+from provider_connectors.connectors.payloads import text
 from provider_connectors.connectors.signatures import hmac_sha256_hex, matches_any
 from provider_connectors.domain.model import CallbackEvent
 
@@ -42,8 +43,8 @@ def parse_event(secret: str, body: bytes, query: Mapping[str, str]) -> CallbackE
     payload = orjson.loads(body) if body.strip() else {}
     if not isinstance(payload, dict):
         raise ValueError("an MTN callback is a JSON object")
-    status = str(payload.get("status") or "UNKNOWN").upper()
-    event_id = f"{kind}:{subject}:{status}:{payload.get('financialTransactionId') or ''}"
+    status = (text(payload, "status") or "UNKNOWN").upper()
+    event_id = f"{kind}:{subject}:{status}:{text(payload, 'financialTransactionId') or ''}"
     if kind == "refund":
         return CallbackEvent(
             event_id=event_id,

@@ -70,7 +70,11 @@ class NovasendConnector:
         return transformers.rejection(response.status_code, body)
 
     async def fetch_status(self, attempt: Attempt) -> ProviderResult:
-        reference = attempt.psp_reference or str(attempt.payment_id)
+        reference = attempt.psp_reference
+        if not reference:
+            # Novasend is asked by the reference it generated; a lost creation answer is
+            # recovered by the POST again under the same X-Idempotency-Key (the engine's way).
+            raise AttemptNotFound(str(attempt.payment_id))
         response = await self._http.request("GET", f"/v1/payin/{reference}")
         if response.status_code == 404:
             raise AttemptNotFound(reference)

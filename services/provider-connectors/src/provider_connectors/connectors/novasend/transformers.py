@@ -24,7 +24,7 @@ def session_request(attempt: Attempt, account_id: str) -> dict[str, Any]:
         "accountId": account_id,
         "amount": attempt.amount,
         "msisdn": attempt.phone,
-        "customerName": attempt.customer.get("name") or DEFAULT_CUSTOMER_NAME,
+        "customerName": attempt.customer_name or DEFAULT_CUSTOMER_NAME,
         "country": attempt.country,
     }
 
@@ -36,7 +36,7 @@ def payout_request(attempt: Attempt, refund_id: str, amount: int) -> dict[str, A
         "amount": amount,
         "msisdn": attempt.phone,
         "country": attempt.country,
-        "customerName": attempt.customer.get("name") or DEFAULT_CUSTOMER_NAME,
+        "customerName": attempt.customer_name or DEFAULT_CUSTOMER_NAME,
     }
 
 

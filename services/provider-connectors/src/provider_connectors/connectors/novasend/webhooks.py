@@ -16,6 +16,7 @@ import orjson
 from fluxpay_common.ids import parse_uuid
 from provider_connectors.connectors.base import InvalidSignature
 from provider_connectors.connectors.novasend.transformers import payout_result
+from provider_connectors.connectors.payloads import text
 from provider_connectors.connectors.signatures import (
     compact_json,
     header,
@@ -42,23 +43,23 @@ def parse_event(body: bytes) -> CallbackEvent:
         raise ValueError("a Novasend notification is a JSON object")
     wrapped = payload.get("data")
     data: Mapping[str, Any] = wrapped if isinstance(wrapped, dict) else payload
-    kind = str(data.get("type") or "payin")
-    event_type = str(payload.get("event") or f"{kind}.{data.get('status')}")
+    kind = text(data, "type") or "payin"
+    event_type = text(payload, "event") or f"{kind}.{text(data, 'status')}"
     event_id = _event_id(payload, data, body)
-    ours = parse_uuid(str(data.get("reference") or data.get("customerReference") or ""))
+    ours = parse_uuid(text(data, "reference") or text(data, "customerReference") or "")
     if kind == "payout":
         return CallbackEvent(
             event_id=event_id,
             event_type=event_type,
             refund_id=ours,
-            refund_psp_reference=data.get("id"),
+            refund_psp_reference=text(data, "id"),
             refund_result=payout_result(data),
         )
     return CallbackEvent(
         event_id=event_id,
         event_type=event_type,
         payment_id=ours,
-        psp_reference=data.get("id"),
+        psp_reference=text(data, "id"),
         recheck=True,
     )
 
@@ -66,8 +67,8 @@ def parse_event(body: bytes) -> CallbackEvent:
 def _event_id(payload: Mapping[str, Any], data: Mapping[str, Any], body: bytes) -> str:
     """Novasend sends no event id: the transaction and the state it announces name one."""
     if payload.get("id") and payload is not data:
-        return str(payload["id"])
-    state = (data.get("id"), data.get("status"), data.get("confirmationStatus"))
+        return str(text(payload, "id"))
+    state = (text(data, "id"), text(data, "status"), text(data, "confirmationStatus"))
     if state[0]:
         return ":".join(str(part) for part in state)
     return "sha256:" + hashlib.sha256(body).hexdigest()

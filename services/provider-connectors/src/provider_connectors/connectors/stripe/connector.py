@@ -59,8 +59,7 @@ class StripeConnector:
         )
         self._webhook_secret = settings.stripe_webhook_secret.get_secret_value()
         self._tolerance = settings.stripe_webhook_tolerance_seconds
-        self._success_url = settings.stripe_success_url
-        self._cancel_url = settings.stripe_cancel_url
+        self._success_url, self._cancel_url = settings.stripe_return_urls
         self._poll_every = timedelta(seconds=settings.stripe_poll_seconds)
         self._clock = clock
 
@@ -68,7 +67,11 @@ class StripeConnector:
         return {"idempotency_key": f"fluxpay-checkout-{attempt.payment_id}"}
 
     async def initiate(self, attempt: Attempt) -> ProviderResult:
-        params = transformers.session_params(attempt, self._success_url, self._cancel_url)
+        params = transformers.session_params(
+            attempt,
+            transformers.return_url(self._success_url, attempt),
+            transformers.return_url(self._cancel_url, attempt),
+        )
         response = await self._post(
             "/v1/checkout/sessions", params, attempt.data["idempotency_key"]
         )
@@ -91,7 +94,9 @@ class StripeConnector:
             raise AttemptNotFound(session_id)
         if not response.is_success:
             return self._scheduled(attempt, ProviderResult(status=None))
-        return self._scheduled(attempt, transformers.session_result(json_body(response)))
+        cancel_requested = bool(attempt.data.get("cancel_requested_at"))
+        result = transformers.session_result(json_body(response), cancel_requested)
+        return self._scheduled(attempt, result)
 
     async def submit_otp(self, attempt: Attempt, otp: str) -> ProviderResult:
         raise FlowNotSupported("card payments authenticate on Stripe's checkout page")
@@ -104,7 +109,7 @@ class StripeConnector:
             f"/v1/checkout/sessions/{session_id}/expire", {}, f"fluxpay-expire-{session_id}"
         )
         if response.is_success:
-            return ProviderResult(status="cancelled", failure_code="cancelled", next_poll_at=None)
+            return transformers.session_result(json_body(response), cancel_requested=True)
         # Not open any more: it may have been paid meanwhile. Stripe's status decides.
         return await self.fetch_status(attempt)
 

@@ -27,6 +27,12 @@ def checkout_expiry(attempt: Attempt) -> datetime:
     return min(max(attempt.expires_at or earliest, earliest), latest)
 
 
+def return_url(template: str, attempt: Attempt) -> str:
+    """Where Checkout sends the card holder back: the payment's own page, which shows its
+    outcome (`{payment_id}` in the setting; Stripe's `{CHECKOUT_SESSION_ID}` stays for it)."""
+    return template.replace("{payment_id}", str(attempt.payment_id))
+
+
 def session_params(attempt: Attempt, success_url: str, cancel_url: str) -> dict[str, Any]:
     metadata = {
         "payment_id": str(attempt.payment_id),
@@ -40,7 +46,7 @@ def session_params(attempt: Attempt, success_url: str, cancel_url: str) -> dict[
         "success_url": success_url,
         "cancel_url": cancel_url,
         "expires_at": int(checkout_expiry(attempt).timestamp()),
-        "customer_email": attempt.customer.get("email"),
+        "customer_email": attempt.customer_email,
         "payment_method_types": ["card"],
         "line_items": [
             {
@@ -66,7 +72,8 @@ def refund_params(attempt: Attempt, refund_id: str, amount: int, intent: str) ->
     }
 
 
-def session_result(session: Mapping[str, Any]) -> ProviderResult:
+def session_result(session: Mapping[str, Any], cancel_requested: bool = False) -> ProviderResult:
+    """A Checkout Session as our result; an expired one we asked to expire is a cancel."""
     intent = _object(session.get("payment_intent"))
     common: dict[str, Any] = {
         "psp_reference": session.get("id"),
@@ -76,6 +83,13 @@ def session_result(session: Mapping[str, Any]) -> ProviderResult:
     status, paid = session.get("status"), session.get("payment_status") == "paid"
     if paid or intent.get("status") == "succeeded":
         return ProviderResult(status="completed", **common, **_amounts(session, intent))
+    if status == "expired" and cancel_requested:
+        return ProviderResult(
+            status="cancelled",
+            failure_code="cancelled",
+            failure_message="The payment was cancelled before the card was charged.",
+            **common,
+        )
     if status == "expired":
         return ProviderResult(status="failed", **common, **_expiry_failure(intent))
     if status == "complete" or intent.get("status") == "processing":

@@ -16,6 +16,7 @@ import orjson
 from fluxpay_common import signing
 from fluxpay_common.ids import parse_uuid
 from provider_connectors.connectors.base import InvalidSignature
+from provider_connectors.connectors.payloads import text
 from provider_connectors.connectors.signatures import header
 from provider_connectors.domain.model import CallbackEvent
 
@@ -51,14 +52,14 @@ def parse_event(body: bytes) -> CallbackEvent:
     event = orjson.loads(body)
     if not isinstance(event, dict) or event.get("object") != "event":
         raise ValueError("a Stripe webhook is an event object")
-    kind = str(event.get("type"))
+    kind = text(event, "type") or ""
     obj = _mapping(_mapping(event.get("data")).get("object"))
-    event_id = str(event.get("id"))
+    event_id = text(event, "id") or ""
     metadata = _mapping(obj.get("metadata"))
     if kind in SESSION_EVENTS:
         ours = parse_uuid(str(obj.get("client_reference_id") or metadata.get("payment_id") or ""))
         return CallbackEvent(
-            event_id, kind, payment_id=ours, psp_reference=obj.get("id"), recheck=True
+            event_id, kind, payment_id=ours, psp_reference=text(obj, "id"), recheck=True
         )
     if kind in INTENT_EVENTS:
         ours = parse_uuid(str(metadata.get("payment_id") or ""))
@@ -70,7 +71,7 @@ def parse_event(body: bytes) -> CallbackEvent:
             event_id,
             kind,
             refund_id=parse_uuid(str(refund_meta.get("refund_id") or "")),
-            refund_psp_reference=refund.get("id"),
+            refund_psp_reference=text(refund, "id"),
             recheck=True,
         )
     return CallbackEvent(event_id, kind)  # not ours to act on: acknowledged, ignored
