@@ -43,7 +43,12 @@ async def test_audit_log_lists_what_was_done_with_its_actor(
     key = created.json()
     await merchant.client.post(f"/api_keys/{key['id']}/rotate", json={"expires_in": 0})
     await merchant.client.delete(f"/api_keys/{key['id']}")
-    secret_url = "https://user:hunter2@hooks.example.com/fluxpay?token=s3cr3t"
+    # Credentials in a URL are refused outright; a token in its query is kept out of the log.
+    refused = "https://user:hunter2@hooks.example.com/fluxpay"
+    assert (
+        await merchant.client.put("/webhook_endpoint", json={"url": refused})
+    ).status_code == 400
+    secret_url = "https://hooks.example.com/fluxpay?token=s3cr3t"
     assert (await merchant.client.put("/webhook_endpoint", json={"url": secret_url})).is_success
     rotated = await merchant.client.post("/webhook_endpoint/rotate_secret")
     await merchant.client.put("/webhook_endpoint", json={"url": receiver.url})
@@ -55,7 +60,9 @@ async def test_audit_log_lists_what_was_done_with_its_actor(
     await reach(merchant, paid["id"], "completed")
     await _balance_covers(merchant, 1000 * 100)
     refund = await merchant.client.post(
-        f"/collect/payments/{paid['id']}/refunds", json={"amount": 1000}
+        f"/collect/payments/{paid['id']}/refunds",
+        json={"amount": 1000},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
     )
     assert refund.status_code == 201, refund.text
 
