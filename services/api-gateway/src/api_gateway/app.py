@@ -23,7 +23,16 @@ from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
 from api_gateway.ratelimit import RateLimiter, limits_from
-from api_gateway.routes import account, api_keys, audit, checkout, collect, docs, event_stream
+from api_gateway.routes import (
+    account,
+    api_keys,
+    audit,
+    checkout,
+    collect,
+    docs,
+    event_stream,
+    lists,
+)
 from api_gateway.rpc import Orchestrator, QueryService
 from fluxpay_common import runtime
 from fluxpay_common.db import create_pool, migrate
@@ -74,6 +83,7 @@ def create_app(settings: Settings) -> FastStreamAPI:
         app.state.settings = settings
         app.state.pool = pool
         app.state.orchestrator = Orchestrator(client, settings.rpc_timeout)
+        app.state.orchestrator_queries = QueryService(client, settings.rpc_timeout)
         app.state.idempotency = idempotency
         app.state.limiter = limiter
         app.state.ledger = QueryService(ledger, settings.rpc_timeout)
@@ -111,6 +121,8 @@ def create_app(settings: Settings) -> FastStreamAPI:
         response.headers["X-Request-Id"] = request.state.correlation_id
         return response
 
+    # Before collect's `/collect/payments/{reference_or_id}`, which would take `export.csv`.
+    app.include_router(lists.router)
     app.include_router(collect.router)
     app.include_router(checkout.router, dependencies=[Depends(limit_public)])
     # Before account's `/events/{event_id}`, which would take `stream` for an id.
