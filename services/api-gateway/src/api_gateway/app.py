@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
+import asyncpg
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from faststream.rabbit import RabbitBroker
 from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
-from api_gateway import errors
+from api_gateway import errors, payment_events
 from api_gateway.access import limit_public
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
@@ -32,15 +33,19 @@ from api_gateway.routes import (
     docs,
     event_stream,
     lists,
+    payment_links,
 )
 from api_gateway.rpc import Orchestrator, QueryService
 from fluxpay_common import runtime
+from fluxpay_common.consumer import subscribe
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.messages import Message, domain_event_adapter
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
 from fluxpay_common.topology import (
     COMMANDS,
+    GATEWAY_EVENTS,
     LEDGER_QUERIES_KEY,
     ORCHESTRATOR_COMMANDS_KEY,
     WEBHOOK_COMMANDS_KEY,
@@ -80,6 +85,8 @@ def create_app(settings: Settings) -> FastStreamAPI:
         supervisor.start("idempotency-purge", lambda: runtime.every(600, idempotency.purge_expired))
         limiter = RateLimiter(pool, limits_from(settings))
         supervisor.start("rate-limit-purge", lambda: runtime.every(60, limiter.purge))
+        consumer = payment_event_consumer(settings, pool)
+        await consumer.start()
         app.state.settings = settings
         app.state.pool = pool
         app.state.orchestrator = Orchestrator(client, settings.rpc_timeout)
@@ -93,6 +100,7 @@ def create_app(settings: Settings) -> FastStreamAPI:
             yield
         finally:
             relay.stop()
+            await consumer.stop()
             await supervisor.stop()
             for c in (client, ledger, webhooks):
                 await c.stop()
@@ -128,14 +136,34 @@ def create_app(settings: Settings) -> FastStreamAPI:
     # Before account's `/events/{event_id}`, which would take `stream` for an id.
     app.include_router(event_stream.router)
     app.include_router(account.router)
-    for router in (api_keys.router, audit.router, docs.router):
+    for router in (api_keys.router, audit.router, payment_links.router, docs.router):
         app.include_router(router)
+    app.include_router(payment_links.public)
 
     async def connect(b: RabbitBroker) -> None:
         await b.start()
         await declare_topology(b, settings.delivery_limit)
 
     return FastStreamAPI(broker, application=app, connection_hook=connect)
+
+
+def payment_event_consumer(settings: Settings, pool: asyncpg.Pool) -> RabbitBroker:
+    """Its own broker: FastStreamAPI would wrap a subscriber of the app's broker in
+    FastAPI's dependency injection, which cannot take the raw message our consumers read."""
+    consumer = runtime.make_broker(settings)
+
+    async def on_payment_event(event: Message, msg: Any) -> None:
+        await payment_events.on_event(pool, event, msg)
+
+    subscribe(
+        consumer,
+        GATEWAY_EVENTS,
+        domain_event_adapter,
+        on_payment_event,
+        delivery_limit=settings.delivery_limit,
+        retry_seconds=settings.handler_retry_seconds,
+    )
+    return consumer
 
 
 async def serve(settings: Settings) -> None:

@@ -31,6 +31,8 @@ EXTRA_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/api/v1/webhook_endpoint"): (404,),
     ("post", "/api/v1/webhook_endpoint/rotate_secret"): (404,),
     ("post", "/api/v1/api_keys/{key_id}/rotate"): (409,),
+    # Public: no key, limited per client IP.
+    ("get", "/api/v1/links/{slug}"): (429,),
 }
 # Successes other than the decorator's status (an idempotent replay answers 200).
 SUCCESSES: dict[tuple[str, str], tuple[int, ...]] = {

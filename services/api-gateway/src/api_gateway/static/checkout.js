@@ -36,6 +36,8 @@
     if (s.redirect_url && s.status === "awaiting_payment") { window.location.assign(s.redirect_url); return; }
     $("amount").textContent = money(s.amount, s.currency);
     $("desc").textContent = s.description || "";
+    // Whom the payer is paying, before they type a phone number.
+    $("merchant").textContent = s.merchant_name || "";
     $("error").textContent = "";
     var choosing = s.status === "awaiting_payment";
     $("choose").hidden = !choosing;
