@@ -397,6 +397,19 @@ class RefundEvent(Message):
     refund: RefundView
 
 
+class DueEvent(Message):
+    """Gateway -> webhooks: a payer's due for one period was issued. `payment` is the
+    payment the payer pays it with (hosted: its `checkout_url` is the link to send the
+    payer; direct: the push already started); `due` is the due as the API shows it."""
+
+    type: Literal["collect.due.issued"] = "collect.due.issued"
+    merchant_id: uuid.UUID
+    environment: Environment
+    callback_url: str | None = None
+    payment: PaymentView
+    due: dict[str, Any]
+
+
 class SealedSecret(BaseModel):
     """A webhook signing secret, sealed (Fernet under the platform secrets key)."""
 
@@ -425,7 +438,7 @@ class MerchantEndpointChanged(Message):
 
 
 DomainEvent = Annotated[
-    PaymentEvent | RefundEvent | MerchantEndpointChanged, Field(discriminator="type")
+    PaymentEvent | RefundEvent | DueEvent | MerchantEndpointChanged, Field(discriminator="type")
 ]
 domain_event_adapter: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)
 

@@ -18,7 +18,7 @@ from faststream.rabbit import RabbitBroker
 from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
-from api_gateway import errors, payment_events
+from api_gateway import dues_scheduler, errors, payment_events
 from api_gateway.access import limit_public
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
@@ -31,6 +31,7 @@ from api_gateway.routes import (
     checkout,
     collect,
     docs,
+    dues,
     event_stream,
     lists,
     payment_links,
@@ -95,6 +96,17 @@ def create_app(settings: Settings) -> FastStreamAPI:
         app.state.limiter = limiter
         app.state.ledger = QueryService(ledger, settings.rpc_timeout)
         app.state.webhooks = QueryService(webhooks, settings.rpc_timeout)
+        app.state.dues_policy = dues_scheduler.DuesPolicy(settings.dues_payment_window_seconds)
+        if settings.dues_scheduler_seconds > 0:
+            supervisor.start(
+                "dues-scheduler",
+                lambda: runtime.every(
+                    settings.dues_scheduler_seconds,
+                    lambda: dues_scheduler.loop_once(
+                        pool, app.state.orchestrator, app.state.dues_policy
+                    ),
+                ),
+            )
         log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
         try:
             yield
@@ -136,7 +148,7 @@ def create_app(settings: Settings) -> FastStreamAPI:
     # Before account's `/events/{event_id}`, which would take `stream` for an id.
     app.include_router(event_stream.router)
     app.include_router(account.router)
-    for router in (api_keys.router, audit.router, payment_links.router, docs.router):
+    for router in (api_keys.router, audit.router, payment_links.router, dues.router, docs.router):
         app.include_router(router)
     app.include_router(payment_links.public)
 

@@ -40,3 +40,65 @@ CREATE TABLE payment_link_payment (
     settled_at timestamptz
 );
 CREATE INDEX payment_link_payment_use_idx ON payment_link_payment (link_id, state);
+
+-- Payment types and recurring dues (seed 001): what a merchant's payers owe, and when.
+CREATE TABLE payment_type (
+    id           uuid PRIMARY KEY,
+    merchant_id  uuid NOT NULL REFERENCES merchant (id),
+    environment  text NOT NULL CHECK (environment IN ('test', 'live')),
+    name         text NOT NULL,
+    amount       bigint NOT NULL CHECK (amount > 0),
+    currency     text NOT NULL,
+    country      text NOT NULL,
+    -- NULL: one-off, due on `due_date`.
+    recurrence   text CHECK (recurrence IN ('monthly', 'weekly')),
+    -- Monthly: day of the month (1-28); weekly: ISO day of the week (1 = Monday).
+    due_day      integer CHECK (due_day BETWEEN 1 AND 28),
+    due_date     date,
+    -- `link`: a hosted payment whose page is sent in the webhook; `push`: a direct push to
+    -- the payer's phone on the due date.
+    delivery     text NOT NULL CHECK (delivery IN ('link', 'push')),
+    active       boolean NOT NULL DEFAULT true,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CHECK ((recurrence IS NULL) = (due_date IS NOT NULL)),
+    CHECK ((recurrence IS NULL) = (due_day IS NULL))
+);
+CREATE INDEX payment_type_list_idx
+    ON payment_type (merchant_id, environment, created_at DESC, id DESC);
+
+CREATE TABLE payer (
+    id              uuid PRIMARY KEY,
+    payment_type_id uuid NOT NULL REFERENCES payment_type (id),
+    name            text NOT NULL,
+    phone           text NOT NULL,
+    operator        text NOT NULL,
+    active          boolean NOT NULL DEFAULT true,
+    enrolled_at     timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (payment_type_id, phone)
+);
+
+-- One due per payer and period, whatever runs the scheduler (twice, or again after a
+-- crash): the unique constraint is the guarantee, the advisory lock only saves work.
+-- `issuing`: recorded, its payment not yet confirmed by the orchestrator (a run that
+-- stopped there is finished by the next, with the same payment: same reference and key).
+CREATE TABLE due (
+    id              uuid PRIMARY KEY,
+    payer_id        uuid NOT NULL REFERENCES payer (id),
+    payment_type_id uuid NOT NULL REFERENCES payment_type (id),
+    merchant_id     uuid NOT NULL,
+    environment     text NOT NULL,
+    period          text NOT NULL,
+    due_date        date NOT NULL,
+    amount          bigint NOT NULL CHECK (amount > 0),
+    currency        text NOT NULL,
+    status          text NOT NULL
+        CHECK (status IN ('issuing', 'issued', 'paid', 'overdue', 'cancelled')),
+    payment_id      uuid,
+    checkout_url    text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    issued_at       timestamptz,
+    paid_at         timestamptz,
+    UNIQUE (payer_id, period)
+);
+CREATE INDEX due_list_idx ON due (merchant_id, environment, created_at DESC, id DESC);
+CREATE INDEX due_unfinished_idx ON due (status) WHERE status IN ('issuing', 'issued');
