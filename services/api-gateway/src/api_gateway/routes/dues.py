@@ -167,7 +167,7 @@ async def list_payers(
 
 
 async def _payers(pool: Any, type_id: Any, limit: int, after: str | None) -> Any:
-    # Payers have no created_at of their own name: enrolled_at plays the part.
+    # A payer's enrolment time orders its list (the shared pager reads `created_at`).
     return await dues_store.page(
         pool,
         "(SELECT *, enrolled_at AS created_at FROM payer)",
