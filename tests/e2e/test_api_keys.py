@@ -4,6 +4,7 @@ creation, and environments kept apart."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -39,10 +40,9 @@ async def gateway_writes(stack: Stack) -> list[tuple[str, str]]:
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if method not in READS and operation.get("security"):
-                filled = path.replace("{reference_or_id}", str(uuid.uuid4()))
-                filled = filled.replace("{event_id}", "evt_x").replace(
-                    "{key_id}", str(uuid.uuid4())
-                )
+                filled = path.replace("{event_id}", "evt_x")
+                # Every other path id (payment, key, link, payment type...): an unknown one.
+                filled = re.sub(r"\{[a-z_]+\}", lambda _: str(uuid.uuid4()), filled)
                 writes.append((method, filled))
     return writes
 
@@ -171,6 +171,7 @@ async def test_failed_creation_leaves_no_key_and_no_entry(
     before = await _written(db, merchant)
     response = await merchant.client.post("/api_keys", json=body)
     assert response.status_code == 400, response.text
+    # A NUL is refused at the edge (`invalid_characters`), before the route sees it.
     codes = ("parameter_invalid", "parameter_missing", "invalid_characters")
     assert response.json()["error"]["code"] in codes
     assert await _written(db, merchant) == before

@@ -52,6 +52,8 @@ async def test_customer_pays_on_the_hosted_page(
         page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         await page.goto(str(payment["checkout_url"]))
         await page.get_by_text("5 000 FCFA").wait_for()
+        # Whom the customer pays, before they type a number.
+        await page.get_by_text("E2E shop").wait_for()
         await page.screenshot(path=str(shots / "checkout-choose.png"), full_page=True)
         await page.get_by_label("MTN", exact=False).first.check()
         await page.get_by_label("Numéro de téléphone").fill("+229 97 00 00 01")
@@ -96,3 +98,34 @@ async def test_hosted_page_refuses_a_wrong_number_and_asks_coris_for_otp(
             base.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
         )
         assert missing.status_code == 404
+
+
+async def test_payer_opens_a_payment_link_and_pays_on_the_checkout_page(
+    stack: Stack, merchant_factory, receiver: WebhookReceiver
+) -> None:
+    assert CHROMIUM, "Debian's chromium is needed: apt-get install chromium (make install does)"
+    from playwright.async_api import async_playwright
+
+    merchant = merchant_factory(receiver.url)
+    created = await merchant.client.post(
+        "/payment_links",
+        json={"amount": 1500, "currency": "XOF", "country": "BJ", "description": "Adhésion"},
+    )
+    assert created.status_code == 201, created.text
+    link = created.json()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = await browser.new_page(viewport={"width": 390, "height": 844})
+        await page.goto(link["url"])
+        await page.get_by_text("E2E shop").wait_for()
+        await page.get_by_role("button", name="Payer").click()
+        await page.get_by_text("1 500 FCFA").wait_for()
+        await page.get_by_text("E2E shop").wait_for()
+        await page.get_by_label("MTN", exact=False).first.check()
+        await page.get_by_label("Numéro de téléphone").fill("+229 97 00 00 01")
+        await page.get_by_role("button", name="Payer").click()
+        await page.locator("body[data-status=completed]").wait_for(timeout=30_000)
+        payment_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+        await browser.close()
+    paid = await reach(merchant, payment_id, "completed")
+    assert paid["metadata"]["payment_link_id"] == link["id"]

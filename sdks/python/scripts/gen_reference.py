@@ -26,6 +26,10 @@ RESOURCES = [
     ("events", _resources.Events),
     ("webhook_endpoint", _resources.WebhookEndpoint),
     ("webhooks", _resources.Webhooks),
+    ("api_keys", _resources.ApiKeys),
+    ("payment_links", _resources.PaymentLinks),
+    ("payment_types", _resources.PaymentTypes),
+    ("dues", _resources.Dues),
 ]
 
 

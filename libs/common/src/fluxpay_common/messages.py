@@ -104,6 +104,9 @@ class PaymentView(BaseModel):
     # The platform's fee on this payment and what the merchant receives (minor units).
     platform_fee_minor: int | None = None
     net_amount_minor: int | None = None
+    # The provider that carried the payment (None until routed: a hosted one before the
+    # payer's choice).
+    provider: str | None = None
 
 
 class RefundView(BaseModel):
@@ -201,6 +204,35 @@ class SelectOperator(MerchantScoped):
     phone: str
 
 
+class ListFilter(MerchantScoped):
+    """A merchant's list (newest first), filtered, one page after the `starting_after` id:
+    keyset pagination on (created_at, id), so a page never shifts when payments arrive.
+    Answered with `QueryReply(data={"object": "list", "data": [...], "has_more": bool})`."""
+
+    status: str | None = None
+    operator: str | None = None
+    provider: str | None = None
+    country: str | None = None
+    currency: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+    reference_prefix: str | None = None
+    limit: int = Field(default=20, ge=1, le=500)
+    starting_after: uuid.UUID | None = None
+
+
+class ListPayments(ListFilter):
+    type: Literal["payment.list"] = "payment.list"
+
+
+class ListRefunds(ListFilter):
+    """Refunds; the payment filters (operator, provider, country, reference) apply to the
+    refunded payment; `payment` (a reference or id) narrows to one payment's refunds."""
+
+    type: Literal["refund.list"] = "refund.list"
+    payment: str | None = None
+
+
 class SettledMovementsQuery(Message):
     """Ledger -> orchestrator (request/reply), for reconciliation: the payments collected and
     the refunds paid out, either in the window [start, end) of their `completed_at` (with
@@ -239,7 +271,9 @@ OrchestratorCommand = Annotated[
     | CancelPayment
     | RefundPayment
     | SelectOperator
-    | SettledMovementsQuery,
+    | SettledMovementsQuery
+    | ListPayments
+    | ListRefunds,
     Field(discriminator="type"),
 ]
 orchestrator_command_adapter: TypeAdapter[OrchestratorCommand] = TypeAdapter(OrchestratorCommand)
@@ -423,6 +457,19 @@ class RefundEvent(Message):
     refund: RefundView
 
 
+class DueEvent(Message):
+    """Gateway -> webhooks: a payer's due for one period was issued. `payment` is the
+    payment the payer pays it with (hosted: its `checkout_url` is the link to send the
+    payer; direct: the push already started); `due` is the due as the API shows it."""
+
+    type: Literal["collect.due.issued"] = "collect.due.issued"
+    merchant_id: uuid.UUID
+    environment: Environment
+    callback_url: str | None = None
+    payment: PaymentView
+    due: dict[str, Any]
+
+
 class SealedSecret(BaseModel):
     """A webhook signing secret, sealed (Fernet under the platform secrets key)."""
 
@@ -451,7 +498,7 @@ class MerchantEndpointChanged(Message):
 
 
 DomainEvent = Annotated[
-    PaymentEvent | RefundEvent | MerchantEndpointChanged, Field(discriminator="type")
+    PaymentEvent | RefundEvent | DueEvent | MerchantEndpointChanged, Field(discriminator="type")
 ]
 domain_event_adapter: TypeAdapter[DomainEvent] = TypeAdapter(DomainEvent)
 

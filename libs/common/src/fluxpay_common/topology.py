@@ -74,6 +74,18 @@ LEDGER_EVENTS = Route(
     retired_keys=("collect.#",),
 )
 WEBHOOK_EVENTS = Route("webhooks.events", EVENTS, ("collect.#", "merchant.#"))
+# The gateway hears how payments end, for what it owns about them: a payment link's uses
+# and a due's status (payments it started for the merchant).
+GATEWAY_EVENTS = Route(
+    "gateway.events",
+    EVENTS,
+    (
+        "collect.payment.completed",
+        "collect.payment.failed",
+        "collect.payment.cancelled",
+        "collect.payment.expired",
+    ),
+)
 # Merchant reads served by the services that own the data (request/reply from the gateway).
 LEDGER_QUERIES = Route("ledger.queries", COMMANDS, (LEDGER_QUERIES_KEY,))
 WEBHOOK_COMMANDS = Route("webhooks.commands", COMMANDS, (WEBHOOK_COMMANDS_KEY,))
@@ -89,6 +101,7 @@ def all_routes(providers: Iterable[str] = DEFAULT_PROVIDERS) -> list[Route]:
         ORCHESTRATOR_PROVIDER_UPDATES,
         LEDGER_EVENTS,
         WEBHOOK_EVENTS,
+        GATEWAY_EVENTS,
         LEDGER_QUERIES,
         WEBHOOK_COMMANDS,
         *(connector_route(p) for p in providers),

@@ -11,10 +11,14 @@ from pydantic import BaseModel
 
 from fluxpay import _base
 from fluxpay._async_resources import (
+    ApiKeys,
     Balance,
+    Dues,
     Events,
     Operators,
+    PaymentLinks,
     Payments,
+    PaymentTypes,
     Refunds,
     WebhookEndpoint,
     Webhooks,
@@ -50,6 +54,10 @@ class AsyncFluxPay:
         self.events = Events(self)
         self.webhook_endpoint = WebhookEndpoint(self)
         self.webhooks = Webhooks(self)
+        self.api_keys = ApiKeys(self)
+        self.payment_links = PaymentLinks(self)
+        self.payment_types = PaymentTypes(self)
+        self.dues = Dues(self)
 
     async def request(self, call: Call, cast: type[M]) -> M:
         """Send `call` with retries; its answer as `cast`, or a typed error."""

@@ -4,7 +4,7 @@ Generated from `_resources.py` by `scripts/gen_async.py`; edit that file, not th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from fluxpay import _calls
@@ -72,11 +72,30 @@ class Payments(_Resource):
         self,
         *,
         status: str | None = None,
+        operator: str | None = None,
+        provider: str | None = None,
+        country: str | None = None,
+        currency: str | None = None,
+        created_gte: datetime | None = None,
+        created_lt: datetime | None = None,
+        reference_prefix: str | None = None,
         limit: int | None = None,
         starting_after: str | None = None,
     ) -> AsyncPager[m.Payment]:
-        """Payments newest first (`GET /collect/payments`); iterating walks every page."""
-        call = _calls.list_payments(status=status, limit=limit, starting_after=starting_after)
+        """Payments newest first (`GET /collect/payments`), filtered; iterating walks every
+        page. `created_gte` is included, `created_lt` excluded."""
+        call = _calls.list_payments(
+            status=status,
+            operator=operator,
+            provider=provider,
+            country=country,
+            currency=currency,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            reference_prefix=reference_prefix,
+            limit=limit,
+            starting_after=starting_after,
+        )
         return self._pager(call, m.Payment)
 
     async def confirm(self, reference_or_id: str, *, otp: str) -> m.Payment:
@@ -104,10 +123,18 @@ class Refunds(_Resource):
         return await self._client.request(call, m.Refund)
 
     def list(
-        self, payment: str, *, limit: int | None = None, starting_after: str | None = None
+        self,
+        payment: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        starting_after: str | None = None,
     ) -> AsyncPager[m.Refund]:
-        """A payment's refunds (`GET /collect/payments/{id}/refunds`)."""
-        call = _calls.list_refunds(payment, limit=limit, starting_after=starting_after)
+        """Refunds newest first: one payment's (`GET /collect/payments/{id}/refunds`) or
+        all of them (`GET /collect/refunds`)."""
+        call = _calls.list_refunds(
+            payment, status=status, limit=limit, starting_after=starting_after
+        )
         return self._pager(call, m.Refund)
 
 
@@ -176,3 +203,164 @@ class Webhooks(_Resource):
     async def send_test_event(self) -> m.EventSummary:
         """A signed sample `collect.payment.completed` (`"test": true`) to your endpoint."""
         return await self._client.request(_calls.send_test_event(), m.EventSummary)
+
+
+class ApiKeys(_Resource):
+    async def create(
+        self, *, name: str, role: str = "full", expires_at: datetime | None = None
+    ) -> m.ApiKey:
+        """A new key of this key's environment; its `secret` is shown this once."""
+        body = {"name": name, "role": role, "expires_at": expires_at}
+        return await self._client.request(_calls.create_api_key(body), m.ApiKey)
+
+    def list(
+        self, *, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPager[m.ApiKey]:
+        """This environment's keys, newest first (never their secrets)."""
+        call = _calls.list_api_keys(limit=limit, starting_after=starting_after)
+        return self._pager(call, m.ApiKey)
+
+    async def revoke(self, key_id: str) -> m.ApiKey:
+        """Revoked at once: its next request answers 401."""
+        return await self._client.request(_calls.revoke_api_key(key_id), m.ApiKey)
+
+    async def rotate(self, key_id: str, *, expires_in: int | None = None) -> m.ApiKey:
+        """A successor (same name and role, `secret` shown once); the old key works
+        `expires_in` seconds more (default 24 h) and is in `previous_key`."""
+        return await self._client.request(_calls.rotate_api_key(key_id, expires_in), m.ApiKey)
+
+
+class PaymentLinks(_Resource):
+    async def create(
+        self,
+        *,
+        currency: str,
+        country: str,
+        amount: int | None = None,
+        min_amount: int | None = None,
+        max_amount: int | None = None,
+        description: str | None = None,
+        usage_limit: int | None = None,
+        expires_at: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> m.PaymentLink:
+        """A link to pay you: a fixed `amount`, or the payer chooses within the bounds;
+        `usage_limit=1` for a single-use link. Send the payer its `url`."""
+        body = {
+            "currency": currency,
+            "country": country,
+            "amount": amount,
+            "min_amount": min_amount,
+            "max_amount": max_amount,
+            "description": description,
+            "usage_limit": usage_limit,
+            "expires_at": expires_at,
+            "metadata": metadata,
+        }
+        return await self._client.request(_calls.create_payment_link(body), m.PaymentLink)
+
+    def list(
+        self, *, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPager[m.PaymentLink]:
+        """Your links, newest first."""
+        call = _calls.list_payment_links(limit=limit, starting_after=starting_after)
+        return self._pager(call, m.PaymentLink)
+
+    async def retrieve(self, link_id: str) -> m.PaymentLink:
+        """A link, with its uses (`usage_count`) and whether it `can_pay`."""
+        return await self._client.request(_calls.retrieve_payment_link(link_id), m.PaymentLink)
+
+    async def deactivate(self, link_id: str) -> m.PaymentLink:
+        """No new payer from now on (payments under way may still complete)."""
+        return await self._client.request(_calls.deactivate_payment_link(link_id), m.PaymentLink)
+
+
+class PaymentTypes(_Resource):
+    async def create(
+        self,
+        *,
+        name: str,
+        amount: int,
+        currency: str,
+        country: str,
+        recurring: bool,
+        interval: str | None = None,
+        due_day: int | None = None,
+        due_date: date | None = None,
+        delivery: str | None = None,
+    ) -> m.PaymentType:
+        """What payers owe: recurring (`interval` "monthly" on `due_day` 1-28, or "weekly"
+        on ISO day 1-7) or one-off (`due_date`); `delivery` "link" (default) or "push"."""
+        body = {
+            "name": name,
+            "amount": amount,
+            "currency": currency,
+            "country": country,
+            "recurring": recurring,
+            "interval": interval,
+            "due_day": due_day,
+            "due_date": due_date,
+            "delivery": delivery,
+        }
+        return await self._client.request(_calls.create_payment_type(body), m.PaymentType)
+
+    def list(
+        self, *, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPager[m.PaymentType]:
+        """Your payment types, newest first."""
+        call = _calls.list_payment_types(limit=limit, starting_after=starting_after)
+        return self._pager(call, m.PaymentType)
+
+    async def retrieve(self, type_id: str) -> m.PaymentType:
+        return await self._client.request(_calls.retrieve_payment_type(type_id), m.PaymentType)
+
+    async def deactivate(self, type_id: str) -> m.PaymentType:
+        """No new dues are issued for it; those issued stay payable."""
+        return await self._client.request(_calls.deactivate_payment_type(type_id), m.PaymentType)
+
+    async def enroll_payer(self, type_id: str, *, name: str, phone: str, operator: str) -> m.Payer:
+        """A payer of this type (one per phone number)."""
+        body = {"name": name, "phone": phone, "operator": operator}
+        return await self._client.request(_calls.enroll_payer(type_id, body), m.Payer)
+
+    def list_payers(
+        self, type_id: str, *, limit: int | None = None, starting_after: str | None = None
+    ) -> AsyncPager[m.Payer]:
+        call = _calls.list_payers(type_id, limit=limit, starting_after=starting_after)
+        return self._pager(call, m.Payer)
+
+    async def remove_payer(self, type_id: str, payer_id: str) -> m.Payer:
+        """No further dues for this payer."""
+        return await self._client.request(_calls.remove_payer(type_id, payer_id), m.Payer)
+
+
+class Dues(_Resource):
+    def list(
+        self,
+        *,
+        payment_type_id: str | None = None,
+        status: str | None = None,
+        period: str | None = None,
+        limit: int | None = None,
+        starting_after: str | None = None,
+    ) -> AsyncPager[m.Due]:
+        """Dues newest first; `status="paid"` lists who paid."""
+        call = _calls.list_dues(
+            payment_type_id=payment_type_id,
+            status=status,
+            period=period,
+            limit=limit,
+            starting_after=starting_after,
+        )
+        return self._pager(call, m.Due)
+
+    async def retrieve(self, due_id: str) -> m.Due:
+        return await self._client.request(_calls.retrieve_due(due_id), m.Due)
+
+    async def cancel(self, due_id: str) -> m.Due:
+        """Cancel an unpaid due (and its payment)."""
+        return await self._client.request(_calls.cancel_due(due_id), m.Due)
+
+    async def run(self, on: date) -> m.DuesRun:
+        """Test keys: issue now what the scheduler would issue on `on`."""
+        return await self._client.request(_calls.run_dues(on), m.DuesRun)

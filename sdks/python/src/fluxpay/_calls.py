@@ -3,7 +3,7 @@ once here, sent by the sync or the async client."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ def retrieve_payment(reference_or_id: str, sync: bool = False) -> Call:
 
 
 def list_payments(**filters: Any) -> Call:
-    return Call("GET", "/collect/payments", params=without_none(filters))
+    return Call("GET", "/collect/payments", params=_query(filters))
 
 
 def confirm_payment(reference_or_id: str, otp: str) -> Call:
@@ -62,8 +62,107 @@ def create_refund(payment: str, body: dict[str, Any], idempotency_key: str | Non
     )
 
 
-def list_refunds(payment: str, **page: Any) -> Call:
-    return Call("GET", f"/collect/payments/{_segment(payment)}/refunds", params=without_none(page))
+def list_refunds(payment: str | None, **filters: Any) -> Call:
+    if payment is None:
+        return Call("GET", "/collect/refunds", params=_query(filters))
+    return Call("GET", f"/collect/payments/{_segment(payment)}/refunds", params=_query(filters))
+
+
+def _query(filters: dict[str, Any]) -> dict[str, Any]:
+    """Query parameters; dates as ISO 8601."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in without_none(filters).items()
+    }
+
+
+def create_api_key(body: dict[str, Any]) -> Call:
+    # Twice would make two keys (there is no Idempotency-Key on keys).
+    return Call("POST", "/api_keys", json=_json(body), replay_safe=False)
+
+
+def list_api_keys(**page: Any) -> Call:
+    return Call("GET", "/api_keys", params=without_none(page))
+
+
+def revoke_api_key(key_id: str) -> Call:
+    return Call("DELETE", f"/api_keys/{_segment(key_id)}")
+
+
+def rotate_api_key(key_id: str, expires_in: int | None) -> Call:
+    body = without_none({"expires_in": expires_in})
+    return Call("POST", f"/api_keys/{_segment(key_id)}/rotate", json=body, replay_safe=False)
+
+
+def create_payment_link(body: dict[str, Any]) -> Call:
+    return Call("POST", "/payment_links", json=_json(body), replay_safe=False)
+
+
+def list_payment_links(**page: Any) -> Call:
+    return Call("GET", "/payment_links", params=without_none(page))
+
+
+def retrieve_payment_link(link_id: str) -> Call:
+    return Call("GET", f"/payment_links/{_segment(link_id)}")
+
+
+def deactivate_payment_link(link_id: str) -> Call:
+    return Call("DELETE", f"/payment_links/{_segment(link_id)}")
+
+
+def create_payment_type(body: dict[str, Any]) -> Call:
+    return Call("POST", "/payment_types", json=_json(body), replay_safe=False)
+
+
+def list_payment_types(**page: Any) -> Call:
+    return Call("GET", "/payment_types", params=without_none(page))
+
+
+def retrieve_payment_type(type_id: str) -> Call:
+    return Call("GET", f"/payment_types/{_segment(type_id)}")
+
+
+def deactivate_payment_type(type_id: str) -> Call:
+    return Call("DELETE", f"/payment_types/{_segment(type_id)}")
+
+
+def enroll_payer(type_id: str, body: dict[str, Any]) -> Call:
+    path = f"/payment_types/{_segment(type_id)}/payers"
+    return Call("POST", path, json=_json(body), replay_safe=False)
+
+
+def list_payers(type_id: str, **page: Any) -> Call:
+    return Call("GET", f"/payment_types/{_segment(type_id)}/payers", params=without_none(page))
+
+
+def remove_payer(type_id: str, payer_id: str) -> Call:
+    return Call("DELETE", f"/payment_types/{_segment(type_id)}/payers/{_segment(payer_id)}")
+
+
+def list_dues(**filters: Any) -> Call:
+    return Call("GET", "/dues", params=without_none(filters))
+
+
+def retrieve_due(due_id: str) -> Call:
+    return Call("GET", f"/dues/{_segment(due_id)}")
+
+
+def cancel_due(due_id: str) -> Call:
+    # A second cancel answers 409: not retried once it may have arrived.
+    return Call("POST", f"/dues/{_segment(due_id)}/cancel", replay_safe=False)
+
+
+def run_dues(on: date) -> Call:
+    # A second run issues nothing the first did (one due per payer and period).
+    return Call("POST", "/dues/run", json={"date": on.isoformat()})
+
+
+def _json(body: dict[str, Any]) -> dict[str, Any]:
+    """A body without the fields left out (the API refuses null for an omitted field)."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime | date) else value
+        for name, value in without_none(body).items()
+    }
 
 
 def list_operators(country: str | None) -> Call:

@@ -12,10 +12,14 @@ from pydantic import BaseModel
 from fluxpay import _base
 from fluxpay._base import Call, ClientConfig, RetryPolicy
 from fluxpay._resources import (
+    ApiKeys,
     Balance,
+    Dues,
     Events,
     Operators,
+    PaymentLinks,
     Payments,
+    PaymentTypes,
     Refunds,
     WebhookEndpoint,
     Webhooks,
@@ -55,6 +59,10 @@ class FluxPay:
         self.events = Events(self)
         self.webhook_endpoint = WebhookEndpoint(self)
         self.webhooks = Webhooks(self)
+        self.api_keys = ApiKeys(self)
+        self.payment_links = PaymentLinks(self)
+        self.payment_types = PaymentTypes(self)
+        self.dues = Dues(self)
 
     def request(self, call: Call, cast: type[M]) -> M:
         """Send `call` with retries; its answer as `cast`, or a typed error."""

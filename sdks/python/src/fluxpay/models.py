@@ -94,6 +94,8 @@ class Payment(FluxPayObject):
     failure_code: str | None = None
     failure_message: str | None = None
     platform_fee_minor: int | None = None
+    net_amount_minor: int | None = None
+    provider: str | None = None
 
 
 class Refund(FluxPayObject):
@@ -256,6 +258,119 @@ class WebhookSecret(FluxPayObject):
     object: Literal["webhook_secret"] = "webhook_secret"
     secret: str
     previous_secret_expires_at: datetime | None = None
+
+
+class ApiKey(FluxPayObject):
+    """An API key as listed: never its secret, except in `secret` the one time it is made."""
+
+    object: Literal["api_key"] = "api_key"
+    id: str
+    name: str
+    role: Literal["full", "payments_write", "read_only"] | str
+    environment: Environment | str
+    prefix: str | None = None
+    last4: str | None = None
+    created_at: datetime
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    revoked: bool = False
+    revoked_at: datetime | None = None
+    rotated_to: str | None = None
+    secret: str | None = None
+    # On a rotation: the key it replaces, valid until its `expires_at`.
+    previous_key: ApiKey | None = None
+
+
+class PaymentLink(FluxPayObject):
+    """A reusable or single-use link to a hosted payment (`url`); a fixed `amount`, or the
+    payer chooses within `min_amount`/`max_amount`. `usage_count` counts completed payments."""
+
+    object: Literal["payment_link"] = "payment_link"
+    id: str
+    slug: str
+    url: str
+    active: bool
+    environment: Environment | str
+    amount: int | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    currency: str
+    country: str
+    description: str | None = None
+    usage_limit: int | None = None
+    usage_count: int = 0
+    payments_in_progress: int = 0
+    expires_at: datetime | None = None
+    is_expired: bool = False
+    usage_limit_reached: bool = False
+    can_pay: bool = True
+    created_at: datetime
+
+
+class PaymentType(FluxPayObject):
+    """What payers owe: recurring (`interval` monthly or weekly, on `due_day`) or one-off
+    (`due_date`); `delivery` `link` (a hosted payment in the webhook) or `push`."""
+
+    object: Literal["payment_type"] = "payment_type"
+    id: str
+    name: str
+    amount: int
+    currency: str
+    country: str
+    recurring: bool
+    interval: Literal["monthly", "weekly"] | str | None = None
+    due_day: int | None = None
+    due_date: str | None = None
+    delivery: Literal["link", "push"] | str = "link"
+    active: bool = True
+    environment: Environment | str
+    created_at: datetime
+
+
+class Payer(FluxPayObject):
+    object: Literal["payer"] = "payer"
+    id: str
+    payment_type_id: str
+    name: str
+    phone: str
+    operator: str
+    active: bool = True
+    enrolled_at: datetime
+
+
+class DuePayer(FluxPayObject):
+    id: str
+    name: str
+    phone: str
+    operator: str
+
+
+class Due(FluxPayObject):
+    """A payer's due for one period: `issued`, `paid`, `overdue` or `cancelled`."""
+
+    object: Literal["collect.due"] = "collect.due"
+    id: str
+    payment_type_id: str
+    payer: DuePayer
+    period: str
+    due_date: str
+    amount: int
+    currency: str
+    status: Literal["issuing", "issued", "paid", "overdue", "cancelled"] | str
+    payment_id: str | None = None
+    checkout_url: str | None = None
+    environment: Environment | str
+    created_at: datetime | None = None
+    issued_at: datetime | None = None
+    paid_at: datetime | None = None
+
+
+class DuesRun(FluxPayObject):
+    object: Literal["dues_run"] = "dues_run"
+    date: str
+    recorded: int = 0
+    issued: int = 0
+    overdue: int = 0
 
 
 class ErrorDetail(FluxPayObject):

@@ -18,22 +18,36 @@ from faststream.rabbit import RabbitBroker
 from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
-from api_gateway import errors
+from api_gateway import dues_scheduler, errors, payment_events
 from api_gateway.access import limit_public
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
 from api_gateway.ratelimit import RateLimiter, limits_from
-from api_gateway.routes import account, api_keys, audit, checkout, collect, docs, event_stream
+from api_gateway.routes import (
+    account,
+    api_keys,
+    audit,
+    checkout,
+    collect,
+    docs,
+    dues,
+    event_stream,
+    lists,
+    payment_links,
+)
 from api_gateway.rpc import Orchestrator, QueryService
 from fluxpay_common import runtime
+from fluxpay_common.consumer import subscribe
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.health import Readiness, health_router
 from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.messages import Message, domain_event_adapter
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
 from fluxpay_common.topology import (
     COMMANDS,
+    GATEWAY_EVENTS,
     LEDGER_QUERIES_KEY,
     ORCHESTRATOR_COMMANDS_KEY,
     WEBHOOK_COMMANDS_KEY,
@@ -58,6 +72,7 @@ class GatewayRuntime:
         self.stop = asyncio.Event()
         self.supervisor = runtime.Supervisor()
         self.relay: OutboxRelay | None = None
+        self.consumer: RabbitBroker | None = None
         url = settings.rabbitmq_url.get_secret_value()
         self.clients = {
             key: RpcClient(url, COMMANDS.name, key)
@@ -82,6 +97,8 @@ class GatewayRuntime:
         )
         limiter = RateLimiter(pool, limits_from(settings))
         self.supervisor.start("rate-limit-purge", lambda: runtime.every(60, limiter.purge))
+        self.consumer = payment_event_consumer(settings, pool)
+        await runtime.keep_trying("payment events consumer", self.consumer.start, stop)
         app.state.pool = pool
         app.state.orchestrator = Orchestrator(
             self.clients[ORCHESTRATOR_COMMANDS_KEY], settings.rpc_timeout
@@ -90,8 +107,27 @@ class GatewayRuntime:
         app.state.limiter = limiter
         app.state.ledger = QueryService(self.clients[LEDGER_QUERIES_KEY], settings.rpc_timeout)
         app.state.webhooks = QueryService(self.clients[WEBHOOK_COMMANDS_KEY], settings.rpc_timeout)
+        app.state.orchestrator_queries = QueryService(
+            self.clients[ORCHESTRATOR_COMMANDS_KEY], settings.rpc_timeout
+        )
+        self._start_dues_scheduler(app, pool)
         app.state.started = True
         log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
+
+    def _start_dues_scheduler(self, app: FastAPI, pool: asyncpg.Pool) -> None:
+        settings = self.settings
+        app.state.dues_policy = dues_scheduler.DuesPolicy(settings.dues_payment_window_seconds)
+        if settings.dues_scheduler_seconds <= 0:
+            return
+        self.supervisor.start(
+            "dues-scheduler",
+            lambda: runtime.every(
+                settings.dues_scheduler_seconds,
+                lambda: dues_scheduler.loop_once(
+                    pool, app.state.orchestrator, app.state.dues_policy
+                ),
+            ),
+        )
 
     def _open_pool(self) -> Awaitable[asyncpg.Pool]:
         return create_pool(
@@ -110,6 +146,8 @@ class GatewayRuntime:
         self.stop.set()
         if self.relay is not None:
             self.relay.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
         await self.supervisor.stop()
         for client in self.clients.values():
             await client.stop()
@@ -175,18 +213,40 @@ def create_app(settings: Settings) -> FastStreamAPI:
         response.headers["X-Request-Id"] = request.state.correlation_id
         return response
 
+    # Before collect's `/collect/payments/{reference_or_id}`, which would take `export.csv`.
+    app.include_router(lists.router)
     app.include_router(collect.router)
     app.include_router(checkout.router, dependencies=[Depends(limit_public)])
     # Before account's `/events/{event_id}`, which would take `stream` for an id.
     app.include_router(event_stream.router)
     app.include_router(account.router)
-    for router in (api_keys.router, audit.router, docs.router):
+    for router in (api_keys.router, audit.router, payment_links.router, dues.router, docs.router):
         app.include_router(router)
+    app.include_router(payment_links.public)
 
     async def started_by_gateway_runtime(_: RabbitBroker) -> None:
         """The broker connects in `GatewayRuntime.start`, retried, not in the lifespan."""
 
     return FastStreamAPI(broker, application=app, connection_hook=started_by_gateway_runtime)
+
+
+def payment_event_consumer(settings: Settings, pool: asyncpg.Pool) -> RabbitBroker:
+    """Its own broker: FastStreamAPI would wrap a subscriber of the app's broker in
+    FastAPI's dependency injection, which cannot take the raw message our consumers read."""
+    consumer = runtime.make_broker(settings)
+
+    async def on_payment_event(event: Message, msg: Any) -> None:
+        await payment_events.on_event(pool, event, msg)
+
+    subscribe(
+        consumer,
+        GATEWAY_EVENTS,
+        domain_event_adapter,
+        on_payment_event,
+        delivery_limit=settings.delivery_limit,
+        retry_seconds=settings.handler_retry_seconds,
+    )
+    return consumer
 
 
 async def serve(settings: Settings) -> None:

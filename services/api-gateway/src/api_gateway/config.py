@@ -33,6 +33,11 @@ class Settings(ServiceSettings):
     rate_limit_public_per_ip: int = 1200
     # A limiter slower than this counts as down (what moves money gets 503; the rest passes).
     rate_limit_timeout_seconds: float = 1.0
+    # Dues (payment types): how often the scheduler issues what is due today (0: never;
+    # tests run it on demand with `POST /api/v1/dues/run`), and how long a due's hosted
+    # payment stays payable.
+    dues_scheduler_seconds: float = Field(default=300.0, ge=0)
+    dues_payment_window_seconds: int = Field(default=7 * 86_400, ge=300)
     # Local development only: accept webhook URLs on loopback and private addresses (a
     # receiver on 127.0.0.1), in test and live, and http for a live loopback URL. The
     # dispatcher has the same setting. Refused outside `development`.

@@ -31,6 +31,11 @@ EXTRA_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/api/v1/webhook_endpoint"): (404,),
     ("post", "/api/v1/webhook_endpoint/rotate_secret"): (404,),
     ("post", "/api/v1/api_keys/{key_id}/rotate"): (409,),
+    ("get", "/api/v1/dues"): (404,),
+    ("post", "/api/v1/dues/{due_id}/cancel"): (409,),
+    ("post", "/api/v1/payment_types/{payment_type_id}/payers"): (409,),
+    # Public: no key, limited per client IP.
+    ("get", "/api/v1/links/{slug}"): (429,),
 }
 # Successes other than the decorator's status (an idempotent replay answers 200).
 SUCCESSES: dict[tuple[str, str], tuple[int, ...]] = {

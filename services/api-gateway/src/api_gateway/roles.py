@@ -23,7 +23,8 @@ class RouteClass(StrEnum):
     CREATE = "create"
     # Refunds and cancels: money goes back, or a payment the customer is approving stops.
     REFUND = "refund"
-    # API keys, webhook endpoint and secret, event replays and test events.
+    # API keys, webhook endpoint and secret, event replays and test events, payment links,
+    # payment types, payers and dues.
     MANAGEMENT = "management"
     # Public pages (hosted checkout): no key, limited per client IP.
     PUBLIC = "public"
@@ -78,6 +79,6 @@ WHAT_IT_DOES = {
     RouteClass.READ: "read",
     RouteClass.CREATE: "create payments",
     RouteClass.REFUND: "refund or cancel payments",
-    RouteClass.MANAGEMENT: "manage API keys, webhooks and events",
+    RouteClass.MANAGEMENT: "manage API keys, webhooks, events, payment links or dues",
     RouteClass.PUBLIC: "use public pages",
 }

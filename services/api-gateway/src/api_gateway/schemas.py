@@ -63,10 +63,15 @@ def absolute_http_url(value: str) -> str:
 _UNREADABLE_IN_A_PATH = frozenset("/\\?#%")
 
 
+# Paths of their own under /collect/payments/: a payment with this reference could not be read.
+_RESERVED_REFERENCES = frozenset({".", "..", "export.csv"})
+
+
 def readable_reference(value: str) -> str:
-    if value in (".", "..") or _UNREADABLE_IN_A_PATH.intersection(value):
+    if value in _RESERVED_REFERENCES or _UNREADABLE_IN_A_PATH.intersection(value):
         raise ValueError(
-            "a reference cannot hold '/', '\\', '?', '#' or '%', nor be '.' or '..':"
+            "a reference cannot hold '/', '\\', '?', '#' or '%', nor be '.', '..' or"
+            " 'export.csv':"
             " it must be readable back at GET /collect/payments/{reference}"
         )
     return value

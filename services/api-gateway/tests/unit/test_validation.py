@@ -137,7 +137,9 @@ def test_a_create_goes_on_with_the_phone_in_e164() -> None:
     assert _code({"mode": "hosted", "customer": {"phone": "n/a"}}) == "phone_invalid"
 
 
-@pytest.mark.parametrize("reference", ["a/b", "a\\b", "a?b", "a#b", "50%off", ".", ".."])
+@pytest.mark.parametrize(
+    "reference", ["a/b", "a\\b", "a?b", "a#b", "50%off", ".", "..", "export.csv"]
+)
 def test_a_reference_that_cannot_be_read_back_is_refused(reference: str) -> None:
     with pytest.raises(ValidationError, match="readable back"):
         CollectPaymentCreate.model_validate({**BASE, "reference": reference})

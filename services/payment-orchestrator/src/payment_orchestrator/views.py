@@ -63,6 +63,7 @@ def payment_view(
         failure_message=payment.failure_message,
         platform_fee_minor=fee,
         net_amount_minor=None if fee is None else amount_minor - fee,
+        provider=payment.provider,
     )
 
 

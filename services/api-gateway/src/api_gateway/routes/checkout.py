@@ -60,17 +60,22 @@ async def _session(request: Request, payment_id: str) -> Any:
     row = None
     if pid is not None:
         row = await request.app.state.pool.fetchrow(
-            "SELECT merchant_id, environment FROM checkout_session WHERE payment_id = $1", pid
+            "SELECT s.merchant_id, s.environment, m.name AS merchant_name"
+            " FROM checkout_session s JOIN merchant m ON m.id = s.merchant_id"
+            " WHERE s.payment_id = $1",
+            pid,
         )
     if row is None:
         raise ApiError(404, "checkout_not_found", "This payment link does not exist.")
     return row
 
 
-def _state(payment: PaymentView) -> dict[str, Any]:
+def _state(payment: PaymentView, merchant_name: str) -> dict[str, Any]:
     """What the page may show the customer: nothing of the merchant's internals."""
     return {
         "id": str(payment.id),
+        # Whom the customer pays: the merchant's name, as the operator registered it.
+        "merchant_name": merchant_name,
         "status": payment.status,
         "amount": payment.amount,
         "currency": payment.currency,
@@ -129,7 +134,9 @@ async def page(request: Request, payment_id: str) -> Response:
 async def state(request: Request, payment_id: str) -> Response:
     session = await _session(request, payment_id)
     payment = await _call(request, GetPayment(**_scope(request, session, payment_id)))
-    return json_response(_state(payment), headers={"Cache-Control": "no-store"})
+    return json_response(
+        _state(payment, session["merchant_name"]), headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post("/{payment_id}/select")
@@ -144,7 +151,7 @@ async def select(request: Request, payment_id: str, choice: Choice) -> Response:
             **_scope(request, session, payment_id), operator=choice.operator, phone=phone
         ),
     )
-    return json_response(_state(payment))
+    return json_response(_state(payment, session["merchant_name"]))
 
 
 @router.post("/{payment_id}/otp")
@@ -153,4 +160,4 @@ async def otp(request: Request, payment_id: str, body: Otp) -> Response:
     payment = await _call(
         request, ConfirmPayment(**_scope(request, session, payment_id), otp=body.otp)
     )
-    return json_response(_state(payment))
+    return json_response(_state(payment, session["merchant_name"]))

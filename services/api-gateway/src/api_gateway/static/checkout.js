@@ -49,6 +49,8 @@
     }
     $("amount").textContent = money(s.amount, s.currency);
     $("desc").textContent = s.description || "";
+    // Whom the payer is paying, before they type a phone number.
+    $("merchant").textContent = s.merchant_name || "";
     $("error").textContent = "";
     var choosing = s.status === "awaiting_payment";
     $("choose").hidden = !choosing;

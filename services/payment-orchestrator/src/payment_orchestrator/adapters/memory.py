@@ -19,6 +19,7 @@ from faststream.rabbit import RabbitExchange
 from fluxpay_common.ids import parse_uuid
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
 from fluxpay_common.money import to_minor
+from payment_orchestrator.domain.listing import Cursor, Listing, in_page, payment_matches
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, PaymentStatus, RefundStatus
 from payment_orchestrator.service_layer.ports import UnitOfWork
@@ -292,6 +293,49 @@ class MemoryUnitOfWork(UnitOfWork):
             and wanted(r.completed_at, r.id, query.refund_ids)
         ]
         return [*collected, *paid_out]
+
+    async def payment_cursor(
+        self, merchant_id: uuid.UUID, environment: str, payment_id: uuid.UUID
+    ) -> Cursor | None:
+        p = self._payments().get(payment_id)
+        if p is None or (p.merchant_id, p.environment) != (merchant_id, environment):
+            return None
+        return Cursor(p.created_at, p.id)
+
+    async def refund_cursor(
+        self, merchant_id: uuid.UUID, environment: str, refund_id: uuid.UUID
+    ) -> Cursor | None:
+        r = self._refunds().get(refund_id)
+        if r is None or (r.merchant_id, r.environment) != (merchant_id, environment):
+            return None
+        assert r.created_at is not None
+        return Cursor(r.created_at, r.id)
+
+    async def list_payments(self, listing: Listing) -> list[Payment]:
+        found = [
+            p
+            for p in self._payments().values()
+            if (p.merchant_id, p.environment) == (listing.merchant_id, listing.environment)
+            and listing.status in (None, p.status.value)
+            and payment_matches(listing, p)
+            and in_page(listing, Cursor(p.created_at, p.id))
+        ]
+        found.sort(key=lambda p: Cursor(p.created_at, p.id), reverse=True)
+        return found[: listing.limit]
+
+    async def list_refunds(self, listing: Listing) -> list[tuple[Refund, str]]:
+        payments = self._payments()
+        found = [
+            (r, payments[r.payment_id])
+            for r in self._refunds().values()
+            if (r.merchant_id, r.environment) == (listing.merchant_id, listing.environment)
+            and listing.payment_id in (None, r.payment_id)
+            and listing.status in (None, r.status.value)
+            and payment_matches(listing, payments[r.payment_id])
+            and in_page(listing, Cursor(r.created_at, r.id))  # type: ignore[arg-type]
+        ]
+        found.sort(key=lambda pair: Cursor(pair[0].created_at, pair[0].id), reverse=True)  # type: ignore[arg-type]
+        return [(r, p.reference) for r, p in found[: listing.limit]]
 
     async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
         self.outbox.append(Published(exchange.name, routing_key, message))

@@ -20,6 +20,7 @@ from fluxpay_common import inbox
 from fluxpay_common.ids import parse_uuid
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
 from fluxpay_common.outbox import add_to_outbox
+from payment_orchestrator.domain.listing import Cursor, Listing
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
 from payment_orchestrator.service_layer.ports import OpenUnitOfWork, UnitOfWork
@@ -82,6 +83,38 @@ SELECT 'refund' AS kind, r.payment_id, r.id AS refund_id, r.environment, r.curre
    AND ($4::text IS NULL OR r.environment = $4)
    AND ($5::uuid IS NULL OR r.merchant_id = $5)
 """
+
+# A merchant's lists: keyset pagination on (created_at, id), newest first, on the
+# indexes of migration 0006. The reference prefix is matched with starts_with (no LIKE
+# wildcards to escape in what the merchant typed).
+_LIST_FILTERS = """
+   AND ($3::text IS NULL OR {status} = $3)
+   AND ($4::text IS NULL OR p.operator = $4)
+   AND ($5::text IS NULL OR p.provider = $5)
+   AND ($6::text IS NULL OR p.country = $6)
+   AND ($7::text IS NULL OR {currency} = $7)
+   AND ($8::text IS NULL OR starts_with(p.reference, $8))
+   AND ($9::timestamptz IS NULL OR {created} >= $9)
+   AND ($10::timestamptz IS NULL OR {created} < $10)
+   AND ($11::timestamptz IS NULL OR ({created}, {id}) < ($11, $12::uuid))
+"""
+_LIST_PAYMENTS = (
+    "SELECT p.* FROM payment p WHERE p.merchant_id = $1 AND p.environment = $2"
+    + _LIST_FILTERS.format(
+        status="p.status", currency="p.currency", created="p.created_at", id="p.id"
+    )
+    + " ORDER BY p.created_at DESC, p.id DESC LIMIT $13"
+)
+_LIST_REFUNDS = (
+    "SELECT r.*, p.reference AS payment_reference FROM refund r"
+    " JOIN payment p ON p.id = r.payment_id"
+    " WHERE r.merchant_id = $1 AND r.environment = $2"
+    " AND ($14::uuid IS NULL OR r.payment_id = $14)"
+    + _LIST_FILTERS.format(
+        status="r.status", currency="r.currency", created="r.created_at", id="r.id"
+    )
+    + " ORDER BY r.created_at DESC, r.id DESC LIMIT $13"
+)
 
 
 class PostgresUnitOfWork(UnitOfWork):
@@ -262,6 +295,36 @@ class PostgresUnitOfWork(UnitOfWork):
         refunds = await self._conn.fetch(_SETTLED_REFUNDS, *scope, query.refund_ids)
         return [SettledMovement(**dict(row)) for row in [*payments, *refunds]]
 
+    async def payment_cursor(
+        self, merchant_id: uuid.UUID, environment: str, payment_id: uuid.UUID
+    ) -> Cursor | None:
+        return await self._cursor("payment", merchant_id, environment, payment_id)
+
+    async def refund_cursor(
+        self, merchant_id: uuid.UUID, environment: str, refund_id: uuid.UUID
+    ) -> Cursor | None:
+        return await self._cursor("refund", merchant_id, environment, refund_id)
+
+    async def _cursor(
+        self, table: str, merchant_id: uuid.UUID, environment: str, object_id: uuid.UUID
+    ) -> Cursor | None:
+        row = await self._conn.fetchrow(
+            f"SELECT created_at, id FROM {table}"
+            " WHERE id = $1 AND merchant_id = $2 AND environment = $3",
+            object_id,
+            merchant_id,
+            environment,
+        )
+        return None if row is None else Cursor(row["created_at"], row["id"])
+
+    async def list_payments(self, listing: Listing) -> list[Payment]:
+        rows = await self._conn.fetch(_LIST_PAYMENTS, *_list_args(listing))
+        return [_payment(row) for row in rows]
+
+    async def list_refunds(self, listing: Listing) -> list[tuple[Refund, str]]:
+        rows = await self._conn.fetch(_LIST_REFUNDS, *_list_args(listing), listing.payment_id)
+        return [(_refund(row), row["payment_reference"]) for row in rows]
+
     async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
         await add_to_outbox(self._conn, exchange, routing_key, message)
 
@@ -279,6 +342,25 @@ def _update(change: PaymentChange) -> tuple[str, list[Any]]:
     after = change.after
     values = [getattr(after, column) for column in change.columns]
     return sql, [after.id, after.status.value, *values, change.transition.late_success]
+
+
+def _list_args(listing: Listing) -> list[Any]:
+    after = listing.after
+    return [
+        listing.merchant_id,
+        listing.environment,
+        listing.status,
+        listing.operator,
+        listing.provider,
+        listing.country,
+        listing.currency,
+        listing.reference_prefix,
+        listing.created_gte,
+        listing.created_lt,
+        None if after is None else after.created_at,
+        None if after is None else after.id,
+        listing.limit,
+    ]
 
 
 def _payment(row: asyncpg.Record) -> Payment:

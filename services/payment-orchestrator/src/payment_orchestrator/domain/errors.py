@@ -87,3 +87,10 @@ class InsufficientBalance(CommandRefused):
 
 class BalanceUnavailable(CommandRefused):
     code, server_side = "balance_unavailable", True
+
+
+class InvalidStartingAfter(CommandRefused):
+    code, param = "invalid_starting_after", "starting_after"
+
+    def __init__(self) -> None:
+        super().__init__("'starting_after' is not an object of this list.")

@@ -4,7 +4,7 @@ Commands (request/reply from the gateway) answer a `Reply` or raise a `CommandRe
 becomes an error reply (the gateway picks the HTTP status from its code). Provider updates
 and the expiry sweep change payments and announce each change through the outbox (events to
 the ledger and the webhook dispatcher, commands to connectors) in the same unit of work.
-The handlers live in `payments.py`, `refunds.py` and `updates.py`.
+The handlers live in `payments.py`, `refunds.py`, `updates.py` and `listing.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from fluxpay_common.messages import (
     CreatePayment,
     ErrorBody,
     GetPayment,
+    ListPayments,
+    ListRefunds,
     Message,
     ProviderPaymentUpdate,
     ProviderRefundUpdate,
@@ -31,6 +33,7 @@ from payment_orchestrator.domain.errors import (
     CommandRefused,
 )
 from payment_orchestrator.service_layer.dependencies import CONSUMER, Dependencies, Policy
+from payment_orchestrator.service_layer.listing import list_payments, list_refunds
 from payment_orchestrator.service_layer.payments import (
     cancel_payment,
     confirm_payment,
@@ -62,6 +65,8 @@ COMMAND_HANDLERS: dict[type, CommandHandler] = {
     RefundPayment: refund_payment,
     SelectOperator: select_operator,
     SettledMovementsQuery: settled_movements,
+    ListPayments: list_payments,
+    ListRefunds: list_refunds,
 }
 
 

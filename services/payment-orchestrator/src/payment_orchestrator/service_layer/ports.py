@@ -18,6 +18,7 @@ from fluxpay_common.messages import (
     SettledMovement,
     SettledMovementsQuery,
 )
+from payment_orchestrator.domain.listing import Cursor, Listing
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import RefundStatus
 
@@ -92,6 +93,24 @@ class UnitOfWork(Protocol):
 
     async def settled_movements(self, query: SettledMovementsQuery) -> list[SettledMovement]:
         """Payments collected and refunds paid out, by window or by id (reconciliation)."""
+        ...
+
+    async def payment_cursor(
+        self, merchant_id: uuid.UUID, environment: str, payment_id: uuid.UUID
+    ) -> Cursor | None:
+        """Where the merchant's payment sits in its lists (None: not the merchant's)."""
+        ...
+
+    async def refund_cursor(
+        self, merchant_id: uuid.UUID, environment: str, refund_id: uuid.UUID
+    ) -> Cursor | None: ...
+
+    async def list_payments(self, listing: Listing) -> list[Payment]:
+        """Up to `listing.limit` payments, newest first, after the listing's cursor."""
+        ...
+
+    async def list_refunds(self, listing: Listing) -> list[tuple[Refund, str]]:
+        """Up to `listing.limit` refunds with their payment's reference, newest first."""
         ...
 
     async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:

@@ -15,6 +15,7 @@ import orjson
 
 from fluxpay_common.messages import (
     API_VERSION,
+    DueEvent,
     Environment,
     NextAction,
     PaymentEvent,
@@ -22,7 +23,7 @@ from fluxpay_common.messages import (
     RefundEvent,
 )
 
-WebhookSource: TypeAlias = PaymentEvent | RefundEvent
+WebhookSource: TypeAlias = PaymentEvent | RefundEvent | DueEvent
 # The merchant's "send a test event": a completed payment no one made, marked `test`.
 SAMPLE_PAYMENT_ID = uuid.UUID(int=0)
 SAMPLE_REFERENCE = "test_webhook"
@@ -36,6 +37,8 @@ def event_document(message: WebhookSource) -> dict[str, Any]:
     data: dict[str, Any] = {"object": message.payment.model_dump(mode="json")}
     if isinstance(message, RefundEvent):
         data["refund"] = message.refund.model_dump(mode="json")
+    if isinstance(message, DueEvent):
+        data["due"] = message.due
     return {
         "id": event_id(message),
         "object": "event",

@@ -19,7 +19,7 @@ import asyncpg
 from fluxpay_common import inbox
 from fluxpay_common.ids import utcnow
 from fluxpay_common.logging import get_logger
-from fluxpay_common.messages import MerchantEndpointChanged, PaymentEvent, RefundEvent
+from fluxpay_common.messages import DueEvent, MerchantEndpointChanged, PaymentEvent, RefundEvent
 from webhook_dispatcher.adapters import repository
 from webhook_dispatcher.domain.delivery import Skip, Target, Wait, resolve_target
 from webhook_dispatcher.domain.events import WebhookSource, event_body
@@ -84,6 +84,7 @@ Handler = Callable[[asyncpg.Pool, Any, HandlerConfig], Awaitable[None]]
 EVENT_HANDLERS: dict[type, Handler] = {
     PaymentEvent: on_webhook_source,
     RefundEvent: on_webhook_source,
+    DueEvent: on_webhook_source,
     MerchantEndpointChanged: on_endpoint_changed,
 }
 
