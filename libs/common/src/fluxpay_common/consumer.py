@@ -89,6 +89,15 @@ _INTERNAL_ERROR = _ErrorReply(
     )
 )
 
+_NO_ANSWER = _ErrorReply(
+    error=ErrorBody(
+        status=503,
+        type="api_error",
+        code="service_unavailable",
+        message="The service had no answer to this request; retry.",
+    )
+)
+
 
 def subscribe(
     broker: RabbitBroker,
@@ -101,7 +110,8 @@ def subscribe(
 ) -> None:
     """Register `handler` on the route's queue with the platform's ack policy.
 
-    A handler may return a model: it is sent as the reply when the message asked for one.
+    A handler may return a model: it is sent as the reply when the message asked for one;
+    a request its handler answers with nothing gets `service_unavailable`, never silence.
     """
 
     async def on_message(msg: RabbitMessage) -> None:
@@ -147,7 +157,11 @@ def subscribe(
                     await send_reply(broker, msg, _INTERNAL_ERROR)
                     raise RejectMessage() from exc
                 raise
-            if reply is not None and msg.reply_to:
+            if msg.reply_to:
+                if reply is None:
+                    # Silence would hold the caller until its timeout: say so at once.
+                    log.error("request_left_unanswered", queue=route.queue)
+                    reply = _NO_ANSWER
                 await send_reply(broker, msg, reply)
 
     broker.subscriber(

@@ -315,6 +315,9 @@ class InitiatePayment(ConnectorCommand):
 class SubmitOtp(ConnectorCommand):
     type: Literal["provider.submit_otp"] = "provider.submit_otp"
     otp: str
+    # The payment's InitiatePayment (same message id as the one in the outbox): this request
+    # travels directly and may overtake it; a connector that has not seen it starts from it.
+    initiate: InitiatePayment | None = None
 
 
 class CancelAtProvider(ConnectorCommand):
@@ -332,6 +335,8 @@ class RefundAtProvider(ConnectorCommand):
 
 class SyncStatus(ConnectorCommand):
     type: Literal["provider.sync"] = "provider.sync"
+    # As on SubmitOtp: the initiate this request may overtake.
+    initiate: InitiatePayment | None = None
 
 
 ProviderCommand = Annotated[

@@ -215,6 +215,25 @@ async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(setting
     await broker.stop()
 
 
+async def test_a_request_its_handler_leaves_unanswered_is_answered_at_once(settings) -> None:
+    """A handler that returns nothing to a request: the caller hears `service_unavailable`
+    now, rather than silence until its timeout."""
+    url = settings.rabbitmq_url.get_secret_value()
+
+    async def handler(query, msg):
+        return None
+
+    broker, name = await _serve_ledger_queries(settings, handler)
+    client = RpcClient(url, topology.COMMANDS.name, name)
+    await client.start()
+    query = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
+    reply = await client.call(query, QueryReply, timeout=10)
+    assert reply.error is not None and reply.error.code == "service_unavailable"
+    assert reply.error.status == 503
+    await client.stop()
+    await broker.stop()
+
+
 async def test_a_request_past_its_deadline_is_skipped_not_dead_lettered(settings) -> None:
     url = settings.rabbitmq_url.get_secret_value()
     handled: list[uuid.UUID] = []

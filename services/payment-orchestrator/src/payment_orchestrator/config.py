@@ -28,5 +28,7 @@ class Settings(ServiceSettings):
     # Tests compress time: expires_in_seconds * scale is the real delay.
     expiry_time_scale: float = 1.0
     expiry_sweep_seconds: float = 0.5
-    # How long a synchronous call to a connector (OTP, status sync) may take.
-    connector_rpc_timeout: float = 10.0
+    # How long a synchronous call to a connector (OTP, status sync) may take: shorter than the
+    # gateway's wait for us (its FLUXPAY_RPC_TIMEOUT, 10 s), so the merchant hears our answer
+    # (`provider_unavailable`, or the stored payment on a sync), not the gateway's 503.
+    connector_rpc_timeout: float = 8.0

@@ -325,6 +325,40 @@ async def test_an_otp_too_early_or_unanswered_changes_nothing(make_world) -> Non
     assert world.payment(payment.id).version == 1
 
 
+async def test_otp_and_sync_requests_carry_the_payments_initiate(make_world) -> None:
+    """They travel directly and may overtake the outbox's initiate: the connector starts
+    from their copy, whose id dedups it against the outbox's in the connector's inbox."""
+    world = make_world()
+    payment = await world.create(operator="coris")
+    world.connector.script += [
+        lambda r: world.update(payment, "awaiting_otp", failure_code="otp_not_ready"),
+        lambda r: world.update(payment, "awaiting_otp"),
+    ]
+    await world.send(ConfirmPayment(reference_or_id=payment.reference, otp="1", **world.scope()))
+    await world.send(GetPayment(reference_or_id=payment.reference, sync=True, **world.scope()))
+    [published] = world.commands(InitiatePayment)
+    for request in world.connector.requests:
+        assert isinstance(request, SubmitOtp | SyncStatus) and request.initiate is not None
+        copy = request.initiate.model_dump(exclude={"correlation_id", "occurred_at"})
+        assert copy == published.model_dump(exclude={"correlation_id", "occurred_at"})
+
+
+async def test_sync_before_the_provider_received_the_payment_keeps_it_as_stored(
+    make_world,
+) -> None:
+    world = make_world()
+    payment = await world.create()
+    world.connector.script.append(
+        lambda r: world.update(payment, "processing", failure_code="attempt_not_started")
+    )
+    reply = await world.send(
+        GetPayment(reference_or_id=payment.reference, sync=True, **world.scope())
+    )
+    assert reply.payment is not None and reply.payment.status == "pending"
+    assert reply.payment.failure_code is None
+    assert world.payment(payment.id).version == 1
+
+
 async def test_an_otp_for_a_payment_not_awaiting_one_is_refused(make_world) -> None:
     world = make_world()
     payment = await world.create()

@@ -120,6 +120,60 @@ async def test_otp_before_the_push_started_changes_nothing(
     assert await outbox_keys(cmd.payment_id) == []
 
 
+async def test_otp_that_overtakes_its_initiate_starts_the_push_and_is_checked(
+    make_initiate, rpc, sandbox_worker, connectors_db, outbox_keys
+) -> None:
+    """The initiate comes through the orchestrator's outbox, the OTP directly: under load the
+    OTP comes first. It carries the initiate, so the push starts and the code is checked;
+    the initiate arriving afterwards starts nothing twice."""
+    cmd = make_initiate("+22997000001", operator="coris")
+    wrong = await rpc.call(
+        _scoped(cmd, SubmitOtp, otp="999999", initiate=cmd), ProviderPaymentUpdate, 10
+    )
+    assert wrong.status == "awaiting_otp"
+    assert wrong.failure_code == "otp_invalid" and wrong.otp_attempts_left == 2
+    right = await rpc.call(
+        _scoped(cmd, SubmitOtp, otp="123456", initiate=cmd), ProviderPaymentUpdate, 10
+    )
+    assert right.status == "completed" and right.fee_minor == 3000
+    await sandbox_worker.worker.engine.handle(cmd)  # the outbox's initiate, late
+    assert await outbox_keys(cmd.payment_id) == [
+        "provider.sandbox.awaiting_otp",
+        "provider.sandbox.completed",
+    ]
+    count = await connectors_db.fetchval(
+        "SELECT count(*) FROM provider_attempt WHERE payment_id = $1", cmd.payment_id
+    )
+    assert count == 1
+
+
+async def test_sync_that_overtakes_its_initiate_starts_the_push(
+    make_initiate, rpc, sandbox_worker, outbox_keys
+) -> None:
+    cmd = make_initiate("+22997000003")
+    reply = await rpc.call(_scoped(cmd, SyncStatus, initiate=cmd), ProviderPaymentUpdate, 10)
+    assert reply.status == "processing" and reply.failure_code is None
+    await sandbox_worker.worker.engine.handle(cmd)  # the outbox's initiate, late
+    assert await outbox_keys(cmd.payment_id) == ["provider.sandbox.processing"]
+
+
+async def test_requests_about_a_payment_never_received_are_answered_at_once(
+    make_initiate, rpc, outbox_keys
+) -> None:
+    """Without a copy of the initiate, a clear retryable answer, never silence."""
+    cmd = make_initiate("+22997000001", operator="coris")
+    otp = await rpc.call(_scoped(cmd, SubmitOtp, otp="123456"), ProviderPaymentUpdate, 10)
+    assert otp.status == "awaiting_otp" and otp.failure_code == "otp_not_ready"
+    sync = await rpc.call(_scoped(cmd, SyncStatus), ProviderPaymentUpdate, 10)
+    assert sync.failure_code == "attempt_not_started"
+    # A copy naming another payment is not started either.
+    other = make_initiate("+22997000001", operator="coris")
+    stray = _scoped(cmd, SubmitOtp, otp="123456", initiate=other)
+    assert (await rpc.call(stray, ProviderPaymentUpdate, 10)).failure_code == "otp_not_ready"
+    assert await outbox_keys(cmd.payment_id) == []
+    assert await outbox_keys(other.payment_id) == []
+
+
 async def test_three_wrong_otps_fail_the_payment(
     publish_command, provider_updates, make_initiate, rpc
 ) -> None:

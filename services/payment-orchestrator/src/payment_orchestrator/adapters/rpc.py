@@ -5,9 +5,29 @@ from __future__ import annotations
 
 import asyncio
 
-from fluxpay_common.messages import Message, ProviderPaymentUpdate, QueryReply, ReserveRefund
+from pydantic import BaseModel, TypeAdapter
+
+from fluxpay_common.messages import (
+    ErrorBody,
+    Message,
+    ProviderPaymentUpdate,
+    QueryReply,
+    ReserveRefund,
+)
 from fluxpay_common.rpc import RpcClient, RpcUnavailable
 from fluxpay_common.topology import COMMANDS, LEDGER_QUERIES_KEY, connector_key
+
+
+class _ErrorReply(BaseModel):
+    """What a connector answers when it could not handle a request (a crash, no answer)."""
+
+    error: ErrorBody
+
+
+# Unambiguous: an update has no `error`, an error reply no `payment_id`.
+_CONNECTOR_REPLY: TypeAdapter[ProviderPaymentUpdate | _ErrorReply] = TypeAdapter(
+    ProviderPaymentUpdate | _ErrorReply
+)
 
 
 class RpcClients:
@@ -28,9 +48,11 @@ class RpcClients:
 
     async def call_connector(self, provider: str, request: Message) -> ProviderPaymentUpdate:
         client = await self._client(connector_key(provider))
-        update: ProviderPaymentUpdate = await client.call(
-            request, ProviderPaymentUpdate, self._timeout
-        )
+        reply = await client.call(request, _CONNECTOR_REPLY, self._timeout)
+        if isinstance(reply, _ErrorReply):
+            # Answered at once but not handled: to the caller, the provider is unavailable.
+            raise RpcUnavailable(f"connector {provider}: {reply.error.code}")
+        update: ProviderPaymentUpdate = reply
         return update
 
     async def reserve_refund(self, request: ReserveRefund) -> tuple[bool, int]:

@@ -3,6 +3,8 @@ messages its transition names (events, provider commands), announce a payment or
 
 from __future__ import annotations
 
+import uuid
+
 from fluxpay_common import catalog
 from fluxpay_common.logging import get_logger
 from fluxpay_common.messages import (
@@ -119,8 +121,18 @@ async def emit_refund_event(
 
 async def initiate_at_provider(uow: UnitOfWork, payment: Payment, correlation_id: str) -> None:
     assert payment.provider is not None
+    initiate = initiate_command(payment, correlation_id)
+    await uow.publish(COMMANDS, connector_key(payment.provider), initiate)
+
+
+def initiate_command(payment: Payment, correlation_id: str) -> InitiatePayment:
+    """The payment's one InitiatePayment. Requests to the connector (OTP, sync) carry a copy,
+    since they may overtake the outbox's: its id is derived from the payment, so the
+    connector's inbox takes whichever copy arrives first and dedups the other."""
+    assert payment.provider is not None
     customer = payment.customer or {}
-    initiate = InitiatePayment(
+    return InitiatePayment(
+        message_id=uuid.uuid5(payment.id, "provider.initiate"),
         correlation_id=correlation_id,
         payment_id=payment.id,
         merchant_id=payment.merchant_id,
@@ -136,7 +148,6 @@ async def initiate_at_provider(uow: UnitOfWork, payment: Payment, correlation_id
         description=payment.description,
         expires_at=payment.expires_at,
     )
-    await uow.publish(COMMANDS, connector_key(payment.provider), initiate)
 
 
 def is_otp_operator(country: str, operator: str | None) -> bool:

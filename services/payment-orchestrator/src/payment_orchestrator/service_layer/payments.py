@@ -51,6 +51,7 @@ from payment_orchestrator.service_layer.effects import (
     emit_payment_event,
     find_payment,
     initiate_at_provider,
+    initiate_command,
     is_otp_operator,
     save_change,
 )
@@ -152,11 +153,16 @@ async def _sync(payment: Payment, cmd: Message, deps: Dependencies) -> Payment:
         merchant_id=payment.merchant_id,
         environment=payment.environment,
         provider=payment.provider,
+        initiate=initiate_command(payment, cmd.correlation_id),
     )
     try:
         update = await deps.call_connector(payment.provider, request)
     except (RpcTimeout, RpcUnavailable) as exc:
         log.warning("status_sync_unavailable", error=repr(exc))
+        return payment
+    if update.failure_code == "attempt_not_started":
+        # The provider has no news of a payment it has not received: not a status to apply.
+        log.info("status_sync_before_initiate")
         return payment
     return await on_provider_update(update, deps) or payment
 
@@ -175,6 +181,7 @@ async def confirm_payment(cmd: ConfirmPayment, deps: Dependencies) -> Reply:
         environment=payment.environment,
         provider=payment.provider,
         otp=cmd.otp,
+        initiate=initiate_command(payment, cmd.correlation_id),
     )
     try:
         update = await deps.call_connector(payment.provider, request)

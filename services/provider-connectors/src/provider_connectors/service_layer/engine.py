@@ -58,6 +58,7 @@ from provider_connectors.domain.status import (
     should_apply,
 )
 from provider_connectors.service_layer.updates import (
+    attempt_not_started,
     new_attempt,
     new_refund,
     otp_not_ready,
@@ -131,19 +132,21 @@ class Engine:
             return
         await self.apply(attempt, result)
 
-    async def submit_otp(self, cmd: SubmitOtp) -> ProviderPaymentUpdate | None:
+    async def submit_otp(self, cmd: SubmitOtp) -> ProviderPaymentUpdate:
+        await self._start_if_unseen(cmd)
         # Held under the row lock: OTP attempts are counted, so submissions are serialized.
         async with self.pool.acquire() as conn, conn.transaction():
             found = await repo.get_attempt(conn, cmd.payment_id, lock=True)
             if found is None:
+                # Neither the initiate nor a copy of it reached us: a retryable answer now.
                 log.warning("otp_for_unknown_attempt")
-                return None
+                return otp_not_ready(cmd)
             attempt, _ = found
             if attempt.status == "pending":
                 # The push is not at the PSP yet (say, this process restarted): no code can be
                 # checked. Answer without a status change so the payment stays awaiting_otp.
                 log.info("otp_before_push_started")
-                return otp_not_ready(attempt, cmd.correlation_id)
+                return otp_not_ready(cmd)
             if not await inbox.claim(conn, cmd.message_id, self.consumer):
                 return payment_update(attempt, cmd.correlation_id)
             if attempt.status != "awaiting_otp":
@@ -184,11 +187,12 @@ class Engine:
             status=None, next_poll_at=attempt.next_poll_at, data={"cancel_requested_at": requested}
         )
 
-    async def sync(self, cmd: SyncStatus) -> ProviderPaymentUpdate | None:
+    async def sync(self, cmd: SyncStatus) -> ProviderPaymentUpdate:
+        await self._start_if_unseen(cmd)
         found = await self._load(cmd)
         if found is None:
             log.warning("sync_for_unknown_attempt")
-            return None
+            return attempt_not_started(cmd)
         try:
             attempt, update = await self.refresh(found.payment_id, self.current_status)
         except ConnectorError as exc:
@@ -343,6 +347,21 @@ class Engine:
         async with self.pool.acquire() as conn:
             found = await repo.get_attempt(conn, cmd.payment_id)
         return found[0] if found else None
+
+    async def _start_if_unseen(self, cmd: SubmitOtp | SyncStatus) -> None:
+        """The initiate travels through the orchestrator's outbox, this request directly, so
+        the request may come first: start the attempt from the copy it carries. The copy has
+        the initiate's message id, so whichever arrives second is a duplicate (inbox), and
+        the attempt row is inserted once either way."""
+        initiate = cmd.initiate
+        if initiate is None or (initiate.payment_id, initiate.provider) != (
+            cmd.payment_id,
+            self.provider,
+        ):
+            return
+        if await self._load(cmd) is None:
+            log.info("initiate_overtaken_starting_from_request", request=cmd.type)
+            await self.initiate(initiate)
 
     async def _claim_only(self, cmd: ProviderCommand) -> None:
         async with self.pool.acquire() as conn:

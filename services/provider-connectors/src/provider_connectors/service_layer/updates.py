@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from fluxpay_common.messages import (
+    ConnectorCommand,
     InitiatePayment,
     ProviderPaymentUpdate,
     ProviderRefundUpdate,
@@ -81,15 +82,28 @@ def payment_update(attempt: Attempt, correlation_id: str | None = None) -> Provi
     )
 
 
-def otp_not_ready(attempt: Attempt, correlation_id: str | None = None) -> ProviderPaymentUpdate:
+def otp_not_ready(cmd: ConnectorCommand) -> ProviderPaymentUpdate:
     """The reply to an OTP sent before the push reached the PSP: try again shortly."""
     return ProviderPaymentUpdate(
-        correlation_id=correlation_id or "",
-        payment_id=attempt.payment_id,
-        provider=attempt.provider,
+        correlation_id=cmd.correlation_id,
+        payment_id=cmd.payment_id,
+        provider=cmd.provider,
         status="awaiting_otp",
         failure_code="otp_not_ready",
         failure_message="The operator has not sent the code yet; retry in a few seconds.",
+    )
+
+
+def attempt_not_started(cmd: ConnectorCommand) -> ProviderPaymentUpdate:
+    """The reply to a sync for a payment this connector has not received yet: no news, said
+    at once (the orchestrator keeps the payment as stored) rather than by silence."""
+    return ProviderPaymentUpdate(
+        correlation_id=cmd.correlation_id,
+        payment_id=cmd.payment_id,
+        provider=cmd.provider,
+        status="processing",
+        failure_code="attempt_not_started",
+        failure_message="The provider has not received this payment yet.",
     )
 
 
