@@ -18,6 +18,7 @@ from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
 from api_gateway import errors
+from api_gateway.admission import AdmissionLimit
 from api_gateway.config import Settings
 from api_gateway.idempotency import IdempotencyStore
 from api_gateway.routes import account, checkout, collect, event_stream
@@ -70,6 +71,11 @@ def create_app(settings: Settings) -> FastStreamAPI:
         app.state.pool = pool
         app.state.orchestrator = Orchestrator(client, settings.rpc_timeout)
         app.state.idempotency = idempotency
+        app.state.create_admission = AdmissionLimit(
+            settings.create_max_in_flight,
+            settings.create_min_in_flight,
+            settings.create_target_latency_seconds,
+        )
         app.state.ledger = QueryService(ledger, settings.rpc_timeout)
         app.state.webhooks = QueryService(webhooks, settings.rpc_timeout)
         log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
