@@ -16,11 +16,11 @@ retries (with the same Idempotency-Key, nothing can be created twice).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from api_gateway.errors import ApiError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api_gateway.errors import ApiError, error_response
 
 
 @dataclass
@@ -63,13 +63,37 @@ def overloaded(retry_after_seconds: int) -> ApiError:
     )
 
 
-@contextmanager
-def admitted(limit: AdmissionLimit, retry_after_seconds: int) -> Iterator[None]:
-    """Hold a place among the creates in flight, or raise the 503 refusal at once."""
-    if not limit.try_enter():
-        raise overloaded(retry_after_seconds)
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        limit.leave(time.monotonic() - started)
+class CreateAdmission:
+    """ASGI middleware, outermost: `POST /api/v1/collect/payments` holds a place among the
+    creates in flight for its whole request, or is refused before anything else runs (no
+    routing, no body parsing, no authentication: an overloaded gateway refuses cheaply)."""
+
+    PATH = "/api/v1/collect/payments"
+
+    def __init__(
+        self, app: ASGIApp, limit: AdmissionLimit, retry_after_seconds: int, doc_base_url: str
+    ) -> None:
+        self.app = app
+        self.limit = limit
+        self._refusal = error_response(overloaded(retry_after_seconds), doc_base_url)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _is_create(scope):
+            await self.app(scope, receive, send)
+            return
+        if not self.limit.try_enter():
+            await self._refusal(scope, receive, send)
+            return
+        started = time.monotonic()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.limit.leave(time.monotonic() - started)
+
+
+def _is_create(scope: Scope) -> bool:
+    return (
+        scope["type"] == "http"
+        and scope["method"] == "POST"
+        and scope["path"].rstrip("/") == CreateAdmission.PATH
+    )

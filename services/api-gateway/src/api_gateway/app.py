@@ -18,7 +18,7 @@ from faststream_fastapi import FastStreamAPI
 from starlette.responses import Response
 
 from api_gateway import errors
-from api_gateway.admission import AdmissionLimit
+from api_gateway.admission import AdmissionLimit, CreateAdmission
 from api_gateway.config import Settings
 from api_gateway.idempotency import IdempotencyStore
 from api_gateway.routes import account, checkout, collect, event_stream
@@ -71,11 +71,6 @@ def create_app(settings: Settings) -> FastStreamAPI:
         app.state.pool = pool
         app.state.orchestrator = Orchestrator(client, settings.rpc_timeout)
         app.state.idempotency = idempotency
-        app.state.create_admission = AdmissionLimit(
-            settings.create_max_in_flight,
-            settings.create_min_in_flight,
-            settings.create_target_latency_seconds,
-        )
         app.state.ledger = QueryService(ledger, settings.rpc_timeout)
         app.state.webhooks = QueryService(webhooks, settings.rpc_timeout)
         log.info("gateway_started", host=settings.gateway_host, port=settings.gateway_port)
@@ -108,6 +103,17 @@ def create_app(settings: Settings) -> FastStreamAPI:
         response.headers["X-Request-Id"] = request.state.correlation_id
         return response
 
+    # Added last, so outermost: a refused create costs no routing, parsing or database read.
+    app.add_middleware(
+        CreateAdmission,
+        limit=AdmissionLimit(
+            settings.create_max_in_flight,
+            settings.create_min_in_flight,
+            settings.create_target_latency_seconds,
+        ),
+        retry_after_seconds=settings.overload_retry_after_seconds,
+        doc_base_url=settings.doc_base_url,
+    )
     app.include_router(collect.router)
     app.include_router(checkout.router)
     # Before account's `/events/{event_id}`, which would take `stream` for an id.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
-from api_gateway.admission import AdmissionLimit, admitted
-from api_gateway.errors import ApiError
+from api_gateway.admission import AdmissionLimit, CreateAdmission
 
 
 def fill(limit: AdmissionLimit) -> int:
@@ -43,20 +45,57 @@ def test_the_floor_never_exceeds_the_ceiling() -> None:
     assert fill(limit) == 1
 
 
-def test_a_refusal_is_a_503_with_retry_after_and_holds_no_place() -> None:
+async def _call(middleware: CreateAdmission, method: str, path: str) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    await middleware(scope, receive, send)
+    return sent
+
+
+def _middleware(limit: AdmissionLimit, app: Any) -> CreateAdmission:
+    return CreateAdmission(app, limit, retry_after_seconds=2, doc_base_url="https://d/errors")
+
+
+async def test_a_create_past_the_bound_is_refused_with_503_retry_after_and_the_error_shape():
     limit = AdmissionLimit(ceiling=1, floor=1)
-    with admitted(limit, 2):
-        with pytest.raises(ApiError) as refused, admitted(limit, 2):
-            pass
-        assert limit.in_flight == 1
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    middleware = _middleware(limit, app)
+    assert limit.try_enter()  # another create holds the only place
+    sent = await _call(middleware, "POST", "/api/v1/collect/payments")
+    assert reached == []
+    start, body = sent
+    assert start["status"] == 503
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    assert headers["retry-after"] == "2"
+    assert headers["content-type"] == "application/json"
+    error = orjson.loads(body["body"])["error"]
+    assert (error["type"], error["code"]) == ("api_error", "service_overloaded")
+    assert error["doc_url"] == "https://d/errors#service_overloaded"
+    # Other requests are not bounded; the place is given back after a create.
+    await _call(middleware, "GET", "/api/v1/collect/payments/abc")
+    limit.leave(0.01)
+    await _call(middleware, "POST", "/api/v1/collect/payments")
+    assert reached == ["/api/v1/collect/payments/abc", "/api/v1/collect/payments"]
     assert limit.in_flight == 0
-    error = refused.value
-    assert (error.status, error.code, error.kind) == (503, "service_overloaded", "api_error")
-    assert error.headers == {"Retry-After": "2"}
 
 
-def test_a_failed_create_gives_its_place_back() -> None:
+async def test_a_failed_create_gives_its_place_back() -> None:
     limit = AdmissionLimit(ceiling=1, floor=1)
-    with pytest.raises(RuntimeError), admitted(limit, 1):
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         raise RuntimeError("orchestrator said no")
+
+    with pytest.raises(RuntimeError):
+        await _call(_middleware(limit, app), "POST", "/api/v1/collect/payments")
     assert limit.in_flight == 0

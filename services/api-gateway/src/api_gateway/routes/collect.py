@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -10,7 +9,6 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
-from api_gateway.admission import admitted
 from api_gateway.auth import Principal, authenticate, presented_key
 from api_gateway.errors import ApiError, error_body
 from api_gateway.idempotency import IdempotencyStore, parse_key, request_digest
@@ -155,21 +153,9 @@ async def operators(
     )
 
 
-async def create_admitted(request: Request) -> AsyncIterator[None]:
-    """A place among the creates in flight (api_gateway/admission.py), taken before anything
-    else (authentication reads the database): an overloaded gateway refuses cheaply."""
-    state = request.app.state
-    with admitted(state.create_admission, state.settings.overload_retry_after_seconds):
-        yield
-
-
 @router.post("/collect/payments", status_code=201)
 async def create_payment(
-    request: Request,
-    _: Annotated[None, Depends(create_admitted)],
-    body: CollectPaymentCreate,
-    who: Who,
-    idempotency_key: IdempotencyKey = None,
+    request: Request, body: CollectPaymentCreate, who: Who, idempotency_key: IdempotencyKey = None
 ) -> Response:
     key = parse_key(idempotency_key)
     check_create(body, who.environment)
