@@ -28,7 +28,7 @@ class AdmissionLimit:
     """How many creates this process lets in flight; pure, the clock is the caller's."""
 
     ceiling: int
-    floor: int = 8
+    floor: int = 4
     target_seconds: float = 0.1
     in_flight: int = 0
     limit: float = field(init=False)

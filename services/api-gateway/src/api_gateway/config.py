@@ -17,7 +17,7 @@ class Settings(ServiceSettings):
     # per gateway process, the bound shrinking towards the floor while creates are answered
     # slower than the target; beyond it a create is refused at once with 503 and Retry-After.
     create_max_in_flight: int = 64
-    create_min_in_flight: int = 8
+    create_min_in_flight: int = 4
     create_target_latency_seconds: float = 0.1
     overload_retry_after_seconds: int = 1
     # `fluxpay-admin reconcile` waits this long for the ledger's report.
