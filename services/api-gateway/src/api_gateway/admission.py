@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_gateway.errors import ApiError, error_response
 
@@ -85,10 +85,23 @@ class CreateAdmission:
             await self._refusal(scope, receive, send)
             return
         started = time.monotonic()
+        placed = True
+
+        def leave() -> None:
+            nonlocal placed
+            if placed:
+                placed = False
+                self.limit.leave(time.monotonic() - started)
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                leave()  # before the merchant can see the answer and send the next create
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, answer)
         finally:
-            self.limit.leave(time.monotonic() - started)
+            leave()
 
 
 def _is_create(scope: Scope) -> bool:

@@ -99,3 +99,18 @@ async def test_a_failed_create_gives_its_place_back() -> None:
     with pytest.raises(RuntimeError):
         await _call(_middleware(limit, app), "POST", "/api/v1/collect/payments")
     assert limit.in_flight == 0
+
+
+async def test_the_place_is_free_once_the_answer_is_sent() -> None:
+    """A merchant who gets the answer and sends the next create at once finds the place."""
+    limit = AdmissionLimit(ceiling=1, floor=1)
+    seen_after_answer: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+        seen_after_answer.append(limit.in_flight)
+
+    await _call(_middleware(limit, app), "POST", "/api/v1/collect/payments")
+    assert seen_after_answer == [0]
+    assert limit.in_flight == 0
