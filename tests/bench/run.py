@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
+import dataclasses
+import sys
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,27 +130,40 @@ async def open_loop(client: httpx.AsyncClient, seconds: float, rate: float) -> T
 async def open_loop_elsewhere(
     client_args: dict[str, Any], max_connections: int, seconds: float, rate: float
 ) -> Tally:
-    """The open loop in a process of its own: sharing this one's GIL with the webhook
-    receiver's threads, it sent late under overload (the gateway saw 1-13 creates in flight
-    answered in 50-330 ms while this process measured seconds). Its CPU counts as the load
+    """The open loop in a process of its own (`python -m tests.bench.run --open-loop`), so
+    it shares no GIL with the webhook receiver's threads; its CPU still counts as the load
     generator's (a child this process waits for)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, _open_loop_process, client_args, max_connections, seconds, rate
-        )
+    job = orjson.dumps(
+        {"client": client_args, "max_connections": max_connections, "seconds": seconds,
+         "rate": rate}
+    )  # fmt: skip
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bench.run", "--open-loop", job.decode(),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the load generator exited {child.returncode}")
+    return tally_from_json(out)
 
 
-def _open_loop_process(
-    client_args: dict[str, Any], max_connections: int, seconds: float, rate: float
-) -> Tally:
+def open_loop_child(job: dict[str, Any]) -> None:
     async def run() -> Tally:
         # One connection per request in flight: a slow answer never queues the next request
         # in the load generator (that wait would be the client's, not the API's).
-        limits = httpx.Limits(max_connections=max_connections)
-        async with httpx.AsyncClient(**client_args, limits=limits) as client:
-            return await open_loop(client, seconds, rate)
+        limits = httpx.Limits(max_connections=job["max_connections"])
+        async with httpx.AsyncClient(**job["client"], limits=limits) as client:
+            return await open_loop(client, job["seconds"], job["rate"])
 
-    return asyncio.run(run())
+    tally = dataclasses.asdict(asyncio.run(run()))
+    sys.stdout.buffer.write(orjson.dumps(tally, option=orjson.OPT_NON_STR_KEYS))
+
+
+def tally_from_json(raw: bytes) -> Tally:
+    fields = orjson.loads(raw)
+    fields["refusals"] = {int(k): v for k, v in fields["refusals"].items()}
+    fields["timeline"] = [tuple(row) for row in fields["timeline"]]
+    return Tally(**fields)
 
 
 def webhook_arrivals(receiver: WebhookReceiver, secret: str) -> dict[str, float]:
@@ -360,6 +373,8 @@ def report(
         **dict(rows),
         "payments_offered": len(e2e.started) + sum(e2e.errors.values()),
         "payments_delivered": delivered,
+        "refusals": {str(status): n for status, n in e2e.refusals.items()},
+        "refused_with_retry_after": e2e.with_retry_after,
         "cpu_ms_per_payment": dict(cpu_rows),
         "profiles": profiles,
     }
@@ -434,6 +449,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--open-loop"]:
+        open_loop_child(orjson.loads(sys.argv[2]))
+        return
     args = parse_args()
     # The database and vhost are made (and dropped) outside the benchmark's event loop.
     with isolated_infra() as infra:
