@@ -29,6 +29,7 @@ from fluxpay_testing.infra import Infra, isolated_infra
 
 from tests.bench import cpu, profile
 from tests.bench.infra_ceiling import asyncpg_transactions_per_second, rabbitmq_messages_per_second
+from tests.bench.rawhttp import RawClient
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import ROOT, Stack
 
@@ -127,15 +128,12 @@ async def open_loop(client: httpx.AsyncClient, seconds: float, rate: float) -> T
     return tally
 
 
-async def open_loop_elsewhere(
-    client_args: dict[str, Any], max_connections: int, seconds: float, rate: float
-) -> Tally:
+async def open_loop_elsewhere(client_args: dict[str, Any], seconds: float, rate: float) -> Tally:
     """The open loop in a process of its own (`python -m tests.bench.run --open-loop`), so
     it shares no GIL with the webhook receiver's threads; its CPU still counts as the load
     generator's (a child this process waits for)."""
     job = orjson.dumps(
-        {"client": client_args, "max_connections": max_connections, "seconds": seconds,
-         "rate": rate}
+        {"client": client_args, "seconds": seconds, "rate": rate}
     )  # fmt: skip
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.bench.run", "--open-loop", job.decode(),
@@ -151,9 +149,11 @@ def open_loop_child(job: dict[str, Any]) -> None:
     async def run() -> Tally:
         # One connection per request in flight: a slow answer never queues the next request
         # in the load generator (that wait would be the client's, not the API's).
-        limits = httpx.Limits(max_connections=job["max_connections"])
-        async with httpx.AsyncClient(**job["client"], limits=limits) as client:
-            return await open_loop(client, job["seconds"], job["rate"])
+        client = RawClient(**job["client"])
+        try:
+            return await open_loop(client, job["seconds"], job["rate"])  # type: ignore[arg-type]
+        finally:
+            await client.aclose()
 
     tally = dataclasses.asdict(asyncio.run(run()))
     sys.stdout.buffer.write(orjson.dumps(tally, option=orjson.OPT_NON_STR_KEYS))
@@ -251,7 +251,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
                 for name in args.profile
             }
             window_start = time.monotonic()
-            e2e = await open_loop_elsewhere(client_args, args.max_connections, seconds, rate)
+            e2e = await open_loop_elsewhere(client_args, seconds, rate)
             # An overload's backlog drains after the load stops: give it the time it took.
             await drain(receiver, e2e, args.drain_seconds + (seconds if args.overload else 0))
             window = time.monotonic() - window_start
@@ -426,9 +426,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overload-factor", type=float, default=3)
     parser.add_argument("--overload-seconds", type=float, default=60)
     parser.add_argument("--client-timeout", type=float, default=30, help="per create, seconds")
-    parser.add_argument(
-        "--max-connections", type=int, default=2000, help="load generator's, open loop"
-    )
     parser.add_argument(
         "--env",
         action="append",
