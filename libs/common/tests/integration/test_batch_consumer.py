@@ -34,7 +34,8 @@ async def route(infra: Infra) -> AsyncIterator[topology.Route]:
     settings = ServiceSettings(RABBITMQ_URL=infra.rabbitmq_url, DATABASE_URL=infra.database_url)
     broker = make_broker(settings)
     await broker.connect()
-    await topology.declare_topology(broker, delivery_limit=settings.delivery_limit)
+    # Only this queue and its DLQ: declaring the whole topology here would make the platform's
+    # queues catch other tests' messages.
     await broker.declare_queue(route.rabbit_queue(DELIVERY_LIMIT))
     dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
     dlq = await broker.declare_queue(route.dead_letter_queue())
