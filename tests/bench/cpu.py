@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import asyncpg
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -29,13 +31,39 @@ def pids_of(command: str) -> list[int]:
     return [int(line) for line in found.stdout.split()]
 
 
-def snapshot(platform: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each platform process, RabbitMQ, PostgreSQL and this process."""
+async def database_backends(dsn: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark's own database (the platform's pools)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
+
+
+def snapshot(platform: dict[str, int], backends: list[int]) -> dict[str, float]:
+    """CPU seconds so far of each platform process, RabbitMQ, PostgreSQL and this process.
+
+    The machine's PostgreSQL serves other users too: only the backends of the benchmark's
+    database count as the platform's (the server's shared processes, WAL writer included,
+    are shown apart and left out of the total). RabbitMQ is one process for every vhost, so
+    its figure includes whatever else the broker carries at the time.
+    """
     cpu = {name: process_cpu_seconds(pid) for name, pid in platform.items()}
     cpu["rabbitmq"] = sum(process_cpu_seconds(pid) for pid in pids_of("beam.smp"))
-    cpu["postgresql"] = sum(process_cpu_seconds(pid) for pid in pids_of("postgres"))
-    cpu["load generator + receiver"] = process_cpu_seconds(os.getpid())
+    ours = sum(process_cpu_seconds(pid) for pid in backends)
+    cpu["postgresql (this database's backends)"] = ours
+    everything = sum(process_cpu_seconds(pid) for pid in pids_of("postgres"))
+    cpu[SHARED_POSTGRES] = everything - ours
+    cpu[LOAD_GENERATOR] = process_cpu_seconds(os.getpid())
     return cpu
+
+
+LOAD_GENERATOR = "load generator + receiver"
+SHARED_POSTGRES = "postgresql, rest of the server (shared; not counted)"
 
 
 def per_payment_ms(
@@ -46,5 +74,5 @@ def per_payment_ms(
         return []
     rows = [(name, (after[name] - before.get(name, 0.0)) * 1000 / payments) for name in after]
     rows.sort(key=lambda row: -row[1])
-    platform = sum(ms for name, ms in rows if name != "load generator + receiver")
+    platform = sum(ms for name, ms in rows if name not in (LOAD_GENERATOR, SHARED_POSTGRES))
     return [*rows, ("platform total (all but the load generator)", platform)]

@@ -1,16 +1,22 @@
 """`make bench`: drive the running stack as merchants would and print what it carries.
 
 Starts the whole platform as processes (as `make up` does) in its own database and vhost,
-with the sandbox customer's delay at zero so latencies measure the platform, then:
+with the sandbox customer's delay at its default (1 s, as a merchant sees it; `--sandbox-delay
+0` measures the platform alone), then:
 1. measures the bare infrastructure's ceiling (asyncpg transactions/s, RabbitMQ msgs/s);
 2. API create alone: concurrent merchants creating payments as fast as answered;
-3. end to end at a steady offered rate: create -> completed -> signed webhook received.
+3. end to end at a steady offered rate: create -> completed -> signed webhook received;
+   or, with `--overload`, `--overload-factor` times that rate for `--overload-seconds`, then
+   nothing: how fast the API answers (or refuses) and whether every accepted payment
+   completes once the load drops.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +29,7 @@ from fluxpay_testing.infra import Infra, isolated_infra
 
 from tests.bench import cpu, profile
 from tests.bench.infra_ceiling import asyncpg_transactions_per_second, rabbitmq_messages_per_second
+from tests.bench.rawhttp import RawClient
 from tests.support.receiver import WebhookReceiver
 from tests.support.stack import ROOT, Stack
 
@@ -30,11 +37,26 @@ from tests.support.stack import ROOT, Stack
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)
+    accepted_latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     started: dict[str, float] = field(default_factory=dict)
+    # Refusals (any status but 201) by status, and how many of them said when to retry.
+    refusals: dict[int, int] = field(default_factory=dict)
+    with_retry_after: int = 0
+    offer_ended: float = 0.0
+    # (sent at, seconds to answer, status or error name) per create, for a timeline.
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
+
+    def refused(self, response: httpx.Response) -> None:
+        self.refusals[response.status_code] = self.refusals.get(response.status_code, 0) + 1
+        self.with_retry_after += "retry-after" in response.headers
+        self.error(f"HTTP {response.status_code}")
+
+    def timeouts(self) -> int:
+        return sum(n for what, n in self.errors.items() if "Timeout" in what)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -64,11 +86,14 @@ async def create_one(client: httpx.AsyncClient, tally: Tally) -> None:
         )
     except httpx.HTTPError as exc:
         tally.error(type(exc).__name__)
+        tally.timeline.append((started, time.monotonic() - started, type(exc).__name__))
         return
     tally.latencies.append(time.monotonic() - started)
+    tally.timeline.append((started, tally.latencies[-1], str(response.status_code)))
     if response.status_code != 201:
-        tally.error(f"HTTP {response.status_code}")
+        tally.refused(response)
         return
+    tally.accepted_latencies.append(tally.latencies[-1])
     tally.started[response.json()["id"]] = started
 
 
@@ -98,8 +123,47 @@ async def open_loop(client: httpx.AsyncClient, seconds: float, rate: float) -> T
             task.add_done_callback(tasks.discard)
         sent = max(sent, due)
         await asyncio.sleep(0.002)
+    tally.offer_ended = time.monotonic()
     await asyncio.gather(*tasks)
     return tally
+
+
+async def open_loop_elsewhere(client_args: dict[str, Any], seconds: float, rate: float) -> Tally:
+    """The open loop in a process of its own (`python -m tests.bench.run --open-loop`), so
+    it shares no GIL with the webhook receiver's threads; its CPU still counts as the load
+    generator's (a child this process waits for)."""
+    job = orjson.dumps(
+        {"client": client_args, "seconds": seconds, "rate": rate}
+    )  # fmt: skip
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bench.run", "--open-loop", job.decode(),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the load generator exited {child.returncode}")
+    return tally_from_json(out)
+
+
+def open_loop_child(job: dict[str, Any]) -> None:
+    async def run() -> Tally:
+        # One connection per request in flight: a slow answer never queues the next request
+        # in the load generator (that wait would be the client's, not the API's).
+        client = RawClient(**job["client"])
+        try:
+            return await open_loop(client, job["seconds"], job["rate"])  # type: ignore[arg-type]
+        finally:
+            await client.aclose()
+
+    tally = dataclasses.asdict(asyncio.run(run()))
+    sys.stdout.buffer.write(orjson.dumps(tally, option=orjson.OPT_NON_STR_KEYS))
+
+
+def tally_from_json(raw: bytes) -> Tally:
+    fields = orjson.loads(raw)
+    fields["refusals"] = {int(k): v for k, v in fields["refusals"].items()}
+    fields["timeline"] = [tuple(row) for row in fields["timeline"]]
+    return Tally(**fields)
 
 
 def webhook_arrivals(receiver: WebhookReceiver, secret: str) -> dict[str, float]:
@@ -108,6 +172,15 @@ def webhook_arrivals(receiver: WebhookReceiver, secret: str) -> dict[str, float]
         if event["type"] == "collect.payment.completed":
             arrivals.setdefault(event["data"]["object"]["id"], received.at)
     return arrivals
+
+
+def completed_ids(receiver: WebhookReceiver) -> set[str]:
+    """Payments whose completed webhook arrived, signatures unchecked (cheap, for polling)."""
+    ids = set()
+    for received in receiver.snapshot():
+        if b'"collect.payment.completed"' in received.body:
+            ids.add(orjson.loads(received.body)["data"]["object"]["id"])
+    return ids
 
 
 async def count_rows(dsn: str, sql: str) -> int:
@@ -126,11 +199,17 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
         infra.rabbitmq_url, count=int(4000 * args.infra_seconds)
     )
     receiver = WebhookReceiver().start()
+    delay = (
+        {}
+        if args.sandbox_delay is None
+        else {"FLUXPAY_SANDBOX_DELAY_SECONDS": str(args.sandbox_delay)}
+    )
     stack = Stack(
         infra,
         log_dir=ROOT / "artifacts" / f"bench-{uuid.uuid4().hex[:6]}",
         extra_env={
-            "FLUXPAY_SANDBOX_DELAY_SECONDS": "0",
+            **delay,
+            **dict(args.env),
             "FLUXPAY_LOG_LEVEL": "WARNING",
             # The bench is one merchant: let its endpoint take more than the default 4 at once.
             "FLUXPAY_WEBHOOK_ENDPOINT_CONCURRENCY": str(args.webhook_concurrency),
@@ -145,34 +224,42 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
         key = merchant["api_keys"]["test"]  # type: ignore[index]
         secret = str(merchant["webhook_secrets"]["test"])  # type: ignore[index]
         limits = httpx.Limits(max_connections=args.concurrency * 2)
-        async with httpx.AsyncClient(
-            base_url=f"{stack.base_url}/api/v1",
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30,
-            limits=limits,
-        ) as client:
+        client_args: dict[str, Any] = {
+            "base_url": f"{stack.base_url}/api/v1",
+            "headers": {"Authorization": f"Bearer {key}"},
+            "timeout": args.client_timeout,
+        }
+        async with httpx.AsyncClient(**client_args, limits=limits) as client:
             await closed_loop(client, 2, 4)  # warm-up
-            print(f"API create alone for {args.api_seconds}s...", flush=True)
-            api = await closed_loop(client, args.api_seconds, args.concurrency)
+            if args.overload:
+                api = Tally()
+            else:
+                print(f"API create alone for {args.api_seconds}s...", flush=True)
+                api = await closed_loop(client, args.api_seconds, args.concurrency)
             # The API phase's payments finish first, so the end-to-end window measures only its own.
-            await drain(receiver, secret, api, args.drain_seconds)
-            print(f"end to end at {args.rate}/s for {args.duration}s...", flush=True)
+            await drain(receiver, api, args.drain_seconds)
+            rate, seconds = offered(args)
+            print(f"end to end at {rate}/s for {seconds}s...", flush=True)
             postings_before = await count_rows(
                 infra.database_url, "SELECT count(*) FROM ledger.posting"
             )
             pids = {name: process.pid for name, process in stack.processes.items()}
-            cpu_before = cpu.snapshot(pids)
+            backends = await cpu.database_backends(infra.database_url)
+            cpu_before = cpu.snapshot(pids, backends)
             profilers = {
-                name: profile.start(pids[name], args.duration, stack.log_dir / f"{name}.collapsed")
+                name: profile.start(pids[name], seconds, stack.log_dir / f"{name}.collapsed")
                 for name in args.profile
             }
             window_start = time.monotonic()
-            e2e = await open_loop(client, args.duration, args.rate)
-            await drain(receiver, secret, e2e, args.drain_seconds)
+            e2e = await open_loop_elsewhere(client_args, seconds, rate)
+            # An overload's backlog drains after the load stops: give it the time it took.
+            await drain(receiver, e2e, args.drain_seconds + (seconds if args.overload else 0))
             window = time.monotonic() - window_start
             # Every webhook request of the window (created, processing, completed), retries too.
             requests = sum(1 for r in receiver.snapshot() if r.at >= window_start)
-            cpu_after = cpu.snapshot(pids)
+            # A backend gone since is read as 0; one opened since counts whole (it is new).
+            backends += await cpu.database_backends(infra.database_url)
+            cpu_after = cpu.snapshot(pids, sorted(set(backends)))
             for profiler in profilers.values():
                 profiler.wait(timeout=60)
             postings = (
@@ -191,18 +278,23 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
         pg_tps,
         mq_mps,
         postings,
-        (window, requests),
+        (window, requests, e2e.offer_ended),
         stack.log_dir,
         (cpu_before, cpu_after),
     )
 
 
-async def drain(receiver: WebhookReceiver, secret: str, tally: Tally, seconds: float) -> None:
+def offered(args: argparse.Namespace) -> tuple[float, float]:
+    """The end-to-end phase's offered rate and length."""
+    if args.overload:
+        return args.rate * args.overload_factor, args.overload_seconds
+    return args.rate, args.duration
+
+
+async def drain(receiver: WebhookReceiver, tally: Tally, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if len(webhook_arrivals(receiver, secret).keys() & tally.started.keys()) >= len(
-            tally.started
-        ):
+        if tally.started.keys() <= completed_ids(receiver):
             return
         await asyncio.sleep(0.5)
 
@@ -210,20 +302,32 @@ async def drain(receiver: WebhookReceiver, secret: str, tally: Tally, seconds: f
 def report(
     args, api, e2e, receiver, secret, pg_tps, mq_mps, postings, window_requests, logs, cpu_window
 ) -> dict[str, Any]:
-    window, requests = window_requests
+    window, requests, load_end = window_requests
     arrivals = webhook_arrivals(receiver, secret)
     e2e_lat = [arrivals[p] - t for p, t in e2e.started.items() if p in arrivals]
     delivered = len(e2e_lat)
-    api_rate = len(api.latencies) / args.api_seconds
-    e2e_rate = delivered / args.duration
+    rate, seconds = offered(args)
+    e2e_rate = delivered / seconds
+    last = max((arrivals[p] for p in e2e.started if p in arrivals), default=load_end)
+    first = min(e2e.started.values(), default=load_end)
     rows = [
-        ("API create alone (payments/s)", f"{api_rate:.0f}"),
-        ("API create p50 / p95 / p99 (ms)", ms3(api.latencies)),
-        ("end-to-end offered (payments/s)", f"{args.rate:.0f}"),
-        ("end-to-end completed+webhook (payments/s)", f"{e2e_rate:.0f}"),
-        ("E2E phase API create p50 / p95 / p99 (ms)", ms3(e2e.latencies)),
-        ("create-to-webhook p50 / p95 / p99 (ms)", ms3(e2e_lat)),
-        ("webhooks missing after drain", str(len(e2e.started) - delivered)),
+        ("sandbox customer delay (s)", "default (1)" if args.sandbox_delay is None
+         else str(args.sandbox_delay)),
+        *api_rows(args, api),
+        ("end-to-end offered (payments/s)", f"{rate:.0f} for {seconds:.0f} s"
+         + (f" ({args.overload_factor:g} x {args.rate:g})" if args.overload else "")),
+        ("end-to-end accepted (201)", str(len(e2e.started))),
+        ("end-to-end completed+webhook (payments/s)", f"{e2e_rate:.1f}"),
+        ("  the same, first create to last completed webhook",
+         f"{delivered / max(last - first, 1e-9):.1f}"),
+        ("E2E phase API create p50 / p95 / p99 (ms), every answer", ms3(e2e.latencies)),
+        ("E2E phase API create p50 / p95 / p99 (ms), 201 only", ms3(e2e.accepted_latencies)),
+        ("create-to-completed-webhook p50 / p95 / p99 (ms)", ms3(e2e_lat)),
+        ("refusals by status (with Retry-After)",
+         f"{dict(sorted(e2e.refusals.items())) or 0} ({e2e.with_retry_after})"),
+        ("timeouts (no answer within the client timeout)", str(e2e.timeouts())),
+        ("accepted payments not completed after drain", str(len(e2e.started) - delivered)),
+        ("last completed webhook, s after the offer stopped", f"{last - load_end:.1f}"),
         ("ledger postings/s (e2e window)", f"{postings / window:.0f}"),
         ("webhook deliveries/s (every event type)", f"{requests / window:.0f}"),
         ("errors (API phase)", str(api.errors or 0)),
@@ -232,7 +336,7 @@ def report(
         ("infra: RabbitMQ publish+consume msgs/s", f"{mq_mps:.0f}"),
         ("platform e2e / asyncpg ceiling", f"{e2e_rate / pg_tps:.1%}"),
         ("platform e2e / RabbitMQ ceiling", f"{e2e_rate / mq_mps:.1%}"),
-    ]
+    ]  # fmt: skip
     width = max(len(name) for name, _ in rows)
     print()
     print(f"{'measure'.ljust(width)} | value")
@@ -241,12 +345,15 @@ def report(
         print(f"{name.ljust(width)} | {value}")
     print(
         f"\nsettings: 1 process per service, API concurrency {args.concurrency}, "
-        f"sandbox delay 0, webhook endpoint concurrency {args.webhook_concurrency}, default "
-        f"prefetch/pools (FLUXPAY_PREFETCH, FLUXPAY_DB_POOL_MAX); "
+        f"webhook endpoint concurrency {args.webhook_concurrency}, settings "
+        f"{dict(args.env) or 'default'} (e.g. FLUXPAY_PREFETCH, FLUXPAY_DB_POOL_MAX); "
         f"logs in {logs}"
     )
     cpu_rows = cpu.per_payment_ms(*cpu_window, delivered)
-    print("\nCPU per end-to-end payment (ms), from /proc over the end-to-end window:")
+    print(
+        "\nCPU per end-to-end payment (ms), from /proc over the end-to-end window"
+        " (RabbitMQ is the whole broker: other users of the machine count too):"
+    )
     for name, ms in cpu_rows:
         print(f"  {name.ljust(44)} {ms:6.1f}")
     profiles: dict[str, list[tuple[str, float, float]]] = {}
@@ -266,11 +373,28 @@ def report(
         **dict(rows),
         "payments_offered": len(e2e.started) + sum(e2e.errors.values()),
         "payments_delivered": delivered,
+        "refusals": {str(status): n for status, n in e2e.refusals.items()},
+        "refused_with_retry_after": e2e.with_retry_after,
         "cpu_ms_per_payment": dict(cpu_rows),
         "profiles": profiles,
     }
     (ROOT / "artifacts" / "bench-last.json").write_bytes(orjson.dumps(figures))
+    first_sent = min((t for t, _, _ in e2e.timeline), default=0.0)
+    (logs / "creates.csv").write_text(
+        "sent_at_s,answer_ms,status\n"
+        + "".join(f"{t - first_sent:.3f},{d * 1000:.1f},{st}\n" for t, d, st in e2e.timeline)
+    )
     return figures
+
+
+def api_rows(args: argparse.Namespace, api: Tally) -> list[tuple[str, str]]:
+    if args.overload:
+        return []
+    return [
+        ("API create alone (201/s)", f"{len(api.started) / args.api_seconds:.0f}"),
+        ("API create p50 / p95 / p99 (ms), every answer", ms3(api.latencies)),
+        ("API create alone: refusals by status", f"{dict(sorted(api.refusals.items())) or 0}"),
+    ]
 
 
 def ms3(values: list[float]) -> str:
@@ -288,6 +412,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--webhook-concurrency", type=int, default=16)
     parser.add_argument("--infra-seconds", type=float, default=5, help="bare infra measure")
     parser.add_argument(
+        "--sandbox-delay",
+        type=float,
+        default=None,
+        help="the sandbox customer's delay in seconds (default: the connector's own, 1 s)",
+    )
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help="offer --overload-factor x --rate for --overload-seconds instead of --rate for"
+        " --duration, then stop and drain (the API phase is skipped)",
+    )
+    parser.add_argument("--overload-factor", type=float, default=3)
+    parser.add_argument("--overload-seconds", type=float, default=60)
+    parser.add_argument("--client-timeout", type=float, default=30, help="per create, seconds")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=lambda s: tuple(s.split("=", 1)),
+        metavar="FLUXPAY_X=VALUE",
+        help="a setting for every platform process (e.g. FLUXPAY_PREFETCH=100); repeatable",
+    )
+    parser.add_argument(
         "--profile",
         action="append",
         default=[],
@@ -299,6 +446,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--open-loop"]:
+        open_loop_child(orjson.loads(sys.argv[2]))
+        return
     args = parse_args()
     # The database and vhost are made (and dropped) outside the benchmark's event loop.
     with isolated_infra() as infra:

@@ -290,7 +290,10 @@ async def test_a_hundred_concurrent_identical_requests_create_one_payment(
     )
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 1, statuses
-    assert set(statuses) <= {200, 201, 409}
+    # A burst of a hundred may meet the gateway's admission bound: refused, nothing created.
+    assert set(statuses) <= {200, 201, 409, 503}
+    refused = {r.json()["error"]["code"] for r in responses if r.status_code == 503}
+    assert refused <= {"service_overloaded"}
     ids = {r.json()["id"] for r in responses if r.status_code in (200, 201)}
     assert len(ids) == 1
     busy = {r.json()["error"]["code"] for r in responses if r.status_code == 409}

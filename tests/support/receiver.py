@@ -88,6 +88,9 @@ class _QuietServer(ThreadingHTTPServer):
     """A kept-alive connection reset by a dispatcher killed mid-run is expected, not news."""
 
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of new connections from the
+    # dispatcher overflowed it under load (SYNs dropped, retried 1 s, 3 s, 7 s later).
+    request_queue_size = 128
 
     def handle_error(self, request: object, client_address: object) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):

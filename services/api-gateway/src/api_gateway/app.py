@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from api_gateway import dues_scheduler, errors, payment_events
 from api_gateway.access import limit_public
+from api_gateway.admission import AdmissionLimit, CreateAdmission
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
@@ -213,6 +214,17 @@ def create_app(settings: Settings) -> FastStreamAPI:
         response.headers["X-Request-Id"] = request.state.correlation_id
         return response
 
+    # Added last, so outermost: a refused create costs no routing, parsing or database read.
+    app.add_middleware(
+        CreateAdmission,
+        limit=AdmissionLimit(
+            settings.create_max_in_flight,
+            settings.create_min_in_flight,
+            settings.create_target_latency_seconds,
+        ),
+        retry_after_seconds=settings.overload_retry_after_seconds,
+        doc_base_url=settings.doc_base_url,
+    )
     # Before collect's `/collect/payments/{reference_or_id}`, which would take `export.csv`.
     app.include_router(lists.router)
     app.include_router(collect.router)

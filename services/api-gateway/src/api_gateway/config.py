@@ -14,6 +14,13 @@ class Settings(ServiceSettings):
     checkout_base_url: str = "http://127.0.0.1:8000/checkout"
     # How long the gateway waits for the orchestrator before answering 503.
     rpc_timeout: float = 10.0
+    # Admission control of creates (api_gateway/admission.py): at most this many in flight
+    # per gateway process, the bound shrinking towards the floor while creates are answered
+    # slower than the target; beyond it a create is refused at once with 503 and Retry-After.
+    create_max_in_flight: int = 64
+    create_min_in_flight: int = 4
+    create_target_latency_seconds: float = 0.1
+    overload_retry_after_seconds: int = 1
     # `fluxpay-admin reconcile` waits this long for the ledger's report.
     reconcile_timeout: float = 60.0
     idempotency_ttl_hours: int = 24

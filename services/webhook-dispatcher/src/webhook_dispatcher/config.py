@@ -27,6 +27,9 @@ class Settings(ServiceSettings):
     webhook_claim_lease_seconds: float = Field(default=60.0, gt=0)
     # Unbroken failures after which a merchant's endpoint is disabled.
     webhook_disable_after_seconds: float = Field(default=FIVE_DAYS, gt=0)
+    # Events taken from `webhooks.events` per transaction (fluxpay_common.batch_consumer): one
+    # statement and one ack for all the messages already delivered, up to this many.
+    webhook_event_batch_size: int = Field(default=50, ge=1)
     # How long a delivery waits for the merchant's endpoint record before `no_endpoint`.
     webhook_endpoint_wait_seconds: float = Field(default=3600.0, ge=0)
 

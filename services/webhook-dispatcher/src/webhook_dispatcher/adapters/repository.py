@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -179,6 +181,88 @@ async def record_event(
     )
     assert row is not None
     return bool(row["claimed"])
+
+
+# A batch of events: the same as `_RECORD_EVENT` for every row of the arrays at once (the
+# caller passes each message once). `n` keeps the batch's order for the deliveries' rows.
+_RECORD_EVENTS = f"""
+WITH batch AS (
+    SELECT * FROM unnest($1::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
+                         $7::uuid[], $8::uuid[], $9::bytea[], $10::timestamptz[], $11::uuid[],
+                         $12::text[], $13::text[], $14::timestamptz[], $15::text[])
+        WITH ORDINALITY AS b(message_id, event_id, merchant_id, environment, type, payment_id,
+                             refund_id, body, occurred_at, delivery_id, callback_url, status,
+                             next_attempt_at, last_error, n)
+), claimed AS (
+    INSERT INTO inbox_message (message_id, consumer) SELECT message_id, $2 FROM batch
+    ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+), stored AS (
+    INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,
+                       occurred_at, test)
+    SELECT b.event_id, b.merchant_id, b.environment, b.type, b.payment_id, b.refund_id, b.body,
+           b.occurred_at, false
+    FROM batch b JOIN claimed USING (message_id) ORDER BY b.n
+    ON CONFLICT (id) DO NOTHING RETURNING id
+), delivered AS (
+    INSERT INTO delivery (id, event_id, merchant_id, environment, callback_url, status,
+                          next_attempt_at, last_error, completed_at)
+    SELECT b.delivery_id, b.event_id, b.merchant_id, b.environment, b.callback_url, b.status,
+           b.next_attempt_at, b.last_error,
+           CASE WHEN b.status = 'pending' THEN NULL ELSE now() END
+    FROM batch b JOIN stored ON stored.id = b.event_id ORDER BY b.n RETURNING status
+)
+SELECT array(SELECT message_id FROM claimed) AS claimed,
+       (SELECT pg_notify('{NOTIFY_CHANNEL}', '')
+        WHERE EXISTS (SELECT 1 FROM delivered WHERE status = 'pending')) AS notified
+"""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """One event of a batch, with what its delivery starts as."""
+
+    message: WebhookSource
+    body: bytes
+    status: DeliveryStatus
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+async def record_events(
+    pool: asyncpg.Pool, events: Sequence[NewEvent], *, consumer: str
+) -> set[uuid.UUID]:
+    """`record_event` for many messages in one statement; the ids of those not handled before.
+
+    Each message id must appear once (a batch may carry a duplicate: the caller keeps one).
+    """
+    columns = [_event_columns(e.message, e.body) for e in events]
+    row = await pool.fetchrow(
+        _RECORD_EVENTS,
+        [e.message.message_id for e in events],
+        consumer,
+        *(list(values) for values in zip(*columns, strict=True)),
+        [uuid.uuid4() for _ in events],
+        [e.message.callback_url for e in events],
+        [e.status for e in events],
+        [e.next_attempt_at for e in events],
+        [e.last_error for e in events],
+    )
+    assert row is not None
+    return set(row["claimed"])
+
+
+async def load_endpoints(
+    pool: asyncpg.Pool, keys: Sequence[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], Endpoint]:
+    """The endpoints of these (merchant, environment) pairs that exist, in one query."""
+    rows = await pool.fetch(
+        "SELECT merchant_id, environment, url, secrets_sealed, secrets_expire_at, disabled_at,"
+        " failing_since FROM endpoint WHERE (merchant_id, environment) IN"
+        " (SELECT * FROM unnest($1::uuid[], $2::text[]))",
+        [merchant for merchant, _ in keys],
+        [environment for _, environment in keys],
+    )
+    return {(row["merchant_id"], row["environment"]): endpoint_from_row(row) for row in rows}
 
 
 async def insert_delivery(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Sequence
 from typing import Any
 
 from faststream.rabbit.annotations import RabbitMessage
 
 from fluxpay_common import runtime
+from fluxpay_common.batch_consumer import BatchConsumer
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
     QueryReply,
@@ -26,27 +28,40 @@ SCHEMA = "webhooks"
 
 
 async def register(ctx: WorkerContext) -> None:
-    """Consume `webhooks.events` (domain events); answer `webhooks.commands` (the gateway)."""
+    """Answer `webhooks.commands` (the gateway); `webhooks.events` is consumed in batches
+    once the topology is declared (`started`)."""
     assert isinstance(ctx.settings, Settings)
-    config = bootstrap.handler_config(ctx.settings)
     box = bootstrap.secret_box(ctx.settings)
-    policy = {
-        "delivery_limit": ctx.settings.delivery_limit,
-        "retry_seconds": ctx.settings.handler_retry_seconds,
-    }
-
-    async def on_event(message: Any, _: RabbitMessage) -> None:
-        await handlers.handle(ctx.pool, message, config)
 
     async def on_command(command: WebhooksCommand, _: RabbitMessage) -> QueryReply:
         return await merchant_commands.answer(ctx.pool, command, box)
 
-    subscribe(ctx.broker, WEBHOOK_EVENTS, domain_event_adapter, on_event, **policy)
-    subscribe(ctx.broker, WEBHOOK_COMMANDS, webhooks_command_adapter, on_command, **policy)
+    subscribe(
+        ctx.broker,
+        WEBHOOK_COMMANDS,
+        webhooks_command_adapter,
+        on_command,
+        delivery_limit=ctx.settings.delivery_limit,
+        retry_seconds=ctx.settings.handler_retry_seconds,
+    )
 
 
 async def started(ctx: WorkerContext) -> None:
     assert isinstance(ctx.settings, Settings)
+    config = bootstrap.handler_config(ctx.settings)
+
+    async def on_events(messages: Sequence[Any]) -> None:
+        await handlers.handle_batch(ctx.pool, messages, config)
+
+    events = BatchConsumer(
+        ctx.settings.rabbitmq_url.get_secret_value(),
+        WEBHOOK_EVENTS,
+        domain_event_adapter,
+        on_events,
+        batch_size=ctx.settings.webhook_event_batch_size,
+        retry_seconds=ctx.settings.handler_retry_seconds,
+    )
+    ctx.supervisor.start("webhook-events", events.run)
     dispatcher = bootstrap.build_dispatcher(ctx.pool, ctx.settings)
     ctx.supervisor.start("webhook-dispatcher", dispatcher.run)
 

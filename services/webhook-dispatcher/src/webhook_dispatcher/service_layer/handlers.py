@@ -9,9 +9,10 @@ a consumer's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,14 @@ from fluxpay_common.ids import utcnow
 from fluxpay_common.logging import get_logger
 from fluxpay_common.messages import DueEvent, MerchantEndpointChanged, PaymentEvent, RefundEvent
 from webhook_dispatcher.adapters import repository
-from webhook_dispatcher.domain.delivery import Skip, Target, Wait, resolve_target
+from webhook_dispatcher.domain.delivery import (
+    DeliveryStatus,
+    Endpoint,
+    Skip,
+    Target,
+    Wait,
+    resolve_target,
+)
 from webhook_dispatcher.domain.events import WebhookSource, event_body
 
 log = get_logger(__name__)
@@ -64,6 +72,45 @@ async def on_webhook_source(
         log.info("webhook_not_delivered", event_type=message.type, status=status)
 
 
+def _delivery_start(
+    message: WebhookSource, endpoint: Endpoint | None, config: HandlerConfig
+) -> tuple[DeliveryStatus, datetime | None, str | None]:
+    route = resolve_target(message.callback_url, endpoint, timedelta(0), config.endpoint_wait)
+    match route:
+        case Target() | Wait():
+            return "pending", utcnow(), None
+        case Skip(status=status, reason=reason):
+            return status, None, reason
+
+
+async def on_webhook_sources(
+    pool: asyncpg.Pool, messages: Sequence[WebhookSource], config: HandlerConfig
+) -> None:
+    """`on_webhook_source` for a run of events: one read of their endpoints, one write."""
+    unique: list[WebhookSource] = []
+    seen: set[uuid.UUID] = set()
+    for m in messages:  # a publisher's duplicate may share the batch: keep the first
+        if m.message_id not in seen:
+            seen.add(m.message_id)
+            unique.append(m)
+    keys = list({(m.merchant_id, m.environment) for m in unique})
+    endpoints = await repository.load_endpoints(pool, keys)
+    events = [
+        repository.NewEvent(
+            m,
+            event_body(m),
+            *_delivery_start(m, endpoints.get((m.merchant_id, m.environment)), config),
+        )
+        for m in unique
+    ]
+    claimed = await repository.record_events(pool, events, consumer=CONSUMER)
+    for event in events:
+        if event.message.message_id not in claimed:
+            log.info("message_already_handled", message_id=event.message.message_id)
+        elif event.status != "pending":
+            log.info("webhook_not_delivered", event_type=event.message.type, status=event.status)
+
+
 async def on_endpoint_changed(
     pool: asyncpg.Pool, message: MerchantEndpointChanged, config: HandlerConfig
 ) -> None:
@@ -92,3 +139,19 @@ EVENT_HANDLERS: dict[type, Handler] = {
 async def handle(pool: asyncpg.Pool, message: Any, config: HandlerConfig) -> None:
     """The message's effect and its inbox record commit together, or neither does."""
     await EVENT_HANDLERS[type(message)](pool, message, config)
+
+
+async def handle_batch(pool: asyncpg.Pool, messages: Sequence[Any], config: HandlerConfig) -> None:
+    """Messages in delivery order: each run of events in one statement, an endpoint change
+    on its own in between (the events after it see the change, as one by one they would)."""
+    run: list[WebhookSource] = []
+    for message in messages:
+        if isinstance(message, PaymentEvent | RefundEvent):
+            run.append(message)
+            continue
+        if run:
+            await on_webhook_sources(pool, run, config)
+            run = []
+        await handle(pool, message, config)
+    if run:
+        await on_webhook_sources(pool, run, config)

@@ -1,0 +1,168 @@
+"""A batch consumer for the hot event queues: many messages per transaction, one ack.
+
+`consumer.subscribe` handles one message per handler call through FastStream's
+per-message path; a service whose effect is a row per event (the webhook dispatcher, the
+ledger) pays a statement, a commit and an ack per message that way. This consumer reads
+the queue with aio-pika directly, hands the handler every message already delivered (up to
+`batch_size`, without waiting for more), and acknowledges the batch with one `multiple`
+ack once the handler's transaction committed. The platform's policy is unchanged:
+
+- a message that does not parse as its contract is rejected at once (dead-lettered);
+- a transient failure (database or broker unreachable, serialization conflict) is retried
+  for `retry_seconds`;
+- any other failure of a batch is narrowed down: each message is handled alone, and the one
+  that fails is nacked with requeue, so the quorum queue's `x-delivery-limit` dead-letters
+  it while the others go through;
+- the handler claims each message's id in the inbox in the same transaction as its effect,
+  so a redelivered batch (a crash before the ack) changes nothing twice.
+
+Messages are handed over in delivery order, so one payment's events keep their order.
+Trace context: each message gets its consumer span, parented by its own `traceparent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import TypeAdapter, ValidationError
+
+from fluxpay_common.consumer import retry_transient
+from fluxpay_common.logging import get_logger
+from fluxpay_common.topology import Route
+from fluxpay_common.tracing import span_from_headers
+
+log = get_logger(__name__)
+T = TypeVar("T")
+BatchHandler = Callable[[Sequence[T]], Awaitable[None]]
+
+
+class BatchConsumer(Generic[T]):
+    """Run as a supervised loop: a lost connection raises, the supervisor starts it again."""
+
+    def __init__(
+        self,
+        url: str,
+        route: Route,
+        adapter: TypeAdapter[T],
+        handler: BatchHandler[T],
+        *,
+        batch_size: int,
+        retry_seconds: float,
+    ) -> None:
+        self._url = url
+        self._route = route
+        self._adapter = adapter
+        self._handler = handler
+        self._batch_size = batch_size
+        self._retry_seconds = retry_seconds
+        self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+
+    async def run(self) -> None:
+        connection = await aio_pika.connect(self._url)
+        self._buffer = asyncio.Queue()
+        # Messages delivered on a channel that is gone cannot be acknowledged: stop, and let
+        # the supervisor reconnect (RabbitMQ redelivers them).
+        connection.close_callbacks.add(lambda *_: self._buffer.put_nowait(None))
+        try:
+            channel = await connection.channel()
+            # Twice the batch: the next batch arrives while this one is being written.
+            await channel.set_qos(prefetch_count=2 * self._batch_size)
+            queue = await channel.get_queue(self._route.queue, ensure=False)
+            await queue.consume(self._buffer.put)
+            while True:
+                await self.handle(await self._next_batch())
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+        first = await self._buffer.get()
+        batch = [first]
+        while len(batch) < self._batch_size and not self._buffer.empty():
+            batch.append(self._buffer.get_nowait())
+        if None in batch:
+            raise ConnectionError(f"connection to the broker lost ({self._route.queue})")
+        return batch  # type: ignore[return-value]
+
+    async def handle(self, batch: Sequence[AbstractIncomingMessage]) -> None:
+        """Handle and settle every message of `batch` (delivery order)."""
+        parsed: list[tuple[AbstractIncomingMessage, T]] = []
+        for message in batch:
+            value = self._parse(message)
+            if value is None:
+                await message.reject(requeue=False)
+            else:
+                parsed.append((message, value))
+        if not parsed:
+            return
+        try:
+            await self._handle_traced(parsed)
+        except Exception as exc:
+            log.warning(
+                "message_batch_failed_handling_one_by_one",
+                queue=self._route.queue,
+                size=len(parsed),
+                error=repr(exc),
+            )
+            for one in parsed:
+                await self._handle_alone(one)
+            return
+        # Every earlier delivery of this channel is settled: one ack covers the batch.
+        await parsed[-1][0].ack(multiple=True)
+
+    def _parse(self, message: AbstractIncomingMessage) -> T | None:
+        try:
+            return self._adapter.validate_json(message.body)
+        except ValidationError as exc:
+            log.error(
+                "message_rejected_unparseable",
+                queue=self._route.queue,
+                message_id=message.message_id,
+                errors=exc.errors(include_url=False, include_input=False)[:5],
+            )
+            return None
+
+    async def _handle_traced(self, parsed: Sequence[tuple[AbstractIncomingMessage, T]]) -> None:
+        with contextlib.ExitStack() as spans:
+            for message, value in parsed:
+                spans.enter_context(
+                    span_from_headers(
+                        f"consume {self._route.queue}", message.headers, **_ids(value, message)
+                    )
+                )
+            await retry_transient(
+                lambda: self._handler([value for _, value in parsed]),
+                self._retry_seconds,
+                what=self._route.queue,
+            )
+
+    async def _handle_alone(self, one: tuple[AbstractIncomingMessage, T]) -> None:
+        message, _ = one
+        try:
+            await self._handle_traced([one])
+        except Exception as exc:
+            # Nacked: redelivered until the queue's delivery limit dead-letters it.
+            log.error(
+                "message_handler_failed",
+                queue=self._route.queue,
+                message_id=message.message_id,
+                redelivered=message.redelivered,
+                error=repr(exc),
+                exc_info=True,
+            )
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+
+def _ids(value: Any, message: AbstractIncomingMessage) -> dict[str, Any]:
+    return {
+        "message_id": getattr(value, "message_id", None),
+        "correlation_id": getattr(value, "correlation_id", None) or message.correlation_id,
+        "payment_id": getattr(value, "payment_id", None),
+    }

@@ -1,0 +1,135 @@
+"""The batch consumer on the real RabbitMQ: one ack for a batch, the platform's DLQ policy."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import aio_pika
+import pytest
+from fluxpay_testing.infra import Infra, wait_for
+
+from fluxpay_common import topology
+from fluxpay_common.batch_consumer import BatchConsumer
+from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_adapter
+from fluxpay_common.runtime import make_broker
+from fluxpay_common.settings import ServiceSettings
+
+DELIVERY_LIMIT = 3
+
+
+@pytest.fixture
+async def channel(infra: Infra) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    connection = await aio_pika.connect(infra.rabbitmq_url)
+    yield await connection.channel()
+    await connection.close()
+
+
+@pytest.fixture
+async def route(infra: Infra) -> AsyncIterator[topology.Route]:
+    """A fresh queue declared as the platform declares its queues, with its DLQ."""
+    name = f"test.batch.{uuid.uuid4().hex[:8]}"
+    route = topology.Route(name, topology.COMMANDS, (name,))
+    settings = ServiceSettings(RABBITMQ_URL=infra.rabbitmq_url, DATABASE_URL=infra.database_url)
+    broker = make_broker(settings)
+    await broker.connect()
+    # Only this queue and its DLQ: declaring the whole topology here would make the platform's
+    # queues catch other tests' messages.
+    await broker.declare_queue(route.rabbit_queue(DELIVERY_LIMIT))
+    dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
+    dlq = await broker.declare_queue(route.dead_letter_queue())
+    await dlq.bind(dead_letter, routing_key=route.queue)
+    yield route
+    await broker.stop()
+
+
+def _update(failure_code: str | None = None) -> ProviderPaymentUpdate:
+    return ProviderPaymentUpdate(
+        payment_id=uuid.uuid4(), provider="sandbox", status="failed", failure_code=failure_code
+    )
+
+
+async def _publish(channel: aio_pika.abc.AbstractChannel, route: topology.Route, body: bytes):
+    await channel.default_exchange.publish(aio_pika.Message(body), routing_key=route.queue)
+
+
+async def _counts(channel: aio_pika.abc.AbstractChannel, name: str) -> int:
+    queue = await channel.declare_queue(name, passive=True)
+    return int(queue.declaration_result.message_count or 0)
+
+
+async def test_a_batch_is_handled_in_order_in_one_call_and_acknowledged_at_once(
+    infra, channel, route
+) -> None:
+    updates = [_update() for _ in range(5)]
+    for update in updates:
+        await _publish(channel, route, update.to_bytes())
+    calls: list[list[uuid.UUID]] = []
+
+    async def handler(batch: Sequence[ProviderPaymentUpdate]) -> None:
+        calls.append([u.payment_id for u in batch])
+
+    consumer = BatchConsumer(
+        infra.rabbitmq_url, route, provider_update_adapter, handler, batch_size=10, retry_seconds=0
+    )
+    # The five messages fetched unacknowledged on one channel, handed over as one batch.
+    connection = await aio_pika.connect(infra.rabbitmq_url)
+    own = await connection.channel()
+    queue = await own.get_queue(route.queue, ensure=False)
+    batch = [await queue.get(no_ack=False) for _ in updates]
+    await consumer.handle(batch)
+    await connection.close()  # anything not acknowledged would return to the queue
+
+    assert calls == [[u.payment_id for u in updates]]
+    assert await _counts(channel, route.queue) == 0
+
+
+async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_handled(
+    infra, channel, route
+) -> None:
+    good = [_update() for _ in range(3)]
+    poison = _update("poison")
+    bodies = [good[0].to_bytes(), b'{"not": "a contract"}', poison.to_bytes(), *(
+        g.to_bytes() for g in good[1:]
+    )]  # fmt: skip
+    for body in bodies:
+        await _publish(channel, route, body)
+    handled: list[uuid.UUID] = []
+
+    async def handler(batch: Sequence[ProviderPaymentUpdate]) -> None:
+        if any(u.failure_code == "poison" for u in batch):
+            raise RuntimeError("a bug, not a transient failure")
+        handled.extend(u.payment_id for u in batch)
+
+    consumer = BatchConsumer(
+        infra.rabbitmq_url, route, provider_update_adapter, handler, batch_size=10, retry_seconds=0
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        dlq = f"{route.queue}.dlq"
+        await wait_for(lambda: _has(channel, dlq, 2), timeout=30, what="two dead letters")
+        await wait_for(lambda: _has_all(handled, good), timeout=30, what="the good messages")
+        await wait_for(lambda: _empty(channel, route.queue), timeout=30, what="all settled")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(handled) == sorted(g.payment_id for g in good)  # each once
+    queue = await channel.get_queue(f"{route.queue}.dlq", ensure=False)
+    dead = []
+    while (message := await queue.get(fail=False)) is not None:
+        await message.ack()
+        dead.append(message.body)
+    assert sorted(dead) == sorted([b'{"not": "a contract"}', poison.to_bytes()])
+
+
+async def _has(channel, name: str, n: int) -> bool:
+    return await _counts(channel, name) >= n
+
+
+async def _has_all(handled: list[uuid.UUID], good: list[ProviderPaymentUpdate]) -> bool:
+    return {g.payment_id for g in good} <= set(handled)
+
+
+async def _empty(channel, name: str) -> bool:
+    return await _counts(channel, name) == 0
