@@ -307,6 +307,16 @@ class ProviderPaymentUpdate(Message):
     charged_amount_minor: int | None = None
     checkout_url: str | None = None
     otp_attempts_left: int | None = None
+    # The connector numbers the updates it publishes for one payment (1, 2, ...), their
+    # message id derived from it (`provider_update_id`): the orchestrator applies update n
+    # after n-1, however the queue's consumers interleave them. None on a direct reply
+    # (an OTP confirmation, a status sync), applied at once.
+    sequence: int | None = None
+
+
+def provider_update_id(payment_id: uuid.UUID, sequence: int) -> uuid.UUID:
+    """The message id of a payment's `sequence`-th published provider update."""
+    return uuid.uuid5(payment_id, f"provider-payment-update:{sequence}")
 
 
 class ProviderRefundUpdate(Message):

@@ -23,6 +23,7 @@ from api_gateway.access import limit_public
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
+from api_gateway.observability import observe
 from api_gateway.ratelimit import RateLimiter, limits_from
 from api_gateway.routes import account, api_keys, audit, checkout, collect, docs, event_stream
 from api_gateway.rpc import Orchestrator, QueryService
@@ -30,6 +31,7 @@ from fluxpay_common import runtime
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.health import Readiness, health_router
 from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.metrics import metrics_router
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
 from fluxpay_common.topology import (
@@ -44,7 +46,7 @@ log = get_logger(__name__)
 SCHEMA = "gateway"
 MIGRATIONS = resources.files("api_gateway") / "migrations"
 # Answered before start-up completes (probes); later operator routes such as /metrics join.
-HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class GatewayRuntime:
@@ -147,6 +149,7 @@ def create_app(settings: Settings) -> FastStreamAPI:
     )
     errors.install(app, settings.doc_base_url)
     app.include_router(health_router(gateway.readiness))
+    app.include_router(metrics_router())
 
     @app.middleware("http")
     async def until_started(request: Request, call_next: Any) -> Response:
@@ -174,6 +177,9 @@ def create_app(settings: Settings) -> FastStreamAPI:
             response: Response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.correlation_id
         return response
+
+    # Outermost: the span and the count include every refusal the layers inside make.
+    app.middleware("http")(observe)
 
     app.include_router(collect.router)
     app.include_router(checkout.router, dependencies=[Depends(limit_public)])

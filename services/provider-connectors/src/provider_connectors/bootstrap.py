@@ -13,6 +13,7 @@ from fluxpay_common.runtime import WorkerContext
 from fluxpay_common.topology import connector_route
 from provider_connectors.config import Settings
 from provider_connectors.connectors.base import Connector
+from provider_connectors.connectors.instrumented import InstrumentedConnector
 from provider_connectors.connectors.irembopay.connector import IremboPayConnector
 from provider_connectors.connectors.mtn_momo.connector import MtnMomoConnector
 from provider_connectors.connectors.novasend.connector import NovasendConnector
@@ -49,7 +50,8 @@ class ConnectorWorker:
     engine: Engine | None = None
 
     def __post_init__(self) -> None:
-        self.connector = build_connector(self.settings)
+        # Measured and traced (fluxpay_psp_call_seconds, a span per PSP call).
+        self.connector = InstrumentedConnector(build_connector(self.settings))
 
     async def register(self, ctx: WorkerContext) -> None:
         self.engine = Engine(

@@ -20,6 +20,7 @@ from fluxpay_common import inbox
 from fluxpay_common.ids import parse_uuid
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
 from fluxpay_common.outbox import add_to_outbox
+from fluxpay_common.tracing import current_traceparent
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
 from payment_orchestrator.service_layer.ports import OpenUnitOfWork, UnitOfWork
@@ -32,9 +33,9 @@ WITH created AS (
     INSERT INTO payment (id, merchant_id, environment, reference, idempotency_key, status,
                          amount, currency, country, mode, operator, customer, description,
                          callback_url, external_merchant_id, metadata, provider,
-                         otp_attempts_left, expires_at)
+                         otp_attempts_left, expires_at, traceparent)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            now() + make_interval(secs => $19))
+            now() + make_interval(secs => $19), $21)
     ON CONFLICT (merchant_id, environment, reference) DO NOTHING
     RETURNING *
 ), recorded AS (
@@ -139,6 +140,7 @@ class PostgresUnitOfWork(UnitOfWork):
             new.otp_attempts_left,
             new.expires_in_seconds,
             message_id,
+            current_traceparent(),
         )
         return None if row is None else _payment(row)
 

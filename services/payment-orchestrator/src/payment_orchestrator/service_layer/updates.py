@@ -11,6 +11,7 @@ from fluxpay_common.messages import (
     QueryReply,
     SettledMovementsQuery,
 )
+from fluxpay_common.tracing import continued
 from payment_orchestrator.domain.payment import (
     EXPIRED_FAILURE,
     Payment,
@@ -73,7 +74,10 @@ async def expire_due(deps: Dependencies, batch: int = 100) -> int:
     async with deps.open_uow() as uow:
         payments = await uow.due_for_expiry(batch)
         for payment in payments:
-            with bound_context(payment_id=payment.id):
+            with (
+                bound_context(payment_id=payment.id),
+                continued("expire payment", payment.traceparent, payment_id=payment.id),
+            ):
                 change = payment.apply(Trigger.EXPIRE, EXPIRED_FAILURE)
                 if isinstance(change, PaymentChange):
                     await save_change(uow, deps, change, "expired", None)
