@@ -153,6 +153,9 @@ class MemoryUnitOfWork(UnitOfWork):
         self.inbox.add(message_id)
         return True
 
+    async def handled(self, message_id: uuid.UUID) -> bool:
+        return message_id in self.store.inbox or message_id in self.inbox
+
     async def lock(self, payment_id: uuid.UUID) -> Payment | None:
         return self._payments().get(payment_id)
 

@@ -155,6 +155,12 @@ class PostgresUnitOfWork(UnitOfWork):
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
         return await inbox.claim(self._conn, message_id, consumer)
 
+    async def handled(self, message_id: uuid.UUID) -> bool:
+        found = await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM inbox_message WHERE message_id = $1)", message_id
+        )
+        return bool(found)
+
     async def lock(self, payment_id: uuid.UUID) -> Payment | None:
         row = await self._conn.fetchrow(
             "SELECT * FROM payment WHERE id = $1 FOR UPDATE", payment_id

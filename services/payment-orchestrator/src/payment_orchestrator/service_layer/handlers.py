@@ -41,7 +41,7 @@ from payment_orchestrator.service_layer.payments import (
 from payment_orchestrator.service_layer.refunds import on_refund_update, refund_payment
 from payment_orchestrator.service_layer.updates import (
     expire_due,
-    on_provider_update,
+    on_published_update,
     settled_movements,
 )
 
@@ -66,7 +66,7 @@ COMMAND_HANDLERS: dict[type, CommandHandler] = {
 
 
 EVENT_HANDLERS: dict[type, EventHandler] = {
-    ProviderPaymentUpdate: on_provider_update,
+    ProviderPaymentUpdate: on_published_update,
     ProviderRefundUpdate: on_refund_update,
 }
 

@@ -54,6 +54,10 @@ class UnitOfWork(Protocol):
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool: ...
 
+    async def handled(self, message_id: uuid.UUID) -> bool:
+        """Whether the inbox holds this message (handled and committed)."""
+        ...
+
     async def lock(self, payment_id: uuid.UUID) -> Payment | None: ...
 
     async def save(
