@@ -88,12 +88,17 @@ def current_traceparent() -> str | None:
 
 
 @contextmanager
-def continued(name: str, traceparent: str | None, **attrs: Any) -> Iterator[Any]:
+def continued(
+    name: str,
+    traceparent: str | None,
+    kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+    **attrs: Any,
+) -> Iterator[Any]:
     """Background work (poller, expiry sweep, retries) as a span of the trace it continues."""
     carrier = {"traceparent": traceparent} if traceparent else {}
     token = otel_context.attach(propagate.extract(carrier))
     try:
-        with tracer().start_as_current_span(name, kind=trace.SpanKind.INTERNAL) as span:
+        with tracer().start_as_current_span(name, kind=kind) as span:
             for key, value in attrs.items():
                 if value is not None:
                     span.set_attribute(key, str(value))

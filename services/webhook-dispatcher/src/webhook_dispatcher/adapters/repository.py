@@ -10,6 +10,7 @@ import asyncpg
 from fluxpay_common.inbox import claim_cte
 from fluxpay_common.messages import MerchantEndpointChanged, RefundEvent
 from fluxpay_common.ssrf import without_credentials
+from fluxpay_common.tracing import current_traceparent
 from webhook_dispatcher.domain.delivery import (
     DeliveryStatus,
     Endpoint,
@@ -109,10 +110,11 @@ async def insert_event(
 ) -> bool:
     status = await conn.execute(
         "INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,"
-        " occurred_at, test) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " occurred_at, test, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         " ON CONFLICT (id) DO NOTHING",
         *_event_columns(message, body),
         test,
+        current_traceparent(),
     )
     return status.endswith(" 1")
 
@@ -137,8 +139,8 @@ def _event_columns(message: WebhookSource, body: bytes) -> tuple[object, ...]:
 _RECORD_EVENT = f"""
 WITH {claim_cte(1, 2)}, stored AS (
     INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,
-                       occurred_at, test)
-    SELECT $3, $4, $5, $6, $7, $8, $9, $10, false FROM claimed
+                       occurred_at, test, traceparent)
+    SELECT $3, $4, $5, $6, $7, $8, $9, $10, false, $16 FROM claimed
     ON CONFLICT (id) DO NOTHING RETURNING id
 ), delivered AS (
     INSERT INTO delivery (id, event_id, merchant_id, environment, callback_url, status,
@@ -176,6 +178,7 @@ async def record_event(
         status,
         next_attempt_at,
         last_error,
+        current_traceparent(),
     )
     assert row is not None
     return bool(row["claimed"])

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
 from fluxpay_common.consumer import TRANSIENT_ERRORS, retry_transient
 from fluxpay_common.crypto import SecretBox
@@ -27,6 +28,7 @@ from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERY_LAG
 from fluxpay_common.signing import SIGNATURE_HEADER, signature_header
 from fluxpay_common.ssrf import without_credentials
+from fluxpay_common.tracing import continued
 from webhook_dispatcher.adapters import delivery_store as store
 from webhook_dispatcher.adapters.http_sender import WebhookSender
 from webhook_dispatcher.adapters.repository import NOTIFY_CHANNEL
@@ -164,7 +166,16 @@ class Dispatcher:
     async def _send_and_record(
         self, job: store.ClaimedDelivery, target: Target, started_at: datetime
     ) -> None:
-        outcome = await self._send(job, target)
+        with continued(
+            "webhook POST",
+            job.traceparent,
+            SpanKind.CLIENT,
+            event_id=job.event_id,
+            event_type=job.event_type,
+            attempt=job.attempt_count + 1,
+        ) as span:
+            outcome = await self._send(job, target)
+            span.set_attribute("http.response.status_code", outcome.status_code or 0)
         decision = decide(
             outcome,
             attempts_made=job.attempt_count + 1,
