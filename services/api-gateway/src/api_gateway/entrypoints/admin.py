@@ -14,6 +14,7 @@ import orjson
 from api_gateway import admin
 from api_gateway.app import MIGRATIONS, SCHEMA
 from api_gateway.config import Settings
+from api_gateway.operations import OPERATIONS, add_operation_commands, run_operation
 from api_gateway.reconcile_cli import add_reconcile_arguments, run_reconcile
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
             help="compare a day of the orchestrator with the ledger; exit 1 on any difference",
         )
     )
+    add_operation_commands(commands)
     return parser
 
 
@@ -58,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     # Logs go to stderr: stdout carries the command's JSON only.
     configure_logging("admin", "WARNING")
+    if args.command in OPERATIONS:
+        result = run_operation(args, settings.rabbitmq_url.get_secret_value())
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
     if args.command == "reconcile":
         # The running ledger's report and exit status (it asks the orchestrator for its day).
         rabbitmq_url = settings.rabbitmq_url.get_secret_value()
