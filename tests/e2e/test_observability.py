@@ -1,18 +1,23 @@
 """Metrics and traces of one payment through the whole stack, as an operator sees them:
 every process's `/metrics` moves, and the payment's spans (gateway, orchestrator, connector,
-ledger, dispatcher) reach an OTLP collector in one trace."""
+ledger, dispatcher) reach an OTLP collector in one trace. And a payment's provider updates
+handled out of order still reach the merchant in order."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 from fluxpay_testing.infra import Infra, free_port, isolated_infra, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_id
+from fluxpay_common.topology import PROVIDER, provider_update_key
 from tests.conftest import SANDBOX_DELAY
 from tests.e2e.conftest import Merchant, idempotency, payment_body
 from tests.support.otlp import OtlpReceiver
@@ -220,3 +225,70 @@ async def test_one_payment_is_one_trace_across_every_service(
         s.service == "fluxpay-webhook-dispatcher" and s.name.startswith("webhook POST")
         for s in spans
     )
+
+
+async def test_provider_updates_arriving_out_of_order_still_tell_the_merchant_each_step(
+    observed: Stack, merchant: Merchant, receiver: WebhookReceiver
+) -> None:
+    """`completed` (2) queued before `processing` (1), both handled at once by the
+    orchestrator (prefetch 50): the merchant still gets created, processing, completed.
+    A live mtn payment routes to the MTN connector, which this stack does not run, so the
+    test plays the connector's two updates itself."""
+    async with httpx.AsyncClient(
+        base_url=f"{observed.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {merchant.live_key}"},
+        timeout=15,
+    ) as live:
+        response = await live.post(
+            "/collect/payments", json=payment_body("+22997000001"), headers=idempotency()
+        )
+        assert response.status_code == 201, response.text
+        payment_id = uuid.UUID(response.json()["id"])
+        updates = [
+            ProviderPaymentUpdate(
+                payment_id=payment_id,
+                provider="mtn_momo",
+                status=status,  # type: ignore[arg-type]
+                psp_reference="mtn-ref-1",
+                fee_minor=30 if status == "completed" else None,
+                sequence=sequence,
+                message_id=provider_update_id(payment_id, sequence),
+            )
+            for status, sequence in (("completed", 2), ("processing", 1))
+        ]
+        async with await aio_pika.connect(observed.infra.rabbitmq_url) as connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(PROVIDER.name, ensure=False)
+            for update in updates:
+                await exchange.publish(
+                    aio_pika.Message(
+                        update.to_bytes(),
+                        message_id=str(update.message_id),
+                        headers={"x-message-type": update.type},
+                        content_type="application/json",
+                    ),
+                    routing_key=provider_update_key("mtn_momo", update.status),
+                )
+
+        async def told() -> list[str]:
+            events = receiver.verified_events(merchant.webhook_secrets["live"])
+            types = [
+                str(e["type"])
+                for e, _ in events
+                if e["data"]["object"]["id"] == str(payment_id)  # type: ignore[index]
+            ]
+            return types if "collect.payment.completed" in types else []
+
+        types = await wait_for(told, timeout=60, what="the completed webhook")
+        # Whatever order the POSTs land in, the merchant heard of each step.
+        await wait_for(
+            lambda: _has_all(told, {"created", "processing", "completed"}),
+            timeout=30,
+            what=f"created, processing and completed (so far {types})",
+        )
+        final = await live.get(f"/collect/payments/{payment_id}")
+        assert final.json()["status"] == "completed"
+
+
+async def _has_all(told: Any, steps: set[str]) -> bool:
+    return {f"collect.payment.{s}" for s in steps} <= set(await told())
