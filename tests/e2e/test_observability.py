@@ -190,6 +190,16 @@ async def test_every_process_counts_a_payment_on_metrics(
 
     await wait_for(counted, timeout=30, what="every process's counters to move")
     assert _value(worker("orchestrator"), "fluxpay_messages_dead_lettered_total") == 0
+    # The operator's view of the same: queue depths, and outbox rows through /metrics.
+    metrics_url = f"http://127.0.0.1:{health_ports['orchestrator']}/metrics"
+    backlog = observed.admin("backlog", "--metrics", metrics_url)
+    outbox = backlog["outbox"]
+    assert isinstance(outbox, list)
+    assert [row["service"] for row in outbox] == ["orchestrator"]
+    queues = backlog["queues"]
+    assert isinstance(queues, dict)
+    assert queues["orchestrator.commands"]["queue"]["consumers"] == 1
+    assert queues["orchestrator.commands"]["dlq"]["messages"] == 0
 
 
 async def test_one_payment_is_one_trace_across_every_service(
