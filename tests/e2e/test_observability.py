@@ -302,3 +302,37 @@ async def test_provider_updates_arriving_out_of_order_still_tell_the_merchant_ea
 
 async def _has_all(told: Any, steps: set[str]) -> bool:
     return {f"collect.payment.{s}" for s in steps} <= set(await told())
+
+
+async def test_inspect_shows_a_payment_as_every_service_holds_it(
+    observed: Stack, merchant: Merchant, receiver: WebhookReceiver
+) -> None:
+    payment = await _paid_payment(merchant, receiver)
+    payment_id = str(payment["id"])
+
+    async def booked_and_delivered() -> dict[str, Any] | None:
+        found = observed.admin("inspect", payment_id)
+        one = found["payments"][0]  # type: ignore[index]
+        deliveries = one["webhooks"]["deliveries"]
+        done = [d for d in deliveries if d["status"] == "succeeded"]
+        ledger_ok = len(one["ledger"]["journal_entries"]) == 1
+        return one if ledger_ok and len(done) >= 3 else None
+
+    one = await wait_for(booked_and_delivered, timeout=30, what="booked and delivered")
+    assert one is not None
+    assert one["payment"]["status"] == "completed"
+    moves = [(t["from_status"], t["to_status"]) for t in one["transitions"]]
+    assert moves == [(None, "pending"), ("pending", "processing"), ("processing", "completed")]
+    attempt = one["connector"]["attempts"][0]
+    assert attempt["status"] == "completed" and attempt["data"]["update_seq"] == 2
+    entry = one["ledger"]["journal_entries"][0]
+    assert sum(p["amount_minor"] for p in entry["postings"]) == 0
+    events = {e["type"] for e in one["webhooks"]["events"]}
+    assert {"collect.payment.created", "collect.payment.completed"} <= events
+    # The same payment by its merchant reference and by its PSP reference.
+    by_reference = observed.admin("inspect", str(payment["reference"]))
+    psp_reference = str(one["payment"]["psp_reference"])
+    by_psp = observed.admin("inspect", psp_reference)
+    for found in (by_reference, by_psp):
+        assert [p["payment"]["id"] for p in found["payments"]] == [payment_id]  # type: ignore[index]
+    assert observed.admin("inspect", "no-such-payment")["count"] == 0

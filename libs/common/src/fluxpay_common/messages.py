@@ -212,6 +212,35 @@ class SettledMovement(BaseModel):
     completed_at: datetime
 
 
+class InspectPayment(Message):
+    """Operator CLI -> orchestrator (request/reply): the payments `lookup` names (an id, a
+    merchant's reference or a PSP reference; any merchant), each with its transitions and
+    refunds, for `fluxpay-admin inspect`. Answered `QueryReply(data={"payments": [...]})`."""
+
+    type: Literal["orchestrator.inspect"] = "orchestrator.inspect"
+    lookup: str = Field(min_length=1, max_length=200)
+
+
+class InspectHoldings(Message):
+    """Operator CLI -> ledger, webhook dispatcher or a connector (request/reply): what that
+    service holds about one payment (journal entries and holds; events, deliveries and
+    attempts; provider attempts, refunds and callbacks). Answered `QueryReply(data={...})`."""
+
+    payment_id: uuid.UUID
+
+
+class LedgerInspect(InspectHoldings):
+    type: Literal["ledger.inspect"] = "ledger.inspect"
+
+
+class WebhooksInspect(InspectHoldings):
+    type: Literal["webhooks.inspect"] = "webhooks.inspect"
+
+
+class ConnectorInspect(InspectHoldings):
+    type: Literal["connector.inspect"] = "connector.inspect"
+
+
 OrchestratorCommand = Annotated[
     CreatePayment
     | GetPayment
@@ -219,7 +248,8 @@ OrchestratorCommand = Annotated[
     | CancelPayment
     | RefundPayment
     | SelectOperator
-    | SettledMovementsQuery,
+    | SettledMovementsQuery
+    | InspectPayment,
     Field(discriminator="type"),
 ]
 orchestrator_command_adapter: TypeAdapter[OrchestratorCommand] = TypeAdapter(OrchestratorCommand)
@@ -284,6 +314,9 @@ ProviderCommand = Annotated[
     InitiatePayment | SubmitOtp | CancelAtProvider | RefundAtProvider | SyncStatus,
     Field(discriminator="type"),
 ]
+# What a connector's queue carries: the orchestrator's commands, and the operator's inspect.
+ConnectorRequest = Annotated[ProviderCommand | ConnectorInspect, Field(discriminator="type")]
+connector_request_adapter: TypeAdapter[ConnectorRequest] = TypeAdapter(ConnectorRequest)
 provider_command_adapter: TypeAdapter[ProviderCommand] = TypeAdapter(ProviderCommand)
 
 
@@ -450,7 +483,8 @@ class ReconcileDay(Message):
 
 # Everything the ledger's `ledger` routing key carries.
 LedgerRequest = Annotated[
-    LedgerQuery | ReserveRefund | ReleaseRefundHold | ReconcileDay, Field(discriminator="type")
+    LedgerQuery | ReserveRefund | ReleaseRefundHold | ReconcileDay | LedgerInspect,
+    Field(discriminator="type"),
 ]
 
 
@@ -482,3 +516,8 @@ class QueryReply(BaseModel):
 ledger_query_adapter: TypeAdapter[LedgerQuery] = TypeAdapter(LedgerQuery)
 ledger_request_adapter: TypeAdapter[LedgerRequest] = TypeAdapter(LedgerRequest)
 webhooks_command_adapter: TypeAdapter[WebhooksCommand] = TypeAdapter(WebhooksCommand)
+# What the dispatcher's `webhooks` routing key carries: the gateway's merchant commands and
+# the operator's inspect.
+webhooks_request_adapter: TypeAdapter[WebhooksCommand | WebhooksInspect] = TypeAdapter(
+    WebhooksCommand | WebhooksInspect
+)

@@ -1,6 +1,12 @@
-"""Operator commands on the broker and the services' own doors: `dlq list`, `dlq redrive`,
-`backlog`. They read RabbitMQ over AMQP (no management plugin needed) and each service's
-`/metrics`, never another service's schema.
+"""Operator commands on the broker and the services' own doors: `inspect`, `dlq list`,
+`dlq redrive`, `backlog`. They read RabbitMQ over AMQP (no management plugin needed), ask
+each service over its request/reply queue and read each service's `/metrics`, never
+another service's schema.
+
+- `inspect LOOKUP` asks the orchestrator for the payments LOOKUP names (id, reference or
+  PSP reference), then for each the connector (attempts, refunds, callbacks), the ledger
+  (journal entries, holds) and the dispatcher (events, deliveries, attempts). A service
+  that does not answer in time is reported as such; the others still are.
 
 - `dlq list` takes the dead letters with basic.get and closes the channel without
   acknowledging them: RabbitMQ puts every one back. OTPs and secrets in bodies are redacted.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import uuid
 from typing import Any
 
 import aio_pika
@@ -22,7 +29,24 @@ import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from prometheus_client.parser import text_string_to_metric_families
 
-from fluxpay_common.topology import DEFAULT_PROVIDERS, all_routes
+from fluxpay_common.messages import (
+    ConnectorInspect,
+    InspectPayment,
+    LedgerInspect,
+    Message,
+    QueryReply,
+    WebhooksInspect,
+)
+from fluxpay_common.rpc import RpcClient, RpcTimeout, RpcUnavailable
+from fluxpay_common.topology import (
+    COMMANDS,
+    DEFAULT_PROVIDERS,
+    LEDGER_QUERIES_KEY,
+    ORCHESTRATOR_COMMANDS_KEY,
+    WEBHOOK_COMMANDS_KEY,
+    all_routes,
+    connector_key,
+)
 
 _REDACTED_KEYS = frozenset({"otp", "secret", "webhook_secret", "api_key", "password"})
 # Keep the list readable: a dead letter's body is cut here.
@@ -30,6 +54,13 @@ BODY_EXCERPT_CHARS = 2000
 
 
 def add_operation_commands(commands: Any) -> None:
+    inspect = commands.add_parser(
+        "inspect",
+        help="a payment by id, reference or PSP reference: transitions, attempts, events,"
+        " deliveries, ledger entries (asked of each service)",
+    )
+    inspect.add_argument("lookup", help="payment id, merchant reference or PSP reference")
+    inspect.add_argument("--timeout", type=float, default=10.0, help="per service (seconds)")
     dlq = commands.add_parser("dlq", help="dead-lettered messages: list or re-drive them")
     actions = dlq.add_subparsers(dest="dlq_command", required=True)
     listing = actions.add_parser("list", help="the dead letters of every queue (or one)")
@@ -53,10 +84,12 @@ def add_operation_commands(commands: Any) -> None:
     )
 
 
-OPERATIONS = frozenset({"dlq", "backlog"})
+OPERATIONS = frozenset({"dlq", "backlog", "inspect"})
 
 
 def run_operation(args: argparse.Namespace, rabbitmq_url: str) -> dict[str, Any]:
+    if args.command == "inspect":
+        return asyncio.run(inspect_payment(rabbitmq_url, args.lookup, args.timeout))
     if args.command == "backlog":
         return asyncio.run(backlog(rabbitmq_url, args.metrics))
     if args.dlq_command == "list":
@@ -232,3 +265,53 @@ def _again(message: AbstractIncomingMessage) -> aio_pika.Message:
         type=message.type,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
+
+
+async def _ask(rabbitmq_url: str, key: str, request: Message, timeout: float) -> Any:
+    """A service's answer through its request/reply door, or what went wrong."""
+    client = RpcClient(rabbitmq_url, COMMANDS.name, key)
+    try:
+        await client.start()
+        reply: QueryReply = await client.call(request, QueryReply, timeout)
+    except RpcTimeout:
+        return {"error": f"{key} did not answer within {timeout:g}s"}
+    except RpcUnavailable as exc:
+        return {"error": f"broker unavailable: {exc}"}
+    finally:
+        await client.stop()
+    if reply.error is not None:
+        return {"error": reply.error.model_dump(exclude_none=True)}
+    return reply.data
+
+
+async def inspect_payment(rabbitmq_url: str, lookup: str, timeout: float) -> dict[str, Any]:
+    found = await _ask(
+        rabbitmq_url, ORCHESTRATOR_COMMANDS_KEY, InspectPayment(lookup=lookup), timeout
+    )
+    if "error" in found:
+        return {"lookup": lookup, "error": found["error"]}
+    payments = []
+    for payment in found["payments"]:
+        payment_id = uuid.UUID(payment["id"])
+        asks = {
+            "ledger": _ask(
+                rabbitmq_url, LEDGER_QUERIES_KEY, LedgerInspect(payment_id=payment_id), timeout
+            ),
+            "webhooks": _ask(
+                rabbitmq_url, WEBHOOK_COMMANDS_KEY, WebhooksInspect(payment_id=payment_id), timeout
+            ),
+        }
+        if payment.get("provider"):
+            asks["connector"] = _ask(
+                rabbitmq_url,
+                connector_key(payment["provider"]),
+                ConnectorInspect(payment_id=payment_id),
+                timeout,
+            )
+        answers = dict(zip(asks, await asyncio.gather(*asks.values()), strict=True))
+        transitions = payment.pop("transitions", None) or []
+        refunds = payment.pop("refunds", None) or []
+        payments.append(
+            {"payment": payment, "transitions": transitions, "refunds": refunds, **answers}
+        )
+    return {"lookup": lookup, "count": len(payments), "payments": payments}

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from faststream.rabbit.annotations import RabbitMessage
+from pydantic import BaseModel
+
 from fluxpay_common.consumer import subscribe
-from fluxpay_common.messages import provider_command_adapter
+from fluxpay_common.messages import ConnectorInspect, connector_request_adapter
 from fluxpay_common.runtime import WorkerContext
 from fluxpay_common.topology import connector_route
 from provider_connectors.config import Settings
@@ -19,6 +22,7 @@ from provider_connectors.connectors.mtn_momo.connector import MtnMomoConnector
 from provider_connectors.connectors.novasend.connector import NovasendConnector
 from provider_connectors.connectors.sandbox.connector import SandboxConnector
 from provider_connectors.connectors.stripe.connector import StripeConnector
+from provider_connectors.service_layer import inspection
 from provider_connectors.service_layer.engine import Engine
 from provider_connectors.service_layer.poller import Poller
 
@@ -60,11 +64,18 @@ class ConnectorWorker:
             self.settings.provider,
             lease=timedelta(seconds=self.settings.connector_poll_lease_seconds),
         )
+        engine, provider = self.engine, self.settings.provider
+
+        async def on_request(request: Any, msg: RabbitMessage) -> BaseModel | None:
+            if isinstance(request, ConnectorInspect):
+                return await inspection.inspect(ctx.pool, provider, request)
+            return await engine.handle(request, msg)
+
         subscribe(
             ctx.broker,
             connector_route(self.settings.provider),
-            provider_command_adapter,
-            self.engine.handle,
+            connector_request_adapter,
+            on_request,
             delivery_limit=ctx.settings.delivery_limit,
             retry_seconds=ctx.settings.handler_retry_seconds,
         )

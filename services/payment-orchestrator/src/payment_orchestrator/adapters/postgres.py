@@ -18,6 +18,7 @@ from faststream.rabbit import RabbitExchange
 
 from fluxpay_common import inbox
 from fluxpay_common.ids import parse_uuid
+from fluxpay_common.inspection import rows_as_json
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
 from fluxpay_common.outbox import add_to_outbox
 from fluxpay_common.tracing import current_traceparent
@@ -43,6 +44,15 @@ WITH created AS (
     SELECT id, NULL, status, 'created', $20 FROM created
 )
 SELECT * FROM created
+"""
+_INSPECT = """
+SELECT p.*,
+    (SELECT json_agg(row_to_json(t) ORDER BY t.id) FROM payment_transition t
+     WHERE t.payment_id = p.id) AS transitions,
+    (SELECT json_agg(row_to_json(r) ORDER BY r.created_at) FROM refund r
+     WHERE r.payment_id = p.id) AS refunds
+FROM payment p WHERE p.id = $2 OR p.reference = $1 OR p.psp_reference = $1
+ORDER BY p.created_at LIMIT 20
 """
 _FIND = (
     "SELECT * FROM payment WHERE merchant_id = $1 AND environment = $2"
@@ -154,6 +164,9 @@ class PostgresUnitOfWork(UnitOfWork):
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
         return await inbox.claim(self._conn, message_id, consumer)
+
+    async def inspect(self, lookup: str) -> list[dict[str, Any]]:
+        return await rows_as_json(self._conn, _INSPECT, lookup, parse_uuid(lookup))
 
     async def handled(self, message_id: uuid.UUID) -> bool:
         found = await self._conn.fetchval(

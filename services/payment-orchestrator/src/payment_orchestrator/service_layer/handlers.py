@@ -18,6 +18,7 @@ from fluxpay_common.messages import (
     CreatePayment,
     ErrorBody,
     GetPayment,
+    InspectPayment,
     Message,
     ProviderPaymentUpdate,
     ProviderRefundUpdate,
@@ -41,6 +42,7 @@ from payment_orchestrator.service_layer.payments import (
 from payment_orchestrator.service_layer.refunds import on_refund_update, refund_payment
 from payment_orchestrator.service_layer.updates import (
     expire_due,
+    inspect_payment,
     on_published_update,
     settled_movements,
 )
@@ -62,6 +64,7 @@ COMMAND_HANDLERS: dict[type, CommandHandler] = {
     RefundPayment: refund_payment,
     SelectOperator: select_operator,
     SettledMovementsQuery: settled_movements,
+    InspectPayment: inspect_payment,
 }
 
 

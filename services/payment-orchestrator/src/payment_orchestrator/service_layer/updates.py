@@ -10,6 +10,7 @@ from typing import Any
 
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import (
+    InspectPayment,
     ProviderPaymentUpdate,
     QueryReply,
     SettledMovementsQuery,
@@ -133,6 +134,14 @@ async def expire_due(deps: Dependencies, batch: int = 100) -> int:
                     await save_change(uow, deps, change, "expired", None)
                 log.info("payment_expired")
     return len(payments)
+
+
+async def inspect_payment(query: InspectPayment, deps: Dependencies) -> QueryReply:
+    """For `fluxpay-admin inspect`: the payments the lookup names, whole (an operator's view,
+    any merchant)."""
+    async with deps.open_uow(transactional=False) as uow:
+        payments = await uow.inspect(query.lookup)
+    return QueryReply(data={"payments": payments})
 
 
 async def settled_movements(query: SettledMovementsQuery, deps: Dependencies) -> QueryReply:

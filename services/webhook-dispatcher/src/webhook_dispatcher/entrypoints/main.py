@@ -12,14 +12,15 @@ from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
     QueryReply,
     WebhooksCommand,
+    WebhooksInspect,
     domain_event_adapter,
-    webhooks_command_adapter,
+    webhooks_request_adapter,
 )
 from fluxpay_common.runtime import WorkerContext, serve_worker
 from fluxpay_common.topology import WEBHOOK_COMMANDS, WEBHOOK_EVENTS
 from webhook_dispatcher import bootstrap
 from webhook_dispatcher.config import Settings
-from webhook_dispatcher.service_layer import handlers, merchant_commands
+from webhook_dispatcher.service_layer import handlers, inspection, merchant_commands
 
 SERVICE = "webhook-dispatcher"
 SCHEMA = "webhooks"
@@ -38,11 +39,15 @@ async def register(ctx: WorkerContext) -> None:
     async def on_event(message: Any, _: RabbitMessage) -> None:
         await handlers.handle(ctx.pool, message, config)
 
-    async def on_command(command: WebhooksCommand, _: RabbitMessage) -> QueryReply:
+    async def on_command(
+        command: WebhooksCommand | WebhooksInspect, _: RabbitMessage
+    ) -> QueryReply:
+        if isinstance(command, WebhooksInspect):
+            return await inspection.inspect(ctx.pool, command)
         return await merchant_commands.answer(ctx.pool, command, box)
 
     subscribe(ctx.broker, WEBHOOK_EVENTS, domain_event_adapter, on_event, **policy)
-    subscribe(ctx.broker, WEBHOOK_COMMANDS, webhooks_command_adapter, on_command, **policy)
+    subscribe(ctx.broker, WEBHOOK_COMMANDS, webhooks_request_adapter, on_command, **policy)
 
 
 async def started(ctx: WorkerContext) -> None:
