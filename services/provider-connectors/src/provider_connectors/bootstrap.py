@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import ConnectorInspect, connector_request_adapter
-from fluxpay_common.runtime import WorkerContext
+from fluxpay_common.runtime import WorkerContext, every
 from fluxpay_common.topology import connector_route
 from provider_connectors.config import Settings
 from provider_connectors.connectors.base import Connector
@@ -25,6 +25,7 @@ from provider_connectors.connectors.stripe.connector import StripeConnector
 from provider_connectors.service_layer import inspection
 from provider_connectors.service_layer.engine import Engine
 from provider_connectors.service_layer.poller import Poller
+from provider_connectors.service_layer.review_gauge import SAMPLE_SECONDS, sample_review_queue
 
 PROVIDERS = ("sandbox", "novasend", "mtn_momo", "irembopay", "stripe")
 
@@ -88,6 +89,11 @@ class ConnectorWorker:
             batch=self.settings.connector_poll_batch,
         )
         ctx.supervisor.start("poller", poller.run)
+        provider = self.settings.provider
+        ctx.supervisor.start(
+            "review-queue-gauge",
+            lambda: every(SAMPLE_SECONDS, lambda: sample_review_queue(ctx.pool, provider)),
+        )
         ctx.supervisor.start("connector-lifetime", self._close_on_stop)
 
     async def _close_on_stop(self) -> None:
