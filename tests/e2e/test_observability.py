@@ -62,6 +62,8 @@ def observed(
         extra_env={
             "FLUXPAY_SANDBOX_DELAY_SECONDS": SANDBOX_DELAY,
             "FLUXPAY_WEBHOOK_ALLOW_PRIVATE_DESTINATIONS": "true",
+            # 300 s, the API's shortest expiry, lasts 3 s here.
+            "FLUXPAY_EXPIRY_TIME_SCALE": "0.01",
             "FLUXPAY_OTEL_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
             # Spans leave each process within a fifth of a second.
@@ -336,3 +338,35 @@ async def test_inspect_shows_a_payment_as_every_service_holds_it(
     for found in (by_reference, by_psp):
         assert [p["payment"]["id"] for p in found["payments"]] == [payment_id]  # type: ignore[index]
     assert observed.admin("inspect", "no-such-payment")["count"] == 0
+
+
+async def test_the_expiry_sweep_continues_the_payments_trace(
+    observed: Stack, merchant: Merchant, receiver: WebhookReceiver, collector: OtlpReceiver
+) -> None:
+    """Work done long after the request (the sweep, then the webhook POST it causes) joins
+    the trace the merchant's request opened, through the traceparent stored with it."""
+    body = payment_body("+22997000003", expires_in_seconds=300)  # silent: it will expire
+    response = await merchant.client.post("/collect/payments", json=body, headers=idempotency())
+    assert response.status_code == 201, response.text
+    payment_id = response.json()["id"]
+
+    async def expired_trace() -> list[Any]:
+        sweeps = [
+            s
+            for s in collector.snapshot()
+            if s.name == "expire payment" and s.attributes.get("payment_id") == payment_id
+        ]
+        return sweeps
+
+    sweeps = await wait_for(expired_trace, timeout=60, what="the expiry sweep's span")
+    trace = collector.trace(sweeps[0].trace_id)
+    roots = [(s.service, s.name) for s in trace if not s.parent_id]
+    assert roots == [("fluxpay-gateway", "POST /api/v1/collect/payments")]
+
+    async def expired_webhook_posted() -> bool:
+        return any(
+            s.name == "webhook POST" and s.attributes.get("event_type") == "collect.payment.expired"
+            for s in collector.trace(sweeps[0].trace_id)
+        )
+
+    await wait_for(expired_webhook_posted, timeout=30, what="the expired webhook's POST span")
