@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from fluxpay_common.metrics import EXPORTED_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
