@@ -60,3 +60,24 @@ def test_dashboard_panels_query_exported_metrics() -> None:
     families = {re.sub(r"_(bucket|count|sum)$", "", name) for name in EXPORTED_NAMES}
     shown = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
     assert families <= shown, families - shown
+
+
+def test_every_deployment_is_scraped_on_the_port_of_its_probes() -> None:
+    deployments = [
+        doc
+        for path in sorted((ROOT / "deploy/k8s/base").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "Deployment"
+    ]
+    assert len(deployments) >= 5
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]
+        annotations = pod["metadata"].get("annotations", {})
+        container = pod["spec"]["containers"][0]
+        ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+        probe_port = container["readinessProbe"]["httpGet"]["port"]
+        port = ports.get(probe_port, probe_port)
+        name = deployment["metadata"]["name"]
+        assert annotations.get("prometheus.io/scrape") == "true", name
+        assert annotations.get("prometheus.io/path") == "/metrics", name
+        assert annotations.get("prometheus.io/port") == str(port), name
