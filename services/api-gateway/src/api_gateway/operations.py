@@ -59,19 +59,23 @@ def add_operation_commands(commands: Any) -> None:
         help="a payment by id, reference or PSP reference: transitions, attempts, events,"
         " deliveries, ledger entries (asked of each service)",
     )
-    inspect.add_argument("lookup", help="payment id, merchant reference or PSP reference")
-    inspect.add_argument("--timeout", type=float, default=10.0, help="per service (seconds)")
+    inspect.add_argument(
+        "lookup", type=_lookup, help="payment id, merchant reference or PSP reference"
+    )
+    inspect.add_argument(
+        "--timeout", type=_positive(float), default=10.0, help="per service (seconds)"
+    )
     dlq = commands.add_parser("dlq", help="dead-lettered messages: list or re-drive them")
     actions = dlq.add_subparsers(dest="dlq_command", required=True)
     listing = actions.add_parser("list", help="the dead letters of every queue (or one)")
     listing.add_argument("--queue", default=None, help="e.g. orchestrator.provider-updates")
-    listing.add_argument("--limit", type=int, default=50, help="per queue (default 50)")
+    listing.add_argument("--limit", type=_positive(int), default=50, help="per queue (default 50)")
     redrive = actions.add_parser(
         "redrive", help="publish dead letters again to their original exchange and key"
     )
     redrive.add_argument("--queue", required=True, help="the queue whose DLQ to empty")
     redrive.add_argument("--message-id", default=None, help="only this message")
-    redrive.add_argument("--limit", type=int, default=1000)
+    redrive.add_argument("--limit", type=_positive(int), default=1000)
     backlog = commands.add_parser(
         "backlog", help="queue depths (and DLQs); outbox rows of the services given --metrics"
     )
@@ -82,6 +86,25 @@ def add_operation_commands(commands: Any) -> None:
         metavar="URL",
         help="a service's /metrics URL (repeatable): its outbox backlog and oldest row's age",
     )
+
+
+def _positive(kind: Any) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def _lookup(text: str) -> str:
+    if not 1 <= len(text.strip()) <= 200:
+        raise argparse.ArgumentTypeError("a payment id, reference or PSP reference (1-200 chars)")
+    return text.strip()
 
 
 OPERATIONS = frozenset({"dlq", "backlog", "inspect"})

@@ -110,3 +110,31 @@ def test_an_unknown_queue_is_refused_with_its_name(infra: Infra) -> None:
         env=env, capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode != 0 and b"unknown queue 'nope'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["inspect", " "], b"argument lookup"),
+        (["inspect", "x" * 201], b"argument lookup"),
+        (["inspect", "pay", "--timeout", "0"], b"must be positive"),
+        (["dlq", "list", "--limit", "-1"], b"must be positive"),
+        (["dlq", "redrive", "--queue", "orchestrator.commands", "--limit", "x"], b"not a number"),
+    ],
+)
+def test_bad_arguments_are_refused_with_what_is_wrong(args: list[str], said: bytes) -> None:
+    done = subprocess.run(
+        [str(BIN / "fluxpay-admin"), *args], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+
+
+def test_inspect_with_the_broker_unreachable_says_so(infra: Infra) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXPAY_")}
+    env["RABBITMQ_URL"] = "amqp://guest:guest@127.0.0.1:1/"
+    done = subprocess.run(
+        [str(BIN / "fluxpay-admin"), "inspect", "order-1", "--timeout", "2"],
+        env=env, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "broker unavailable" in json.loads(done.stdout)["error"]

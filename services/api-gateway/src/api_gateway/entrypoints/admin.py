@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import orjson
+import structlog
 
 from api_gateway import admin
 from api_gateway.app import MIGRATIONS, SCHEMA
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     # Logs go to stderr: stdout carries the command's JSON only.
     configure_logging("admin", "WARNING")
+    _logs_to_stderr()
     if args.command in OPERATIONS:
         result = run_operation(args, settings.rabbitmq_url.get_secret_value())
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
@@ -81,6 +84,14 @@ def main(argv: list[str] | None = None) -> None:
 
     result = asyncio.run(_with_pool(settings, run))
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+def _logs_to_stderr() -> None:
+    """Service logging writes to stdout; a CLI's stdout is its JSON answer alone."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
 
 
 def _refuse_unsafe_url(url: str, allow_private: bool) -> None:
