@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class ServiceSpec:
     name: str
     argv: list[str]
+    # Settings of this process only (its health port, say), over the stack's.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def default_services(providers: tuple[str, ...] = ("sandbox",)) -> list[ServiceSpec]:
@@ -79,7 +81,7 @@ class Stack:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             [str(BIN / spec.argv[0]), *spec.argv[1:]],
-            env=self.env(),
+            env={**self.env(), **spec.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -34,10 +35,22 @@ from pydantic import TypeAdapter, ValidationError
 from fluxpay_common.consumer import retry_transient
 from fluxpay_common.logging import get_logger
 from fluxpay_common.topology import Route
-from fluxpay_common.tracing import span_from_headers
+from fluxpay_common.tracing import current_traceparent, span_from_headers
 
 log = get_logger(__name__)
 T = TypeVar("T")
+# Each message's consumer span (`traceparent`) by message id, for handlers that store the
+# trace with what they write (a webhook event continues its payment's trace when POSTed).
+_traceparents: contextvars.ContextVar[dict[Any, str] | None] = contextvars.ContextVar(
+    "batch_traceparents", default=None
+)
+
+
+def traceparent_of(message_id: Any) -> str | None:
+    """The trace of one message of the batch being handled (None outside a batch)."""
+    return (_traceparents.get() or {}).get(message_id)
+
+
 BatchHandler = Callable[[Sequence[T]], Awaitable[None]]
 
 
@@ -128,6 +141,7 @@ class BatchConsumer(Generic[T]):
             return None
 
     async def _handle_traced(self, parsed: Sequence[tuple[AbstractIncomingMessage, T]]) -> None:
+        traceparents: dict[Any, str] = {}
         with contextlib.ExitStack() as spans:
             for message, value in parsed:
                 spans.enter_context(
@@ -135,6 +149,10 @@ class BatchConsumer(Generic[T]):
                         f"consume {self._route.queue}", message.headers, **_ids(value, message)
                     )
                 )
+                traceparent = current_traceparent()
+                if traceparent is not None:
+                    traceparents[getattr(value, "message_id", None)] = traceparent
+            _traceparents.set(traceparents)
             await retry_transient(
                 lambda: self._handler([value for _, value in parsed]),
                 self._retry_seconds,

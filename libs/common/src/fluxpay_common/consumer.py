@@ -26,6 +26,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import ErrorBody
+from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES, HANDLER_SECONDS, timed
 from fluxpay_common.rpc import DEADLINE_HEADER
 from fluxpay_common.topology import Route
 from fluxpay_common.tracing import span_from_headers
@@ -124,6 +125,7 @@ def subscribe(
                 message_id=msg.message_id,
                 errors=exc.errors(include_url=False, include_input=False)[:5],
             )
+            DEAD_LETTERED.labels(route.queue, "unparseable").inc()
             raise RejectMessage() from exc
         if msg.reply_to and _past_deadline(msg):
             # The caller gave up (it answered the merchant 503): doing the work now would
@@ -138,6 +140,7 @@ def subscribe(
         with (
             bound_context(**ids),
             span_from_headers(f"consume {route.queue}", msg.headers, **ids),
+            timed(HANDLER_SECONDS, queue=route.queue),
         ):
             try:
                 reply = await retry_transient(
@@ -152,6 +155,9 @@ def subscribe(
                     error=repr(exc),
                     exc_info=True,
                 )
+                HANDLER_FAILURES.labels(route.queue).inc()
+                if msg.reply_to or _last_delivery(msg, delivery_limit):
+                    DEAD_LETTERED.labels(route.queue, "handler_failed").inc()
                 if msg.reply_to:
                     # A caller is waiting: tell it now, and keep the request in the DLQ.
                     await send_reply(broker, msg, _INTERNAL_ERROR)
@@ -171,6 +177,16 @@ def subscribe(
         no_reply=True,
         decoder=_message_itself,
     )(on_message)
+
+
+def _last_delivery(msg: RabbitMessage, delivery_limit: int) -> bool:
+    """A nack now makes the quorum queue dead-letter the message: returned more times than
+    its `x-delivery-limit` (`x-delivery-count` counts the returns so far)."""
+    count = (msg.headers or {}).get("x-delivery-count") or 0
+    try:
+        return int(count) + 1 > delivery_limit
+    except (TypeError, ValueError):
+        return False
 
 
 async def _message_itself(msg: RabbitMessage) -> RabbitMessage:

@@ -24,6 +24,8 @@ from fastapi.responses import JSONResponse
 from faststream.rabbit import RabbitBroker
 from starlette.routing import Match
 
+from fluxpay_common.metrics import metrics_router
+
 Check = Callable[[], Awaitable[bool]]
 
 
@@ -112,6 +114,7 @@ def health_router(readiness: Readiness) -> APIRouter:
 def health_app(readiness: Readiness) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(health_router(readiness))
+    app.include_router(metrics_router())
     return app
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 import structlog
 
+from fluxpay_common.tracing import add_trace_ids
+
 _SECRET_KEYS = frozenset(
     {"api_key", "authorization", "secret", "webhook_secret", "password", "otp", "x-api-key"}
 )
@@ -33,6 +35,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
+        add_trace_ids,
     ]
     structlog.configure(
         processors=[

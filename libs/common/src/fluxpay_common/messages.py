@@ -264,6 +264,35 @@ class SettledMovement(BaseModel):
     completed_at: datetime
 
 
+class InspectPayment(Message):
+    """Operator CLI -> orchestrator (request/reply): the payments `lookup` names (an id, a
+    merchant's reference or a PSP reference; any merchant), each with its transitions and
+    refunds, for `fluxpay-admin inspect`. Answered `QueryReply(data={"payments": [...]})`."""
+
+    type: Literal["orchestrator.inspect"] = "orchestrator.inspect"
+    lookup: str = Field(min_length=1, max_length=200)
+
+
+class InspectHoldings(Message):
+    """Operator CLI -> ledger, webhook dispatcher or a connector (request/reply): what that
+    service holds about one payment (journal entries and holds; events, deliveries and
+    attempts; provider attempts, refunds and callbacks). Answered `QueryReply(data={...})`."""
+
+    payment_id: uuid.UUID
+
+
+class LedgerInspect(InspectHoldings):
+    type: Literal["ledger.inspect"] = "ledger.inspect"
+
+
+class WebhooksInspect(InspectHoldings):
+    type: Literal["webhooks.inspect"] = "webhooks.inspect"
+
+
+class ConnectorInspect(InspectHoldings):
+    type: Literal["connector.inspect"] = "connector.inspect"
+
+
 OrchestratorCommand = Annotated[
     CreatePayment
     | GetPayment
@@ -273,7 +302,8 @@ OrchestratorCommand = Annotated[
     | SelectOperator
     | SettledMovementsQuery
     | ListPayments
-    | ListRefunds,
+    | ListRefunds
+    | InspectPayment,
     Field(discriminator="type"),
 ]
 orchestrator_command_adapter: TypeAdapter[OrchestratorCommand] = TypeAdapter(OrchestratorCommand)
@@ -343,6 +373,7 @@ ProviderCommand = Annotated[
     InitiatePayment | SubmitOtp | CancelAtProvider | RefundAtProvider | SyncStatus,
     Field(discriminator="type"),
 ]
+# What a connector's queue carries: the orchestrator's commands, and the operator's inspect.
 provider_command_adapter: TypeAdapter[ProviderCommand] = TypeAdapter(ProviderCommand)
 
 
@@ -378,7 +409,8 @@ ConnectorMessage = Annotated[
     | RefundAtProvider
     | SyncStatus
     | ListProviderReviews
-    | ResolveProviderReview,
+    | ResolveProviderReview
+    | ConnectorInspect,
     Field(discriminator="type"),
 ]
 connector_message_adapter: TypeAdapter[ConnectorMessage] = TypeAdapter(ConnectorMessage)
@@ -404,6 +436,16 @@ class ProviderPaymentUpdate(Message):
     charged_amount_minor: int | None = None
     checkout_url: str | None = None
     otp_attempts_left: int | None = None
+    # The connector numbers the updates it publishes for one payment (1, 2, ...), their
+    # message id derived from it (`provider_update_id`): the orchestrator applies update n
+    # after n-1, however the queue's consumers interleave them. None on a direct reply
+    # (an OTP confirmation, a status sync), applied at once.
+    sequence: int | None = None
+
+
+def provider_update_id(payment_id: uuid.UUID, sequence: int) -> uuid.UUID:
+    """The message id of a payment's `sequence`-th published provider update."""
+    return uuid.uuid5(payment_id, f"provider-payment-update:{sequence}")
 
 
 class ProviderRefundUpdate(Message):
@@ -552,7 +594,8 @@ class ReconcileDay(Message):
 
 # Everything the ledger's `ledger` routing key carries.
 LedgerRequest = Annotated[
-    LedgerQuery | ReserveRefund | ReleaseRefundHold | ReconcileDay, Field(discriminator="type")
+    LedgerQuery | ReserveRefund | ReleaseRefundHold | ReconcileDay | LedgerInspect,
+    Field(discriminator="type"),
 ]
 
 
@@ -584,3 +627,8 @@ class QueryReply(BaseModel):
 ledger_query_adapter: TypeAdapter[LedgerQuery] = TypeAdapter(LedgerQuery)
 ledger_request_adapter: TypeAdapter[LedgerRequest] = TypeAdapter(LedgerRequest)
 webhooks_command_adapter: TypeAdapter[WebhooksCommand] = TypeAdapter(WebhooksCommand)
+# What the dispatcher's `webhooks` routing key carries: the gateway's merchant commands and
+# the operator's inspect.
+webhooks_request_adapter: TypeAdapter[WebhooksCommand | WebhooksInspect] = TypeAdapter(
+    WebhooksCommand | WebhooksInspect
+)

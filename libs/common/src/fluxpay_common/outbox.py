@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import asyncpg
@@ -17,12 +18,15 @@ from faststream.rabbit import RabbitBroker, RabbitExchange
 
 from fluxpay_common.logging import get_logger
 from fluxpay_common.messages import Message
+from fluxpay_common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from fluxpay_common.tracing import inject_headers
 
 log = get_logger(__name__)
 # One channel per schema (`fluxpay_outbox_<schema>`): a service's relay wakes for its own
 # rows only, not for every row any service of the database writes.
 NOTIFY_CHANNEL = "fluxpay_outbox"
+# How often the relay samples its backlog for /metrics (one indexed query).
+BACKLOG_SAMPLE_SECONDS = 5.0
 
 
 async def add_to_outbox(
@@ -58,6 +62,7 @@ class OutboxRelay:
         self._idle_poll = idle_poll_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        self._sampled_at = 0.0
 
     async def run(self) -> None:
         """Publish until stopped; outlives broker and database outages by retrying."""
@@ -76,6 +81,8 @@ class OutboxRelay:
                 backoff = 0.2
             except Exception as exc:
                 log.warning("outbox_relay_error", error=repr(exc), retry_in=backoff)
+                # With the broker down the backlog grows: the gauges must say so.
+                await self._sample_backlog()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -83,8 +90,28 @@ class OutboxRelay:
         while not self._stopping and not listener.is_closed():
             # Cleared before reading, so a NOTIFY that lands while publishing is not lost.
             self._wake.clear()
+            await self._sample_backlog()
             if await self.publish_pending() < self._batch_size:
                 await self._wait_for_work()
+
+    async def _sample_backlog(self) -> None:
+        """Rows waiting and the age of the oldest: a stuck relay or broker shows here first.
+        Best effort: with the database down there is nothing to sample."""
+        if time.monotonic() - self._sampled_at < BACKLOG_SAMPLE_SECONDS:
+            return
+        self._sampled_at = time.monotonic()
+        try:
+            async with self._pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    "SELECT current_schema() AS service, count(*) AS waiting,"
+                    " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest"
+                    " FROM outbox_message WHERE published_at IS NULL"
+                )
+        except Exception as exc:
+            log.debug("outbox_backlog_not_sampled", error=repr(exc))
+            return
+        OUTBOX_BACKLOG.labels(row["service"]).set(row["waiting"])
+        OUTBOX_OLDEST_AGE.labels(row["service"]).set(row["oldest"])
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

@@ -24,6 +24,7 @@ from api_gateway.admission import AdmissionLimit, CreateAdmission
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
+from api_gateway.observability import observe
 from api_gateway.ratelimit import RateLimiter, limits_from
 from api_gateway.routes import (
     account,
@@ -44,6 +45,7 @@ from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.health import Readiness, health_router
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import Message, domain_event_adapter
+from fluxpay_common.metrics import metrics_router
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
 from fluxpay_common.topology import (
@@ -59,7 +61,7 @@ log = get_logger(__name__)
 SCHEMA = "gateway"
 MIGRATIONS = resources.files("api_gateway") / "migrations"
 # Answered before start-up completes (probes); later operator routes such as /metrics join.
-HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class GatewayRuntime:
@@ -186,6 +188,7 @@ def create_app(settings: Settings) -> FastStreamAPI:
     )
     errors.install(app, settings.doc_base_url)
     app.include_router(health_router(gateway.readiness))
+    app.include_router(metrics_router())
 
     @app.middleware("http")
     async def until_started(request: Request, call_next: Any) -> Response:
@@ -227,6 +230,9 @@ def create_app(settings: Settings) -> FastStreamAPI:
     )
     # Before collect's `/collect/payments/{reference_or_id}`, which would take `export.csv`.
     app.include_router(lists.router)
+    # Outermost: the span and the count include every refusal the layers inside make.
+    app.middleware("http")(observe)
+
     app.include_router(collect.router)
     app.include_router(checkout.router, dependencies=[Depends(limit_public)])
     # Before account's `/events/{event_id}`, which would take `stream` for an id.

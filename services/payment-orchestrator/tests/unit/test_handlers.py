@@ -3,6 +3,7 @@ one changes, emits and refuses, the unhappy paths included."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -20,11 +21,13 @@ from fluxpay_common.messages import (
     SelectOperator,
     SubmitOtp,
     SyncStatus,
+    provider_update_id,
 )
 from fluxpay_common.rpc import RpcTimeout
 from payment_orchestrator.domain.payment import OTP_ATTEMPTS
 from payment_orchestrator.domain.status import PaymentStatus as S
 from payment_orchestrator.service_layer import handlers
+from payment_orchestrator.service_layer.updates import OrderWait, on_published_update
 
 # ---------------------------------------------------------------- create and read
 
@@ -183,6 +186,46 @@ async def test_an_update_arriving_after_a_later_one_is_ignored(make_world) -> No
     failed = await world.report(payment, "failed", failure_code="declined")
     assert stale.status is failed.status is S.COMPLETED and failed.failure_code is None
     assert world.events(payment)[-1] == "collect.payment.completed"
+
+
+def _numbered(world, payment, status: str, sequence: int, **fields):
+    return world.update(
+        payment,
+        status,
+        sequence=sequence,
+        message_id=provider_update_id(payment.id, sequence),
+        **fields,
+    )
+
+
+async def test_numbered_updates_handled_at_once_apply_in_their_order(make_world) -> None:
+    """`completed` (2) handled while `processing` (1) is still in flight waits for it: the
+    merchant is told of both, in order."""
+    world = make_world()
+    payment = await world.create()
+    completed = asyncio.create_task(
+        handlers.handle_event(_numbered(world, payment, "completed", 2), world.deps)
+    )
+    await asyncio.sleep(0.05)
+    assert not completed.done(), "completed must wait for its predecessor"
+    await handlers.handle_event(_numbered(world, payment, "processing", 1), world.deps)
+    await asyncio.wait_for(completed, 5)
+    assert world.payment(payment.id).status is S.COMPLETED
+    assert world.events(payment) == [
+        "collect.payment.created",
+        "collect.payment.processing",
+        "collect.payment.completed",
+    ]
+
+
+async def test_a_numbered_update_whose_predecessor_never_comes_applies_after_the_wait(
+    make_world,
+) -> None:
+    world = make_world()
+    payment = await world.create()
+    update = _numbered(world, payment, "completed", 3)
+    await on_published_update(update, world.deps, OrderWait(budget_seconds=0.1))
+    assert world.payment(payment.id).status is S.COMPLETED
 
 
 async def test_a_failure_is_recorded_with_its_reason(make_world) -> None:

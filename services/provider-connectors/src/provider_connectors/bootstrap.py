@@ -12,23 +12,26 @@ from pydantic import BaseModel
 
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
+    ConnectorInspect,
     ConnectorMessage,
     ListProviderReviews,
     ResolveProviderReview,
     connector_message_adapter,
 )
-from fluxpay_common.runtime import WorkerContext
+from fluxpay_common.runtime import WorkerContext, every
 from fluxpay_common.topology import connector_route
 from provider_connectors.config import Settings
 from provider_connectors.connectors.base import Connector
+from provider_connectors.connectors.instrumented import InstrumentedConnector
 from provider_connectors.connectors.irembopay.connector import IremboPayConnector
 from provider_connectors.connectors.mtn_momo.connector import MtnMomoConnector
 from provider_connectors.connectors.novasend.connector import NovasendConnector
 from provider_connectors.connectors.sandbox.connector import SandboxConnector
 from provider_connectors.connectors.stripe.connector import StripeConnector
-from provider_connectors.service_layer import review
+from provider_connectors.service_layer import inspection, review
 from provider_connectors.service_layer.engine import Engine
 from provider_connectors.service_layer.poller import Poller
+from provider_connectors.service_layer.review_gauge import SAMPLE_SECONDS, sample_review_queue
 
 PROVIDERS = ("sandbox", "novasend", "mtn_momo", "irembopay", "stripe")
 
@@ -58,7 +61,8 @@ class ConnectorWorker:
     engine: Engine | None = None
 
     def __post_init__(self) -> None:
-        self.connector = build_connector(self.settings)
+        # Measured and traced (fluxpay_psp_call_seconds, a span per PSP call).
+        self.connector = InstrumentedConnector(build_connector(self.settings))
 
     async def register(self, ctx: WorkerContext) -> None:
         self.engine = Engine(
@@ -77,12 +81,14 @@ class ConnectorWorker:
         )
 
     async def on_message(self, message: ConnectorMessage, raw: RabbitMessage) -> BaseModel | None:
-        """The orchestrator's commands go to the engine; an operator's review requests
-        (`fluxpay-admin`) are answered from this provider's review queue."""
+        """The orchestrator's commands go to the engine; an operator's review and inspect
+        requests (`fluxpay-admin`) are answered from this provider's own tables."""
         assert self.engine is not None
         match message:
             case ListProviderReviews() | ResolveProviderReview():
                 return await review.answer(self.engine.pool, self.settings.provider, message)
+            case ConnectorInspect():
+                return await inspection.inspect(self.engine.pool, self.settings.provider, message)
             case _:
                 return await self.engine.handle(message, raw)
 
@@ -94,6 +100,11 @@ class ConnectorWorker:
             batch=self.settings.connector_poll_batch,
         )
         ctx.supervisor.start("poller", poller.run)
+        provider = self.settings.provider
+        ctx.supervisor.start(
+            "review-queue-gauge",
+            lambda: every(SAMPLE_SECONDS, lambda: sample_review_queue(ctx.pool, provider)),
+        )
         ctx.supervisor.start("connector-lifetime", self._close_on_stop)
 
     async def _close_on_stop(self) -> None:

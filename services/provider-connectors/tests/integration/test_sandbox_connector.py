@@ -17,6 +17,7 @@ from fluxpay_common.messages import (
     RefundAtProvider,
     SubmitOtp,
     SyncStatus,
+    provider_update_id,
 )
 from fluxpay_common.rpc import RpcClient
 from provider_connectors.adapters import repository as repo
@@ -59,6 +60,13 @@ async def test_approving_number_publishes_processing_then_completed_with_fee(
     assert completed.correlation_id == cmd.correlation_id
     keys = [k for k, _ in provider_updates.payment_updates(cmd.payment_id)]
     assert keys == ["provider.sandbox.processing", "provider.sandbox.completed"]
+    # Numbered, for the orchestrator to apply them in this order whatever its concurrency.
+    updates = [u for _, u in provider_updates.payment_updates(cmd.payment_id)]
+    assert [u.sequence for u in updates] == [1, 2]
+    assert [u.message_id for u in updates] == [
+        provider_update_id(cmd.payment_id, 1),
+        provider_update_id(cmd.payment_id, 2),
+    ]
 
 
 async def test_refusing_number_fails_with_insufficient_funds(

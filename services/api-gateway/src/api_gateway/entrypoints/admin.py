@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import orjson
+import structlog
 
 from api_gateway import admin, review_cli
 from api_gateway.app import MIGRATIONS, SCHEMA
 from api_gateway.config import Settings
+from api_gateway.operations import OPERATIONS, add_operation_commands, run_operation
 from api_gateway.reconcile_cli import add_reconcile_arguments, run_reconcile
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.db import create_pool, migrate
@@ -51,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     review_cli.add_review_commands(commands)
+    add_operation_commands(commands)
     return parser
 
 
@@ -59,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     # Logs go to stderr: stdout carries the command's JSON only.
     configure_logging("admin", "WARNING")
+    _logs_to_stderr()
+    if args.command in OPERATIONS:
+        result = run_operation(args, settings.rabbitmq_url.get_secret_value())
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        return
     if args.command == "reconcile":
         # The running ledger's report and exit status (it asks the orchestrator for its day).
         rabbitmq_url = settings.rabbitmq_url.get_secret_value()
@@ -94,6 +103,14 @@ async def _review(settings: Settings, args: argparse.Namespace) -> tuple[int, di
 
     outcome: tuple[int, dict[str, Any]] = await _with_pool(settings, resolve)
     return outcome
+
+
+def _logs_to_stderr() -> None:
+    """Service logging writes to stdout; a CLI's stdout is its JSON answer alone."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
 
 
 def _refuse_unsafe_url(url: str, allow_private: bool) -> None:

@@ -14,6 +14,7 @@ from api_gateway.access import admit
 from api_gateway.auth import Principal, authenticate, presented_key
 from api_gateway.errors import ApiError, error_body
 from api_gateway.idempotency import IdempotencyStore, parse_key, request_digest
+from api_gateway.observability import count_replay
 from api_gateway.rpc import Orchestrator, json_response, payment_body, raise_for_error
 from api_gateway.schemas import (
     CollectPaymentCancel,
@@ -114,6 +115,7 @@ async def _idempotent(
     digest = request_digest(request.method, request.url.path, body)
     replay = await store.claim(who, key, digest)
     if replay is not None:
+        count_replay(request)
         return replayed(replay.status, orjson.loads(replay.body))
     try:
         status, answer = await run()

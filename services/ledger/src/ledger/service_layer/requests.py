@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from fluxpay_common.messages import (
+    LedgerInspect,
     LedgerQuery,
     QueryReply,
     ReconcileDay,
@@ -22,6 +23,7 @@ from fluxpay_common.messages import (
 from ledger.adapters.orchestrator import OrchestratorDoor
 from ledger.domain.fees import FeeSchedule
 from ledger.service_layer.holds import hold_body, release_hold, reserve_refund
+from ledger.service_layer.inspection import inspect
 from ledger.service_layer.merchant_queries import answer
 from ledger.service_layer.ports import OpenBooks, OpenHolds
 from ledger.service_layer.reconciliation import reconcile_day
@@ -63,6 +65,7 @@ REQUEST_HANDLERS: dict[type, Handler] = {
     ReserveRefund: on_reserve_refund,
     ReleaseRefundHold: on_release_refund_hold,
     ReconcileDay: on_reconcile_day,
+    LedgerInspect: lambda request, deps: inspect(request, deps.pool),
 }
 
 

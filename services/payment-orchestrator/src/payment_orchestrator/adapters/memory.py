@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from faststream.rabbit import RabbitExchange
 
@@ -154,6 +155,16 @@ class MemoryUnitOfWork(UnitOfWork):
             return False
         self.inbox.add(message_id)
         return True
+
+    async def inspect(self, lookup: str) -> list[dict[str, Any]]:
+        return [
+            {"id": str(p.id), "reference": p.reference, "status": p.status.value}
+            for p in self._payments().values()
+            if lookup in (str(p.id), p.reference, p.psp_reference)
+        ]
+
+    async def handled(self, message_id: uuid.UUID) -> bool:
+        return message_id in self.store.inbox or message_id in self.inbox
 
     async def lock(self, payment_id: uuid.UUID) -> Payment | None:
         return self._payments().get(payment_id)

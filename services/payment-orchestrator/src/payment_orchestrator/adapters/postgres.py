@@ -18,8 +18,10 @@ from faststream.rabbit import RabbitExchange
 
 from fluxpay_common import inbox
 from fluxpay_common.ids import parse_uuid
+from fluxpay_common.inspection import rows_as_json
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
 from fluxpay_common.outbox import add_to_outbox
+from fluxpay_common.tracing import current_traceparent
 from payment_orchestrator.domain.listing import Cursor, Listing
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
@@ -33,9 +35,9 @@ WITH created AS (
     INSERT INTO payment (id, merchant_id, environment, reference, idempotency_key, status,
                          amount, currency, country, mode, operator, customer, description,
                          callback_url, external_merchant_id, metadata, provider,
-                         otp_attempts_left, expires_at)
+                         otp_attempts_left, expires_at, traceparent)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            now() + make_interval(secs => $19))
+            now() + make_interval(secs => $19), $21)
     ON CONFLICT (merchant_id, environment, reference) DO NOTHING
     RETURNING *
 ), recorded AS (
@@ -43,6 +45,15 @@ WITH created AS (
     SELECT id, NULL, status, 'created', $20 FROM created
 )
 SELECT * FROM created
+"""
+_INSPECT = """
+SELECT p.*,
+    (SELECT json_agg(row_to_json(t) ORDER BY t.id) FROM payment_transition t
+     WHERE t.payment_id = p.id) AS transitions,
+    (SELECT json_agg(row_to_json(r) ORDER BY r.created_at) FROM refund r
+     WHERE r.payment_id = p.id) AS refunds
+FROM payment p WHERE p.id = $2 OR p.reference = $1 OR p.psp_reference = $1
+ORDER BY p.created_at LIMIT 20
 """
 _FIND = (
     "SELECT * FROM payment WHERE merchant_id = $1 AND environment = $2"
@@ -172,6 +183,7 @@ class PostgresUnitOfWork(UnitOfWork):
             new.otp_attempts_left,
             new.expires_in_seconds,
             message_id,
+            current_traceparent(),
         )
         return None if row is None else _payment(row)
 
@@ -185,6 +197,15 @@ class PostgresUnitOfWork(UnitOfWork):
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
         return await inbox.claim(self._conn, message_id, consumer)
+
+    async def inspect(self, lookup: str) -> list[dict[str, Any]]:
+        return await rows_as_json(self._conn, _INSPECT, lookup, parse_uuid(lookup))
+
+    async def handled(self, message_id: uuid.UUID) -> bool:
+        found = await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM inbox_message WHERE message_id = $1)", message_id
+        )
+        return bool(found)
 
     async def lock(self, payment_id: uuid.UUID) -> Payment | None:
         row = await self._conn.fetchrow(

@@ -80,6 +80,8 @@ class Payment:
     completed_at: datetime | None
     version: int
     provider_checkout_url: str | None
+    # The trace the merchant's create request opened; later work of the payment joins it.
+    traceparent: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -14,6 +14,7 @@ from fluxpay_common.messages import (
     PaymentEvent,
     RefundEvent,
 )
+from fluxpay_common.metrics import payment_announced
 from fluxpay_common.topology import COMMANDS, EVENTS, connector_key
 from payment_orchestrator.domain.errors import (
     PaymentNotFound,
@@ -100,6 +101,7 @@ async def emit_payment_event(
         charged_amount_minor=payment.charged_amount_minor,
     )
     await uow.publish(EVENTS, event_type, event)
+    payment_announced(event_type, payment.provider, payment.environment)
 
 
 async def emit_refund_event(

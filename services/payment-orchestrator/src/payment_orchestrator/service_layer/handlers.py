@@ -18,6 +18,7 @@ from fluxpay_common.messages import (
     CreatePayment,
     ErrorBody,
     GetPayment,
+    InspectPayment,
     ListPayments,
     ListRefunds,
     Message,
@@ -44,7 +45,8 @@ from payment_orchestrator.service_layer.payments import (
 from payment_orchestrator.service_layer.refunds import on_refund_update, refund_payment
 from payment_orchestrator.service_layer.updates import (
     expire_due,
-    on_provider_update,
+    inspect_payment,
+    on_published_update,
     settled_movements,
 )
 
@@ -67,11 +69,12 @@ COMMAND_HANDLERS: dict[type, CommandHandler] = {
     SettledMovementsQuery: settled_movements,
     ListPayments: list_payments,
     ListRefunds: list_refunds,
+    InspectPayment: inspect_payment,
 }
 
 
 EVENT_HANDLERS: dict[type, EventHandler] = {
-    ProviderPaymentUpdate: on_provider_update,
+    ProviderPaymentUpdate: on_published_update,
     ProviderRefundUpdate: on_refund_update,
 }
 

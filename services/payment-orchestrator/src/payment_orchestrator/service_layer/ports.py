@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from faststream.rabbit import RabbitExchange
 
@@ -54,6 +54,15 @@ class UnitOfWork(Protocol):
         ...
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool: ...
+
+    async def inspect(self, lookup: str) -> list[dict[str, Any]]:
+        """For an operator: every payment `lookup` names (id, any merchant's reference, or
+        PSP reference) with its transitions and refunds, as JSON objects."""
+        ...
+
+    async def handled(self, message_id: uuid.UUID) -> bool:
+        """Whether the inbox holds this message (handled and committed)."""
+        ...
 
     async def lock(self, payment_id: uuid.UUID) -> Payment | None: ...
 

@@ -3,14 +3,20 @@ clock (expiry), and the reconciliation's question about settled money."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import (
+    InspectPayment,
     ProviderPaymentUpdate,
     QueryReply,
     SettledMovementsQuery,
+    provider_update_id,
 )
+from fluxpay_common.tracing import continued
 from payment_orchestrator.domain.payment import (
     EXPIRED_FAILURE,
     Payment,
@@ -29,8 +35,50 @@ from payment_orchestrator.service_layer.effects import (
 log = get_logger(__name__)
 
 
-async def on_provider_update(update: ProviderPaymentUpdate, deps: Dependencies) -> Payment | None:
-    """Apply a connector's report once (inbox); returns the payment as it now stands."""
+@dataclass(frozen=True)
+class OrderWait:
+    """How long a provider update waits for its predecessor before it applies anyway."""
+
+    budget_seconds: float = 15.0
+    first_delay: float = 0.01
+
+
+DEFAULT_ORDER_WAIT = OrderWait()
+
+
+class UpdateOutOfOrder(Exception):
+    """The connector's previous update of this payment has not been applied yet."""
+
+
+async def on_published_update(
+    update: ProviderPaymentUpdate, deps: Dependencies, wait: OrderWait = DEFAULT_ORDER_WAIT
+) -> Payment | None:
+    """A connector's published update, applied after the one it numbers before it.
+
+    With prefetch above one (and with several orchestrators) a payment's `processing` and
+    `completed` can be handled at once; applied out of order, `processing` would be refused
+    and the merchant never told of it. The handler waits (the transaction rolled back, the
+    row unlocked) for its predecessor to commit, which is usually a few milliseconds away;
+    past `wait.budget_seconds` (a predecessor dead-lettered) it applies anyway.
+    """
+    delay = wait.first_delay
+    deadline = time.monotonic() + wait.budget_seconds
+    while True:
+        try:
+            return await on_provider_update(update, deps, in_order=True)
+        except UpdateOutOfOrder:
+            if time.monotonic() + delay > deadline:
+                log.warning("provider_update_predecessor_missing", sequence=update.sequence)
+                return await on_provider_update(update, deps)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+async def on_provider_update(
+    update: ProviderPaymentUpdate, deps: Dependencies, *, in_order: bool = False
+) -> Payment | None:
+    """Apply a connector's report once (inbox); returns the payment as it now stands.
+    `in_order`: raise `UpdateOutOfOrder` while its predecessor is not applied."""
     async with deps.open_uow() as uow:
         payment, first_time = await uow.claim_and_lock(
             update.payment_id, update.message_id, CONSUMER
@@ -41,6 +89,10 @@ async def on_provider_update(update: ProviderPaymentUpdate, deps: Dependencies) 
             raise LookupError(f"provider update for unknown payment {update.payment_id}")
         if not first_time:
             return payment
+        if in_order and update.sequence and update.sequence > 1:
+            previous = provider_update_id(update.payment_id, update.sequence - 1)
+            if not await uow.handled(previous):
+                raise UpdateOutOfOrder(update.sequence)
         change = payment.apply(provider_trigger(update.status), reported_changes(update))
         if isinstance(change, Refusal):
             log.warning(
@@ -75,12 +127,23 @@ async def expire_due(deps: Dependencies, batch: int = 100) -> int:
     async with deps.open_uow() as uow:
         payments = await uow.due_for_expiry(batch)
         for payment in payments:
-            with bound_context(payment_id=payment.id):
+            with (
+                bound_context(payment_id=payment.id),
+                continued("expire payment", payment.traceparent, payment_id=payment.id),
+            ):
                 change = payment.apply(Trigger.EXPIRE, EXPIRED_FAILURE)
                 if isinstance(change, PaymentChange):
                     await save_change(uow, deps, change, "expired", None)
                 log.info("payment_expired")
     return len(payments)
+
+
+async def inspect_payment(query: InspectPayment, deps: Dependencies) -> QueryReply:
+    """For `fluxpay-admin inspect`: the payments the lookup names, whole (an operator's view,
+    any merchant)."""
+    async with deps.open_uow(transactional=False) as uow:
+        payments = await uow.inspect(query.lookup)
+    return QueryReply(data={"payments": payments})
 
 
 async def settled_movements(query: SettledMovementsQuery, deps: Dependencies) -> QueryReply:

@@ -34,6 +34,7 @@ from fluxpay_common.messages import (
 )
 from fluxpay_common.outbox import add_to_outbox
 from fluxpay_common.topology import PROVIDER, provider_update_key
+from fluxpay_common.tracing import within_trace_of
 from provider_connectors.adapters import repository as repo
 from provider_connectors.connectors.base import (
     AttemptNotFound,
@@ -71,6 +72,8 @@ log = get_logger(__name__)
 Fetch = Callable[[Attempt], Awaitable[ProviderResult]]
 # A status fetched from a snapshot that changed meanwhile is fetched again, this many times.
 STALE_RETRIES = 3
+# In the attempt's data: how many updates were published for the payment (their sequence).
+UPDATE_SEQUENCE = "update_seq"
 
 
 @dataclass
@@ -386,6 +389,11 @@ async def apply_result(
         patch["failure_message"] = result.failure_message
     elif result.status is not None:
         log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
+    publish = new_status != current.status and is_publishable(new_status)
+    # The orchestrator applies a payment's updates in this order (update n after n-1).
+    sequence = int(current.data.get(UPDATE_SEQUENCE, 0)) + 1
+    if publish:
+        patch[UPDATE_SEQUENCE] = sequence
     saved = await repo.save_attempt(
         conn,
         current.payment_id,
@@ -396,10 +404,12 @@ async def apply_result(
         data_patch=patch,
     )
     await _keep_review_in_step(conn, saved)
-    if new_status == current.status or not is_publishable(new_status):
+    if not publish:
         return saved, None
-    update = payment_update(saved)
-    await add_to_outbox(conn, PROVIDER, provider_update_key(provider, new_status), update)
+    update = payment_update(saved, sequence=sequence)
+    # From the poller or a PSP callback there is no current trace: the payment's goes on.
+    with within_trace_of("provider update", current.data.get("traceparent")):
+        await add_to_outbox(conn, PROVIDER, provider_update_key(provider, new_status), update)
     log.info("provider_status_changed", previous=current.status, status=new_status)
     return saved, update
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.runtime import every
+from fluxpay_common.tracing import continued
 from provider_connectors.adapters import repository as repo
 from provider_connectors.connectors.base import (
     AttemptNotFound,
@@ -66,11 +67,17 @@ class Poller:
                 log.exception("poll_crashed_will_retry")
 
     async def _poll_attempt(self, attempt: Attempt) -> None:
-        with bound_context(payment_id=attempt.payment_id):
+        with (
+            bound_context(payment_id=attempt.payment_id),
+            continued("poll payment", attempt.data.get("traceparent")),
+        ):
             await self.engine.refresh(attempt.payment_id, self.engine.current_status)
 
     async def _poll_refund(self, refund: RefundAttempt) -> None:
-        with bound_context(payment_id=refund.payment_id, refund_id=refund.refund_id):
+        with (
+            bound_context(payment_id=refund.payment_id, refund_id=refund.refund_id),
+            continued("poll refund", refund.data.get("traceparent")),
+        ):
             async with self.engine.pool.acquire() as conn:
                 found = await repo.get_attempt(conn, refund.payment_id)
             assert found is not None

@@ -11,7 +11,9 @@ from fluxpay_common.messages import (
     ProviderPaymentUpdate,
     ProviderRefundUpdate,
     RefundAtProvider,
+    provider_update_id,
 )
+from fluxpay_common.tracing import current_traceparent
 from provider_connectors.domain.model import Attempt, RefundAttempt
 
 _FAILURE_STATUSES = ("failed", "cancelled", "awaiting_otp")
@@ -42,6 +44,8 @@ def new_attempt(cmd: InitiatePayment, now: datetime, resume_after: timedelta) ->
             "customer": cmd.customer,
             "description": cmd.description,
             "correlation_id": cmd.correlation_id,
+            # The payment's trace: the poller's and callbacks' later work continues it.
+            "traceparent": current_traceparent(),
         },
     )
 
@@ -58,12 +62,15 @@ def new_refund(cmd: RefundAtProvider, now: datetime, resume_after: timedelta) ->
         next_poll_at=now + resume_after,
         created_at=now,
         updated_at=now,
-        data={"correlation_id": cmd.correlation_id},
+        data={"correlation_id": cmd.correlation_id, "traceparent": current_traceparent()},
     )
 
 
-def payment_update(attempt: Attempt, correlation_id: str | None = None) -> ProviderPaymentUpdate:
-    """The attempt as the orchestrator sees it; `pending` reads as `processing`."""
+def payment_update(
+    attempt: Attempt, correlation_id: str | None = None, *, sequence: int | None = None
+) -> ProviderPaymentUpdate:
+    """The attempt as the orchestrator sees it; `pending` reads as `processing`. A published
+    update carries its `sequence` (and the message id derived from it)."""
     status = "processing" if attempt.status == "pending" else attempt.status
     data = attempt.data
     completed = status == "completed"
@@ -79,6 +86,8 @@ def payment_update(attempt: Attempt, correlation_id: str | None = None) -> Provi
         charged_amount_minor=data.get("charged_amount_minor") if completed else None,
         checkout_url=data.get("checkout_url"),
         otp_attempts_left=data.get("otp_attempts_left") if status == "awaiting_otp" else None,
+        sequence=sequence,
+        **({"message_id": provider_update_id(attempt.payment_id, sequence)} if sequence else {}),
     )
 
 

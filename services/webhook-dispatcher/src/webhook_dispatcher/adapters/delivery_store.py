@@ -38,6 +38,8 @@ class ClaimedDelivery:
     created_at: datetime
     body: bytes
     endpoint: Endpoint | None
+    # The payment's trace (stored with the event): each POST of the event is a span of it.
+    traceparent: str | None = None
 
 
 # Due deliveries, fairly across merchants, never more than `per_endpoint` in flight for one
@@ -70,7 +72,7 @@ WITH busy AS (
     RETURNING delivery.*
 )
 SELECT c.id, c.claim_token, c.event_id, e.type AS event_type, c.merchant_id, c.environment,
-       c.callback_url, c.attempt_count, c.created_at, e.body,
+       c.callback_url, c.attempt_count, c.created_at, e.body, e.traceparent,
        p.merchant_id IS NOT NULL AS has_endpoint, p.url, p.secrets_sealed,
        p.secrets_expire_at, p.disabled_at, p.failing_since
 FROM claimed c JOIN event e ON e.id = c.event_id
@@ -98,6 +100,7 @@ def _claimed(row: asyncpg.Record) -> ClaimedDelivery:
         created_at=row["created_at"],
         body=bytes(row["body"]),
         endpoint=endpoint_from_row(row) if row["has_endpoint"] else None,
+        traceparent=row["traceparent"],
     )
 
 

@@ -9,9 +9,11 @@ from datetime import datetime
 
 import asyncpg
 
+from fluxpay_common.batch_consumer import traceparent_of
 from fluxpay_common.inbox import claim_cte
 from fluxpay_common.messages import MerchantEndpointChanged, RefundEvent
 from fluxpay_common.ssrf import without_credentials
+from fluxpay_common.tracing import current_traceparent
 from webhook_dispatcher.domain.delivery import (
     DeliveryStatus,
     Endpoint,
@@ -111,10 +113,11 @@ async def insert_event(
 ) -> bool:
     status = await conn.execute(
         "INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,"
-        " occurred_at, test) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " occurred_at, test, traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         " ON CONFLICT (id) DO NOTHING",
         *_event_columns(message, body),
         test,
+        current_traceparent(),
     )
     return status.endswith(" 1")
 
@@ -139,8 +142,8 @@ def _event_columns(message: WebhookSource, body: bytes) -> tuple[object, ...]:
 _RECORD_EVENT = f"""
 WITH {claim_cte(1, 2)}, stored AS (
     INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,
-                       occurred_at, test)
-    SELECT $3, $4, $5, $6, $7, $8, $9, $10, false FROM claimed
+                       occurred_at, test, traceparent)
+    SELECT $3, $4, $5, $6, $7, $8, $9, $10, false, $16 FROM claimed
     ON CONFLICT (id) DO NOTHING RETURNING id
 ), delivered AS (
     INSERT INTO delivery (id, event_id, merchant_id, environment, callback_url, status,
@@ -178,6 +181,7 @@ async def record_event(
         status,
         next_attempt_at,
         last_error,
+        current_traceparent(),
     )
     assert row is not None
     return bool(row["claimed"])
@@ -189,18 +193,19 @@ _RECORD_EVENTS = f"""
 WITH batch AS (
     SELECT * FROM unnest($1::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                          $7::uuid[], $8::uuid[], $9::bytea[], $10::timestamptz[], $11::uuid[],
-                         $12::text[], $13::text[], $14::timestamptz[], $15::text[])
+                         $12::text[], $13::text[], $14::timestamptz[], $15::text[],
+                         $16::text[])
         WITH ORDINALITY AS b(message_id, event_id, merchant_id, environment, type, payment_id,
                              refund_id, body, occurred_at, delivery_id, callback_url, status,
-                             next_attempt_at, last_error, n)
+                             next_attempt_at, last_error, traceparent, n)
 ), claimed AS (
     INSERT INTO inbox_message (message_id, consumer) SELECT message_id, $2 FROM batch
     ON CONFLICT (message_id) DO NOTHING RETURNING message_id
 ), stored AS (
     INSERT INTO event (id, merchant_id, environment, type, payment_id, refund_id, body,
-                       occurred_at, test)
+                       occurred_at, test, traceparent)
     SELECT b.event_id, b.merchant_id, b.environment, b.type, b.payment_id, b.refund_id, b.body,
-           b.occurred_at, false
+           b.occurred_at, false, b.traceparent
     FROM batch b JOIN claimed USING (message_id) ORDER BY b.n
     ON CONFLICT (id) DO NOTHING RETURNING id
 ), delivered AS (
@@ -246,6 +251,7 @@ async def record_events(
         [e.status for e in events],
         [e.next_attempt_at for e in events],
         [e.last_error for e in events],
+        [traceparent_of(e.message.message_id) for e in events],
     )
     assert row is not None
     return set(row["claimed"])

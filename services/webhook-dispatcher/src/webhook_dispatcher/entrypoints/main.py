@@ -14,14 +14,15 @@ from fluxpay_common.consumer import subscribe
 from fluxpay_common.messages import (
     QueryReply,
     WebhooksCommand,
+    WebhooksInspect,
     domain_event_adapter,
-    webhooks_command_adapter,
+    webhooks_request_adapter,
 )
 from fluxpay_common.runtime import WorkerContext, serve_worker
 from fluxpay_common.topology import WEBHOOK_COMMANDS, WEBHOOK_EVENTS
 from webhook_dispatcher import bootstrap
 from webhook_dispatcher.config import Settings
-from webhook_dispatcher.service_layer import handlers, merchant_commands
+from webhook_dispatcher.service_layer import handlers, inspection, merchant_commands
 
 SERVICE = "webhook-dispatcher"
 SCHEMA = "webhooks"
@@ -33,13 +34,17 @@ async def register(ctx: WorkerContext) -> None:
     assert isinstance(ctx.settings, Settings)
     box = bootstrap.secret_box(ctx.settings)
 
-    async def on_command(command: WebhooksCommand, _: RabbitMessage) -> QueryReply:
+    async def on_command(
+        command: WebhooksCommand | WebhooksInspect, _: RabbitMessage
+    ) -> QueryReply:
+        if isinstance(command, WebhooksInspect):
+            return await inspection.inspect(ctx.pool, command)
         return await merchant_commands.answer(ctx.pool, command, box)
 
     subscribe(
         ctx.broker,
         WEBHOOK_COMMANDS,
-        webhooks_command_adapter,
+        webhooks_request_adapter,
         on_command,
         delivery_limit=ctx.settings.delivery_limit,
         retry_seconds=ctx.settings.handler_retry_seconds,

@@ -19,13 +19,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
 from fluxpay_common.consumer import TRANSIENT_ERRORS, retry_transient
 from fluxpay_common.crypto import SecretBox
 from fluxpay_common.ids import utcnow
 from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_DELIVERY_LAG
 from fluxpay_common.signing import SIGNATURE_HEADER, signature_header
 from fluxpay_common.ssrf import without_credentials
+from fluxpay_common.tracing import continued
 from webhook_dispatcher.adapters import delivery_store as store
 from webhook_dispatcher.adapters.http_sender import WebhookSender
 from webhook_dispatcher.adapters.repository import NOTIFY_CHANNEL
@@ -155,6 +158,7 @@ class Dispatcher:
                 await store.postpone(self._pool, job, now + ENDPOINT_RECHECK)
             case Skip():
                 await store.skip(self._pool, job, route)
+                WEBHOOK_ATTEMPTS.labels("not_sent").inc()
                 log.info("webhook_not_delivered", status=route.status, reason=route.reason)
             case Target():
                 await self._send_and_record(job, route, now)
@@ -162,7 +166,16 @@ class Dispatcher:
     async def _send_and_record(
         self, job: store.ClaimedDelivery, target: Target, started_at: datetime
     ) -> None:
-        outcome = await self._send(job, target)
+        with continued(
+            "webhook POST",
+            job.traceparent,
+            SpanKind.CLIENT,
+            event_id=job.event_id,
+            event_type=job.event_type,
+            attempt=job.attempt_count + 1,
+        ) as span:
+            outcome = await self._send(job, target)
+            span.set_attribute("http.response.status_code", outcome.status_code or 0)
         decision = decide(
             outcome,
             attempts_made=job.attempt_count + 1,
@@ -188,6 +201,7 @@ class Dispatcher:
             RECORD_RETRY_SECONDS,
             what="record webhook attempt",
         )
+        _count_attempt(decision.status, self._clock() - job.created_at)
         log.info(
             "webhook_attempted",
             attempt=job.attempt_count + 1,
@@ -213,3 +227,12 @@ class Dispatcher:
         }
         environment = "live" if job.environment == "live" else "test"
         return await self._sender.send(target.url, environment, job.body, headers)
+
+
+_ATTEMPT_OUTCOME = {"succeeded": "delivered", "pending": "retry", "dead": "dead"}
+
+
+def _count_attempt(status: str, since_event: timedelta) -> None:
+    WEBHOOK_ATTEMPTS.labels(_ATTEMPT_OUTCOME.get(status, status)).inc()
+    if status == "succeeded":
+        WEBHOOK_DELIVERY_LAG.observe(max(since_event.total_seconds(), 0.0))
