@@ -40,9 +40,7 @@ async def _audit(
     environment: str | None = None,
 ) -> None:
     """Recorded as the request's API key when called from the API, else as `admin`."""
-    actor = audit.current_actor()
-    if environment is not None:
-        actor = audit.Actor(actor.key_id, environment, actor.request_id)
+    actor = audit.current_actor() if environment is None else audit.actor_in(environment)
     await audit.record(conn, action, merchant_id, details, actor)
 
 

@@ -81,7 +81,9 @@ async def issue(
         expires_at,
     )
     assert row is not None
-    await audit.record(conn, "api_key.created", merchant_id, _summary(row), _in_env(environment))
+    await audit.record(
+        conn, "api_key.created", merchant_id, _summary(row), audit.actor_in(environment)
+    )
     return IssuedKey(secret, row)
 
 
@@ -93,12 +95,6 @@ def _summary(row: Any) -> dict[str, Any]:
         "prefix": row["prefix"],
         "expires_at": _iso(row["expires_at"]),
     }
-
-
-def _in_env(environment: str) -> audit.Actor:
-    """The current actor, in the environment of the key acted on (the CLI has none)."""
-    actor = audit.current_actor()
-    return audit.Actor(actor.key_id, environment, actor.request_id)
 
 
 async def create(
@@ -188,7 +184,7 @@ async def revoke(
             f"UPDATE api_key SET revoked_at = now() WHERE id = $1 RETURNING {COLUMNS}", row["id"]
         )
         await audit.record(
-            conn, "api_key.revoked", merchant_id, _summary(row), _in_env(environment)
+            conn, "api_key.revoked", merchant_id, _summary(row), audit.actor_in(environment)
         )
         assert revoked is not None
         return revoked
@@ -225,5 +221,7 @@ async def rotate(
             "new_api_key_id": str(new.row["id"]),
             "old_key_expires_at": _iso(retired["expires_at"]),
         }
-        await audit.record(conn, "api_key.rotated", merchant_id, details, _in_env(environment))
+        await audit.record(
+            conn, "api_key.rotated", merchant_id, details, audit.actor_in(environment)
+        )
         return new, retired

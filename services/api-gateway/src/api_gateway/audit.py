@@ -48,6 +48,13 @@ def current_actor() -> Actor:
     return _current.get()
 
 
+def actor_in(environment: str) -> Actor:
+    """The current actor (the request's key, or `admin` from the CLI), recorded in the
+    environment of what it acted on."""
+    actor = current_actor()
+    return Actor(actor.key_id, environment, actor.request_id)
+
+
 def safe_url(url: str) -> str:
     """An URL without user, password, query or fragment (where credentials hide)."""
     parts = urlsplit(url)

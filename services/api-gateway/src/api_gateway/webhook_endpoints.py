@@ -19,7 +19,6 @@ from api_gateway import audit
 from fluxpay_common.crypto import SecretBox, new_webhook_secret
 from fluxpay_common.messages import Environment, MerchantEndpointChanged, SealedSecret
 from fluxpay_common.outbox import add_to_outbox
-from fluxpay_common.ssrf import without_credentials
 from fluxpay_common.topology import EVENTS
 
 ENDPOINT_CHANGED_KEY = "merchant.endpoint_changed"
@@ -60,9 +59,9 @@ async def set_url(
             url,
         )
         await _announce(conn, merchant_id, environment)
-        details = {"environment": environment, "url": without_credentials(url)}
+        details = {"environment": environment, "url": url}
         await audit.record(
-            conn, "webhook_endpoint.updated", merchant_id, details, _actor(environment)
+            conn, "webhook_endpoint.updated", merchant_id, details, audit.actor_in(environment)
         )
 
 
@@ -98,15 +97,9 @@ async def rotate_secret(
         await _announce(conn, merchant_id, environment)
         details = {"environment": environment}
         await audit.record(
-            conn, "webhook_secret.rotated", merchant_id, details, _actor(environment)
+            conn, "webhook_secret.rotated", merchant_id, details, audit.actor_in(environment)
         )
     return secret, overlap_until
-
-
-def _actor(environment: str) -> audit.Actor:
-    """The request's key (or `admin`), recorded in the endpoint's environment."""
-    actor = audit.current_actor()
-    return audit.Actor(actor.key_id, environment, actor.request_id)
 
 
 async def _lock(conn: asyncpg.Connection, merchant_id: uuid.UUID, environment: str) -> None:
