@@ -27,7 +27,7 @@ import httpx
 import orjson
 from fluxpay_testing.infra import Infra, isolated_infra
 
-from tests.bench import cpu, profile
+from tests.bench import cpu, profile, sqlstats
 from tests.bench.infra_ceiling import asyncpg_transactions_per_second, rabbitmq_messages_per_second
 from tests.bench.rawhttp import RawClient
 from tests.support.receiver import WebhookReceiver
@@ -246,6 +246,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
             pids = {name: process.pid for name, process in stack.processes.items()}
             backends = await cpu.database_backends(infra.database_url)
             cpu_before = cpu.snapshot(pids, backends)
+            sql_before = await sqlstats.snapshot(infra.database_url)
             profilers = {
                 name: profile.start(pids[name], seconds, stack.log_dir / f"{name}.collapsed")
                 for name in args.profile
@@ -260,6 +261,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
             # A backend gone since is read as 0; one opened since counts whole (it is new).
             backends += await cpu.database_backends(infra.database_url)
             cpu_after = cpu.snapshot(pids, sorted(set(backends)))
+            sql_after = await sqlstats.snapshot(infra.database_url)
             for profiler in profilers.values():
                 profiler.wait(timeout=60)
             postings = (
@@ -281,6 +283,7 @@ async def bench(args: argparse.Namespace, infra: Infra) -> dict[str, Any]:
         (window, requests, e2e.offer_ended),
         stack.log_dir,
         (cpu_before, cpu_after),
+        (sql_before, sql_after),
     )
 
 
@@ -300,7 +303,18 @@ async def drain(receiver: WebhookReceiver, tally: Tally, seconds: float) -> None
 
 
 def report(
-    args, api, e2e, receiver, secret, pg_tps, mq_mps, postings, window_requests, logs, cpu_window
+    args,
+    api,
+    e2e,
+    receiver,
+    secret,
+    pg_tps,
+    mq_mps,
+    postings,
+    window_requests,
+    logs,
+    cpu_window,
+    sql_window=(None, None),
 ) -> dict[str, Any]:
     window, requests, load_end = window_requests
     arrivals = webhook_arrivals(receiver, secret)
@@ -356,6 +370,11 @@ def report(
     )
     for name, ms in cpu_rows:
         print(f"  {name.ljust(44)} {ms:6.1f}")
+    sql_rows = sqlstats.per_payment(*sql_window, delivered)
+    if sql_rows:
+        print("\nSQL statements per end-to-end payment (pg_stat_statements, this database):")
+        for text, n in sql_rows[:25]:
+            print(f"  {n:6.2f}  {text[:110]}")
     profiles: dict[str, list[tuple[str, float, float]]] = {}
     for name in args.profile:
         collapsed = logs / f"{name}.collapsed"
@@ -376,6 +395,7 @@ def report(
         "refusals": {str(status): n for status, n in e2e.refusals.items()},
         "refused_with_retry_after": e2e.with_retry_after,
         "cpu_ms_per_payment": dict(cpu_rows),
+        "sql_statements_per_payment": dict(sql_rows),
         "profiles": profiles,
     }
     (ROOT / "artifacts" / "bench-last.json").write_bytes(orjson.dumps(figures))
