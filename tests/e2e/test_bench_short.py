@@ -36,6 +36,10 @@ async def test_bench_accounts_for_every_payment_and_where_its_cpu_went() -> None
     assert cpu["platform total (all but the load generator)"] >= sum(
         cpu[p] for p in ("gateway", "orchestrator", "ledger", "webhooks")
     )
+    sql = figures["sql_statements_per_payment"]
+    if sql:  # the server loads pg_stat_statements: round trips counted for this run only
+        assert sql["total"] > 0, sql
+        assert sum(n for text, n in sql.items() if text != "total") == pytest.approx(sql["total"])
     if os.geteuid() == 0:  # py-spy reads another process's memory: root, or ptrace rights
         packages = {area for area, _, _ in figures["profiles"]["orchestrator"]}
         assert "payment_orchestrator" in packages, packages
