@@ -11,7 +11,9 @@ publisher confirms:
   collector: admin CLI, the gateway's rare writers) publishes pending rows in id order and
   stamps them in the transaction that locked them (FOR UPDATE SKIP LOCKED, so relays scale
   out). It takes a `direct` row only once it is older than a grace period: its process died
-  before publishing, the broker refused it, or the in-process queue was full.
+  before publishing, or the in-process queue was full. After a failed in-process publish
+  (broker down) nothing is handed over until the sweep, without grace, has caught up in id
+  order: a payment's later messages do not overtake the ones the outage held back.
 
 At-least-once either way: a crash between publishing and the stamp republishes the row,
 and consumers dedup by message_id.
@@ -57,10 +59,11 @@ _INSERT_DIRECT = (
     f"INSERT INTO outbox_message ({_COLUMNS}, direct, created_at)"
     " VALUES ($1, $2, $3, $4, $5, $6, true, clock_timestamp()) RETURNING id"
 )
+_DUE = "published_at IS NULL AND (NOT direct OR created_at < now() - make_interval(secs => $1))"
+_ANY_DUE = f"SELECT EXISTS (SELECT 1 FROM outbox_message WHERE {_DUE})"
 _SWEEP = (
-    f"SELECT id, {_COLUMNS} FROM outbox_message WHERE published_at IS NULL"
-    " AND (NOT direct OR created_at < now() - make_interval(secs => $2))"
-    " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    f"SELECT id, {_COLUMNS} FROM outbox_message WHERE {_DUE}"
+    " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
 _MARK = "UPDATE outbox_message SET published_at = now() WHERE id = ANY($1::bigint[])"
 # The sweep may have published a handed-over row meanwhile: its stamp stays.
@@ -157,6 +160,10 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        # A handed-over row failed to publish: until the sweep has caught up, it publishes
+        # every pending row in id order (no grace) and nothing is handed over, so a payment's
+        # later messages do not overtake the ones the outage held back.
+        self._suspended = False
         self._sampled_at = 0.0
         # Committed rows waiting to be published in-process (bounded), and the ids published
         # since the last flush (marked in one statement).
@@ -186,14 +193,21 @@ class OutboxRelay:
 
     def hand_over(self, rows: Sequence[OutboxRow]) -> None:
         """Committed rows to publish now. Never raises into the caller, who has committed:
-        once stopping, or beyond the bound, the rows are simply left to the sweep."""
-        if not rows:
+        once stopping, while suspended, or beyond the bound, the rows are simply left to
+        the sweep."""
+        if not rows or self._stopping or self._suspended:
             return
-        if self._stopping or len(self._handed_over) + len(rows) > self._max_handed_over:
-            log.warning("outbox_rows_left_to_sweep", rows=len(rows), stopping=self._stopping)
+        if len(self._handed_over) + len(rows) > self._max_handed_over:
+            log.warning("outbox_rows_left_to_sweep", rows=len(rows))
             return
         self._handed_over.extend(rows)
         self._handed.set()
+
+    def _suspend(self, reason: str, rows: int) -> None:
+        log.warning("outbox_direct_publish_suspended", reason=reason, rows=rows)
+        self._suspended = True
+        self._handed_over.clear()  # committed rows: the sweep takes them, in id order
+        self._wake.set()
 
     async def _publish_handed_over(self) -> None:
         """Publish what commits hand over, a batch at a time; once stopping, finish the
@@ -211,11 +225,11 @@ class OutboxRelay:
                         *(self._publish(row) for row in batch), return_exceptions=True
                     )
             except TimeoutError:
-                log.warning("outbox_publish_timed_out", rows=len(batch))
+                self._suspend("publish timed out", len(batch))
                 continue
             failed = [r for r in results if isinstance(r, BaseException)]
             if failed:
-                log.warning("outbox_publish_failed", rows=len(failed), error=repr(failed[0]))
+                self._suspend(repr(failed[0]), len(failed))
             self._published.extend(
                 row.id
                 for row, result in zip(batch, results, strict=True)
@@ -314,6 +328,7 @@ class OutboxRelay:
             self._wake.clear()
             await self._sample_backlog()
             if await self.publish_pending() < self._batch_size:
+                self._resume()
                 await self._wait_for_work()
 
     async def _sample_backlog(self) -> None:
@@ -335,14 +350,24 @@ class OutboxRelay:
         OUTBOX_BACKLOG.labels(row["service"]).set(row["waiting"])
         OUTBOX_OLDEST_AGE.labels(row["service"]).set(row["oldest"])
 
+    def _resume(self) -> None:
+        """The sweep has caught up: commits hand their rows over again."""
+        if self._suspended:
+            self._suspended = False
+            log.info("outbox_direct_publish_resumed")
+
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows (handed-over ones only once overdue); returns
-        how many were published."""
+        """Publish one batch of pending rows (handed-over ones only once overdue, unless
+        suspended); returns how many were published."""
+        grace = 0.0 if self._suspended else self._grace
+        # Most polls find nothing due: one statement then, not BEGIN, SELECT, COMMIT.
+        if not await self._pool.fetchval(_ANY_DUE, grace):
+            return 0
         async with self._pool.acquire() as conn, conn.transaction():
-            records = await conn.fetch(_SWEEP, self._batch_size, self._grace)
+            records = await conn.fetch(_SWEEP, grace, self._batch_size)
             if not records:
                 return 0
             rows = [OutboxRow.from_record(r) for r in records]
