@@ -1,9 +1,22 @@
-"""Transactional outbox: write a message with the state it announces, publish it later.
+"""Transactional outbox: write a message with the state it announces, publish it after.
 
-`add_to_outbox` runs inside the caller's transaction. `OutboxRelay` publishes pending
-rows in id order with publisher confirms and stamps them published in the same database
-transaction that locked them (FOR UPDATE SKIP LOCKED, so relays scale out). A crash after
-publishing and before the stamp republishes the batch: consumers dedup by message_id.
+`add_to_outbox` runs inside the caller's transaction. Two ways to the broker, both with
+publisher confirms:
+
+- Right after commit (the hot path): a unit of work opened with `relay.transaction(conn)`
+  collects the rows it adds (marked `direct`, no NOTIFY); once the transaction commits they
+  go in-process to the relay, which publishes them and marks them published in one batched
+  `UPDATE ... WHERE id = ANY($1)` per flush. A rollback hands over nothing.
+- The sweep: the relay's poll loop (woken by the NOTIFY of a row added without a
+  collector: admin CLI, the gateway's rare writers) publishes pending rows in id order and
+  stamps them in the transaction that locked them (FOR UPDATE SKIP LOCKED, so relays scale
+  out). It takes a `direct` row only once it is older than a grace period: its process died
+  before publishing, or the in-process queue was full. After a failed in-process publish
+  (broker down) nothing is handed over until the sweep, without grace, has caught up in id
+  order: a payment's later messages do not overtake the ones the outage held back.
+
+At-least-once either way: a crash between publishing and the stamp republishes the row,
+and consumers dedup by message_id.
 """
 
 from __future__ import annotations
@@ -11,6 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -28,23 +46,95 @@ NOTIFY_CHANNEL = "fluxpay_outbox"
 # How often the relay samples its backlog for /metrics (one indexed query).
 BACKLOG_SAMPLE_SECONDS = 5.0
 
+_COLUMNS = "message_id, exchange, routing_key, body, headers, correlation_id"
+# One round trip: the row, and the relay's wake-up (delivered at commit).
+_INSERT_AND_NOTIFY = (
+    f"WITH added AS (INSERT INTO outbox_message ({_COLUMNS})"
+    " VALUES ($1, $2, $3, $4, $5, $6) RETURNING 1)"
+    f" SELECT pg_notify('{NOTIFY_CHANNEL}_' || current_schema(), '') FROM added"
+)
+# Handed over after commit: no wake-up. clock_timestamp(), not the transaction's start, so a
+# long transaction does not make the row look overdue to the sweep the moment it commits.
+_INSERT_DIRECT = (
+    f"INSERT INTO outbox_message ({_COLUMNS}, direct, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, true, clock_timestamp()) RETURNING id"
+)
+_DUE = "published_at IS NULL AND (NOT direct OR created_at < now() - make_interval(secs => $1))"
+_ANY_DUE = f"SELECT EXISTS (SELECT 1 FROM outbox_message WHERE {_DUE})"
+_SWEEP = (
+    f"SELECT id, {_COLUMNS} FROM outbox_message WHERE {_DUE}"
+    " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+_MARK = "UPDATE outbox_message SET published_at = now() WHERE id = ANY($1::bigint[])"
+# The sweep may have published a handed-over row meanwhile: its stamp stays.
+_MARK_HANDED_OVER = _MARK + " AND published_at IS NULL"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    message_id: uuid.UUID
+    exchange: str
+    routing_key: str
+    body: bytes
+    headers: dict[str, Any]
+    correlation_id: str | None
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> OutboxRow:
+        return cls(
+            row["id"],
+            row["message_id"],
+            row["exchange"],
+            row["routing_key"],
+            bytes(row["body"]),
+            row["headers"] or {},
+            row["correlation_id"],
+        )
+
+
+@dataclass(slots=True)
+class _Collector:
+    """The rows one transaction on `conn` added, handed over if it commits."""
+
+    conn: asyncpg.Connection
+    rows: list[OutboxRow] = field(default_factory=list)
+
+
+_COLLECTOR: ContextVar[_Collector | None] = ContextVar("fluxpay_outbox_collector", default=None)
+
 
 async def add_to_outbox(
     conn: asyncpg.Connection, exchange: RabbitExchange | str, routing_key: str, message: Message
 ) -> None:
     name = exchange.name if isinstance(exchange, RabbitExchange) else exchange
-    # One round trip: the row, and the relay's wake-up (delivered at commit).
-    await conn.execute(
-        "WITH added AS (INSERT INTO outbox_message (message_id, exchange, routing_key, body,"
-        " headers, correlation_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING 1)"
-        f" SELECT pg_notify('{NOTIFY_CHANNEL}_' || current_schema(), '') FROM added",
+    headers = {
+        **inject_headers(),
+        "x-message-type": getattr(message, "type", type(message).__name__),
+    }
+    values = (
         message.message_id,
         name,
         routing_key,
         message.to_bytes(),
-        {**inject_headers(), "x-message-type": getattr(message, "type", type(message).__name__)},
+        headers,
         message.correlation_id or None,
     )
+    collector = _COLLECTOR.get()
+    # Only the collector's own connection: a write on another one is another transaction.
+    if collector is None or collector.conn is not conn:
+        await conn.execute(_INSERT_AND_NOTIFY, *values)
+        return
+    row_id = await conn.fetchval(_INSERT_DIRECT, *values)
+    collector.rows.append(OutboxRow(row_id, *values))
+
+
+def outbox_transaction(
+    conn: asyncpg.Connection, relay: OutboxRelay | None
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A unit of work's transaction: `relay.transaction(conn)` (its messages published right
+    after commit), or a plain one without a relay (the relay's sweep publishes them)."""
+    return relay.transaction(conn) if relay is not None else conn.transaction()
 
 
 class OutboxRelay:
@@ -55,17 +145,163 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         idle_poll_seconds: float = 1.0,
+        direct_grace_seconds: float = 5.0,
+        max_handed_over: int = 10_000,
+        mark_linger_seconds: float = 0.05,
+        publish_timeout_seconds: float = 10.0,
     ) -> None:
         self._pool = pool
         self._broker = broker
         self._batch_size = batch_size
         self._idle_poll = idle_poll_seconds
+        self._grace = direct_grace_seconds
+        self._max_handed_over = max_handed_over
+        self._linger = mark_linger_seconds
+        self._publish_timeout = publish_timeout_seconds
         self._wake = asyncio.Event()
         self._stopping = False
+        # A handed-over row failed to publish: until the sweep has caught up, it publishes
+        # every pending row in id order (no grace) and nothing is handed over, so a payment's
+        # later messages do not overtake the ones the outage held back.
+        self._suspended = False
         self._sampled_at = 0.0
+        # Committed rows waiting to be published in-process (bounded), and the ids published
+        # since the last flush (marked in one statement).
+        self._handed_over: deque[OutboxRow] = deque()
+        self._handed = asyncio.Event()
+        self._published: list[int] = []
+        self._marks_due = asyncio.Event()
+        self._stopped: asyncio.Event | None = None
+
+    # ------------------------------------------------------------ publish right after commit
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, conn: asyncpg.Connection) -> AsyncIterator[None]:
+        """`conn.transaction()` whose outbox rows are published as soon as it commits.
+
+        Wrap exactly one transaction (no savepoint rolled back inside it while going on):
+        what it adds is handed over only when the block exits without an exception.
+        """
+        collector = _Collector(conn)
+        token = _COLLECTOR.set(collector)
+        try:
+            async with conn.transaction():
+                yield
+        finally:
+            _COLLECTOR.reset(token)
+        self.hand_over(collector.rows)
+
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        """Committed rows to publish now. Never raises into the caller, who has committed:
+        once stopping, while suspended, or beyond the bound, the rows are simply left to
+        the sweep."""
+        if not rows or self._stopping or self._suspended:
+            return
+        if len(self._handed_over) + len(rows) > self._max_handed_over:
+            log.warning("outbox_rows_left_to_sweep", rows=len(rows))
+            return
+        self._handed_over.extend(rows)
+        self._handed.set()
+
+    def _suspend(self, reason: str, rows: int) -> None:
+        log.warning("outbox_direct_publish_suspended", reason=reason, rows=rows)
+        self._suspended = True
+        self._handed_over.clear()  # committed rows: the sweep takes them, in id order
+        self._wake.set()
+
+    async def _publish_handed_over(self) -> None:
+        """Publish what commits hand over, a batch at a time; once stopping, finish the
+        queue and return. A failed publish leaves its row to the sweep (no retry here)."""
+        while self._handed_over or not self._stopping:
+            if not self._handed_over:
+                self._handed.clear()
+                await self._handed.wait()
+                continue
+            take = min(len(self._handed_over), self._batch_size)
+            batch = [self._handed_over.popleft() for _ in range(take)]
+            try:
+                async with asyncio.timeout(self._publish_timeout):
+                    results = await asyncio.gather(
+                        *(self._publish(row) for row in batch), return_exceptions=True
+                    )
+            except TimeoutError:
+                self._suspend("publish timed out", len(batch))
+                continue
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                self._suspend(repr(failed[0]), len(failed))
+            self._published.extend(
+                row.id
+                for row, result in zip(batch, results, strict=True)
+                if not isinstance(result, BaseException)
+            )
+            self._marks_due.set()
+
+    async def _mark_loop(self) -> None:
+        backoff = 0.2
+        while True:
+            await self._marks_due.wait()
+            # A short linger gathers the ids of several commits into one statement.
+            await asyncio.sleep(self._linger)
+            self._marks_due.clear()
+            if await self.flush():
+                backoff = 0.2
+                continue
+            self._marks_due.set()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def flush(self) -> bool:
+        """Mark everything published since the last flush, in one statement (no BEGIN/
+        COMMIT: a single statement is atomic). False when the database refused: the ids are
+        kept for the next flush, up to the bound (beyond it the sweep republishes them, a
+        rare duplicate consumers drop by message_id)."""
+        ids, self._published = self._published, []
+        if not ids:
+            return True
+        try:
+            await self._pool.execute(_MARK_HANDED_OVER, ids)
+        except Exception as exc:
+            log.warning("outbox_mark_failed", rows=len(ids), error=repr(exc))
+            self._published = (ids + self._published)[-self._max_handed_over :]
+            return False
+        return True
+
+    # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
-        """Publish until stopped; outlives broker and database outages by retrying."""
+        """Publish until stopped: handed-over rows at once, the rest by the sweep; outlives
+        broker and database outages by retrying."""
+        self._stopped = asyncio.Event()
+        direct = asyncio.create_task(self._publish_handed_over(), name="outbox-handed-over")
+        marker = asyncio.create_task(self._mark_loop(), name="outbox-marker")
+        try:
+            await self._sweep()
+            await direct
+        finally:
+            for task in (direct, marker):
+                task.cancel()
+            await asyncio.gather(direct, marker, return_exceptions=True)
+            await self.flush()
+            self._stopped.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._handed.set()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Graceful stop: publish what was handed over (for up to `timeout`) and mark all
+        that was published. Rows still unpublished stay in the table for a later sweep."""
+        self.stop()
+        if self._stopped is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout)
+        await self.flush()
+
+    # ------------------------------------------------------------ the sweep
+
+    async def _sweep(self) -> None:
         backoff = 0.2
         while not self._stopping:
             try:
@@ -92,6 +328,7 @@ class OutboxRelay:
             self._wake.clear()
             await self._sample_backlog()
             if await self.publish_pending() < self._batch_size:
+                self._resume()
                 await self._wait_for_work()
 
     async def _sample_backlog(self) -> None:
@@ -113,42 +350,41 @@ class OutboxRelay:
         OUTBOX_BACKLOG.labels(row["service"]).set(row["waiting"])
         OUTBOX_OLDEST_AGE.labels(row["service"]).set(row["oldest"])
 
+    def _resume(self) -> None:
+        """The sweep has caught up: commits hand their rows over again."""
+        if self._suspended:
+            self._suspended = False
+            log.info("outbox_direct_publish_resumed")
+
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
+        """Publish one batch of pending rows (handed-over ones only once overdue, unless
+        suspended); returns how many were published."""
+        grace = 0.0 if self._suspended else self._grace
+        # Most polls find nothing due: one statement then, not BEGIN, SELECT, COMMIT.
+        if not await self._pool.fetchval(_ANY_DUE, grace):
+            return 0
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, message_id, exchange, routing_key, body, headers, correlation_id"
-                " FROM outbox_message WHERE published_at IS NULL"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch_size,
-            )
-            if not rows:
+            records = await conn.fetch(_SWEEP, grace, self._batch_size)
+            if not records:
                 return 0
+            rows = [OutboxRow.from_record(r) for r in records]
             await asyncio.gather(*(self._publish(row) for row in rows))
-            await conn.execute(
-                "UPDATE outbox_message SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
-            )
+            await conn.execute(_MARK, [row.id for row in rows])
         return len(rows)
 
-    async def _publish(self, row: asyncpg.Record) -> None:
-        headers: dict[str, Any] = row["headers"] or {}
+    async def _publish(self, row: OutboxRow) -> None:
         await self._broker.publish(
-            bytes(row["body"]),
-            exchange=row["exchange"],
-            routing_key=row["routing_key"],
-            message_id=str(row["message_id"]),
-            correlation_id=row["correlation_id"],
-            headers=headers,
+            row.body,
+            exchange=row.exchange,
+            routing_key=row.routing_key,
+            message_id=str(row.message_id),
+            correlation_id=row.correlation_id,
+            headers=row.headers,
             content_type="application/json",
-            message_type=headers.get("x-message-type"),
+            message_type=row.headers.get("x-message-type"),
             persist=True,
             mandatory=True,
         )

@@ -276,7 +276,8 @@ class _Worker:
 
     async def close(self, stopped: Hook | None) -> None:
         if self.ctx is not None:
-            self.ctx.relay.stop()
+            # The rows handed over by committed work are published and marked first.
+            await self.ctx.relay.close()
             await self.ctx.supervisor.stop()
         if self.readiness.broker is not None:
             await self.readiness.broker.stop()

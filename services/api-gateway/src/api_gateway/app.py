@@ -148,7 +148,7 @@ class GatewayRuntime:
     async def close(self) -> None:
         self.stop.set()
         if self.relay is not None:
-            self.relay.stop()
+            await self.relay.close()
         if self.consumer is not None:
             await self.consumer.stop()
         await self.supervisor.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from fluxpay_common.outbox import OutboxRelay
 from payment_orchestrator.adapters.postgres import postgres_unit_of_work
 from payment_orchestrator.adapters.rpc import RpcClients
 from payment_orchestrator.config import Settings
@@ -23,9 +24,11 @@ def policy(settings: Settings) -> Policy:
     )
 
 
-def dependencies(pool: asyncpg.Pool, settings: Settings, clients: RpcClients) -> Dependencies:
+def dependencies(
+    pool: asyncpg.Pool, settings: Settings, clients: RpcClients, relay: OutboxRelay | None = None
+) -> Dependencies:
     return Dependencies(
-        open_uow=postgres_unit_of_work(pool),
+        open_uow=postgres_unit_of_work(pool, relay),
         call_connector=clients.call_connector,
         reserve_refund=clients.reserve_refund,
         policy=policy(settings),

@@ -3,15 +3,17 @@ and the single statements the hot paths rely on."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
 import asyncpg
 import pytest
-from fluxpay_testing.infra import Infra
+from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.fees import FeeSchedule
@@ -24,6 +26,7 @@ from fluxpay_common.messages import (
     ReserveRefund,
     SettledMovementsQuery,
 )
+from fluxpay_common.outbox import OutboxRelay
 from payment_orchestrator.adapters.postgres import postgres_unit_of_work
 from payment_orchestrator.domain.status import PaymentStatus
 from payment_orchestrator.service_layer import handlers
@@ -120,6 +123,46 @@ async def test_a_payment_its_transitions_and_its_outbox_in_the_database(
         "collect.payment.processing",
         "collect.payment.completed",
     ]
+
+
+class _RecordingBroker:
+    """Takes every publication (as a broker with confirms would) and remembers its body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def publish(self, body: bytes, **_: Any) -> None:
+        self.bodies.append(body)
+
+
+async def test_a_unit_of_work_hands_its_messages_to_the_relay_once_it_commits(
+    pool: asyncpg.Pool, deps: Dependencies
+) -> None:
+    broker = _RecordingBroker()
+    relay = OutboxRelay(pool, broker, idle_poll_seconds=60, direct_grace_seconds=60)  # type: ignore[arg-type]
+    direct = replace(deps, open_uow=postgres_unit_of_work(pool, relay))
+    task = asyncio.create_task(relay.run())
+    try:
+        payment_id = await _create(direct, uuid.uuid4())
+        await _report(direct, payment_id, "processing", psp_reference="psp-1")
+        await _report(direct, payment_id, "completed", fee_minor=0, charged_amount_minor=3000)
+
+        async def marked() -> list[asyncpg.Record] | None:
+            rows = await pool.fetch(
+                "SELECT direct, published_at, body FROM outbox_message"
+                " WHERE position(convert_to($1, 'UTF8') in body) > 0 ORDER BY id",
+                str(payment_id),
+            )
+            return rows if all(r["published_at"] for r in rows) else None
+
+        rows = await wait_for(marked, what="the payment's messages published and marked")
+    finally:
+        await relay.close()
+        await task
+    assert [r["direct"] for r in rows] == [True] * 4
+    mine = [b for b in broker.bodies if str(payment_id).encode() in b]
+    # Each once, in commit order.
+    assert mine == [bytes(r["body"]) for r in rows]
 
 
 async def test_a_redelivered_update_is_claimed_once_and_a_late_success_recorded(

@@ -70,6 +70,7 @@ class ConnectorWorker:
             self.connector,
             self.settings.provider,
             lease=timedelta(seconds=self.settings.connector_poll_lease_seconds),
+            relay=ctx.relay,
         )
         subscribe(
             ctx.broker,

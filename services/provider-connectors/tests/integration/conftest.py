@@ -49,7 +49,7 @@ class RunningWorker:
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
-        self.ctx.relay.stop()
+        await self.ctx.relay.close()
         await self.ctx.supervisor.stop()
         await self.ctx.broker.stop()
         await self.ctx.pool.close()

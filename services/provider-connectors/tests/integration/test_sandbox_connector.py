@@ -315,3 +315,23 @@ async def test_refund_of_an_unknown_payment_fails_clearly(
 
     [refused] = await wait_for(settled, what="the refund refusal")
     assert refused.status == "failed" and refused.failure_code == "payment_not_found"
+
+
+async def test_updates_go_to_the_relay_right_after_their_commit(
+    publish_command, provider_updates, make_initiate, connectors_db
+) -> None:
+    cmd = make_initiate("+22997000001")
+    await publish_command(cmd)
+    await provider_updates.wait_status(cmd.payment_id, "completed")
+
+    async def rows():  # type: ignore[no-untyped-def]
+        found = await connectors_db.fetch(
+            "SELECT direct, published_at FROM outbox_message"
+            " WHERE convert_from(body, 'UTF8')::jsonb ->> 'payment_id' = $1",
+            str(cmd.payment_id),
+        )
+        return found if all(r["published_at"] for r in found) else None
+
+    # Handed over in-process (no NOTIFY, not the sweep) and marked published after.
+    found = await wait_for(rows, what="the updates marked published")
+    assert [r["direct"] for r in found] == [True, True]

@@ -20,7 +20,7 @@ from fluxpay_common import inbox
 from fluxpay_common.ids import parse_uuid
 from fluxpay_common.inspection import rows_as_json
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
-from fluxpay_common.outbox import add_to_outbox
+from fluxpay_common.outbox import OutboxRelay, add_to_outbox, outbox_transaction
 from fluxpay_common.tracing import current_traceparent
 from payment_orchestrator.domain.listing import Cursor, Listing
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
@@ -396,20 +396,23 @@ def _refund(row: asyncpg.Record) -> Refund:
     return Refund(**values)
 
 
-def postgres_unit_of_work(pool: asyncpg.Pool) -> OpenUnitOfWork:
-    """An `OpenUnitOfWork` over the pool: one connection, and one transaction unless read-only."""
+def postgres_unit_of_work(pool: asyncpg.Pool, relay: OutboxRelay | None = None) -> OpenUnitOfWork:
+    """An `OpenUnitOfWork` over the pool: one connection, and one transaction unless read-only.
+    With a relay, the messages a unit of work publishes go to it as soon as it commits."""
 
     def open_uow(*, transactional: bool = True) -> AbstractAsyncContextManager[UnitOfWork]:
-        return _unit_of_work(pool, transactional)
+        return _unit_of_work(pool, transactional, relay)
 
     return open_uow
 
 
 @asynccontextmanager
-async def _unit_of_work(pool: asyncpg.Pool, transactional: bool) -> AsyncIterator[UnitOfWork]:
+async def _unit_of_work(
+    pool: asyncpg.Pool, transactional: bool, relay: OutboxRelay | None
+) -> AsyncIterator[UnitOfWork]:
     async with pool.acquire() as conn:
         if not transactional:
             yield PostgresUnitOfWork(conn)
             return
-        async with conn.transaction():
+        async with outbox_transaction(conn, relay):
             yield PostgresUnitOfWork(conn)

@@ -28,7 +28,7 @@ async def _main() -> None:
     wired: dict[str, handlers.Dependencies] = {}
 
     async def register(ctx: runtime.WorkerContext) -> None:
-        deps = bootstrap.dependencies(ctx.pool, settings, clients)
+        deps = bootstrap.dependencies(ctx.pool, settings, clients, ctx.relay)
         wired["deps"] = deps
 
         async def on_command(command: Message, _: Any) -> Reply | QueryReply:

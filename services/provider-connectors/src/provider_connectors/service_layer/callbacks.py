@@ -77,7 +77,7 @@ async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOut
             # seen, so the PSP's resend, or a later notification, is still heard.
             log.info("callback_without_news")
             return CallbackOutcome.IGNORED
-        async with engine.pool.acquire() as conn, conn.transaction():
+        async with engine.pool.acquire() as conn, engine.transaction(conn):
             if not await repo.record_event(
                 conn, engine.provider, event.event_id, event.event_type, payment_id
             ):
@@ -107,7 +107,7 @@ async def _refund_callback(engine: Engine, event: CallbackEvent) -> CallbackOutc
         if refund.psp_reference is None and event.refund_psp_reference:
             refund = replace(refund, psp_reference=event.refund_psp_reference)
         result = await engine.connector.fetch_refund_status(found[0], refund)
-    async with engine.pool.acquire() as conn, conn.transaction():
+    async with engine.pool.acquire() as conn, engine.transaction(conn):
         if not await repo.record_event(
             conn, engine.provider, event.event_id, event.event_type, refund.payment_id
         ):

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import assert_never
+from typing import Any, assert_never
 
 import asyncpg
 from faststream.rabbit.annotations import RabbitMessage
@@ -32,7 +33,7 @@ from fluxpay_common.messages import (
     SubmitOtp,
     SyncStatus,
 )
-from fluxpay_common.outbox import add_to_outbox
+from fluxpay_common.outbox import OutboxRelay, add_to_outbox, outbox_transaction
 from fluxpay_common.topology import PROVIDER, provider_update_key
 from fluxpay_common.tracing import within_trace_of
 from provider_connectors.adapters import repository as repo
@@ -84,10 +85,15 @@ class Engine:
     clock: Clock = utcnow
     # How long a claimed or in-flight attempt is left alone before the poller resumes it.
     lease: timedelta = timedelta(seconds=30)
+    # Publishes the updates a transaction adds right after it commits (else the sweep does).
+    relay: OutboxRelay | None = None
 
     @property
     def consumer(self) -> str:
         return f"connector.{self.provider}"
+
+    def transaction(self, conn: asyncpg.Connection) -> AbstractAsyncContextManager[Any]:
+        return outbox_transaction(conn, self.relay)
 
     async def handle(
         self, command: ProviderCommand, _raw: RabbitMessage | None = None
@@ -138,7 +144,7 @@ class Engine:
     async def submit_otp(self, cmd: SubmitOtp) -> ProviderPaymentUpdate:
         await self._start_if_unseen(cmd)
         # Held under the row lock: OTP attempts are counted, so submissions are serialized.
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, self.transaction(conn):
             found = await repo.get_attempt(conn, cmd.payment_id, lock=True)
             if found is None:
                 # Neither the initiate nor a copy of it reached us: a retryable answer now.
@@ -177,7 +183,7 @@ class Engine:
             # (an outcome still counts: money may move) but never start it again.
             log.info("cancel_not_done_at_provider", reason=str(exc))
             result = self._cancel_requested(found)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, self.transaction(conn):
             if not await inbox.claim(conn, cmd.message_id, self.consumer):
                 return
             locked = await repo.get_attempt(conn, cmd.payment_id, lock=True)
@@ -233,7 +239,7 @@ class Engine:
             assert found is not None
             snapshot, version = found
             result = await fetch(snapshot)
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn, self.transaction(conn):
                 current = await repo.get_attempt(conn, payment_id, lock=True)
                 assert current is not None
                 if current[1] == version:
@@ -244,7 +250,7 @@ class Engine:
     async def apply(
         self, attempt: Attempt, result: ProviderResult
     ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, self.transaction(conn):
             locked = await repo.get_attempt(conn, attempt.payment_id, lock=True)
             assert locked is not None
             return await self.apply_locked(conn, locked[0], result)
@@ -258,7 +264,7 @@ class Engine:
 
     async def refund(self, cmd: RefundAtProvider) -> None:
         now = self.clock()
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, self.transaction(conn):
             if not await inbox.claim(conn, cmd.message_id, self.consumer):
                 return
             found = await repo.get_attempt(conn, cmd.payment_id)
@@ -307,7 +313,7 @@ class Engine:
         await self.apply_refund(refund, retry)
 
     async def apply_refund(self, refund: RefundAttempt, result: RefundResult) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, self.transaction(conn):
             await self.apply_refund_locked(conn, refund.refund_id, result)
 
     async def apply_refund_locked(
