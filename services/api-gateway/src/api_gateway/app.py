@@ -184,6 +184,10 @@ def create_app(settings: Settings) -> FastStreamAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(refuse_bad_path_parameters)],
+        # FastAPI's native telemetry would open a second server span per request, in a trace
+        # of its own (ObservedRequests opens the request's trace), and look up its providers
+        # on every request: off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app, settings.doc_base_url)
     app.include_router(health_router(gateway.readiness))
