@@ -1,8 +1,9 @@
 """The gateway's own ASGI middlewares around every request (besides the edge's input checks
 and admission control): the correlation id, and the refusal while start-up runs.
 
-Plain ASGI, not `BaseHTTPMiddleware`: that runs the app in an anyio task group with memory
-streams for every request, which cost the gateway a third of its CPU per payment."""
+Plain ASGI, not `BaseHTTPMiddleware` (`@app.middleware("http")`): that runs the rest of the
+app in an anyio task group with memory streams, per middleware and per request. Three of
+them cost about 0.8 ms of CPU per create, half of what the gateway's own code spent."""
 
 from __future__ import annotations
 
@@ -11,18 +12,12 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api_gateway.edge import first_header
 from api_gateway.errors import ApiError, error_response
 from fluxpay_common.logging import bound_context
 
 REQUEST_ID = b"x-request-id"
 MAX_REQUEST_ID = 100
-
-
-def _first_header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 class Correlation:
@@ -37,7 +32,7 @@ class Correlation:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = (_first_header(scope, REQUEST_ID) or str(uuid.uuid4()))[:MAX_REQUEST_ID]
+        request_id = (first_header(scope, REQUEST_ID) or str(uuid.uuid4()))[:MAX_REQUEST_ID]
         scope.setdefault("state", {})["correlation_id"] = request_id
         echoed = (b"X-Request-Id", request_id.encode("latin-1"))
 

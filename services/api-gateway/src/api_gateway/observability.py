@@ -51,7 +51,8 @@ class ObservedRequests:
             return
         token = otel_context.attach(propagate.extract(_trace_carrier(scope)))
         started = time.perf_counter()
-        status, seconds = 500, None  # the status line's, and how long it took
+        status = 500  # an error no layer answered
+        seconds: float | None = None  # to the status line
 
         async def answer(message: Message) -> None:
             nonlocal status, seconds
