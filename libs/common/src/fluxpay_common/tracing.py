@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -45,7 +46,11 @@ def flush_spans(timeout_millis: int = 5000) -> None:
         provider.force_flush(timeout_millis)
 
 
+@functools.cache
 def tracer() -> trace.Tracer:
+    """One tracer per process: the SDK's `get_tracer` builds its scope and resets a warnings
+    filter on every call, a cost paid per request and per message. (Taken before
+    `configure_tracing`, it is a proxy that follows the provider once one is set.)"""
     return trace.get_tracer("fluxpay")
 
 

@@ -6,17 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import uuid
 from collections.abc import AsyncIterator, Awaitable
 from importlib import resources
 from typing import Any
 
 import asyncpg
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from faststream.rabbit import RabbitBroker
 from faststream_fastapi import FastStreamAPI
-from starlette.responses import Response
 
 from api_gateway import dues_scheduler, errors, payment_events
 from api_gateway.access import limit_public
@@ -24,7 +22,8 @@ from api_gateway.admission import AdmissionLimit, CreateAdmission
 from api_gateway.config import Settings
 from api_gateway.edge import EdgeGuard, refuse_bad_path_parameters
 from api_gateway.idempotency import IdempotencyStore
-from api_gateway.observability import observe
+from api_gateway.middleware import Correlation, UntilStarted
+from api_gateway.observability import ObservedRequests
 from api_gateway.ratelimit import RateLimiter, limits_from
 from api_gateway.routes import (
     account,
@@ -43,7 +42,7 @@ from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.health import Readiness, health_router
-from fluxpay_common.logging import bound_context, get_logger
+from fluxpay_common.logging import get_logger
 from fluxpay_common.messages import Message, domain_event_adapter
 from fluxpay_common.metrics import metrics_router
 from fluxpay_common.outbox import OutboxRelay
@@ -185,39 +184,27 @@ def create_app(settings: Settings) -> FastStreamAPI:
         docs_url=None,
         redoc_url=None,
         dependencies=[Depends(refuse_bad_path_parameters)],
+        # FastAPI's native telemetry would open a second server span per request, in a trace
+        # of its own (ObservedRequests opens the request's trace), and look up its providers
+        # on every request: off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app, settings.doc_base_url)
     app.include_router(health_router(gateway.readiness))
     app.include_router(metrics_router())
 
-    @app.middleware("http")
-    async def until_started(request: Request, call_next: Any) -> Response:
-        if request.app.state.started or request.url.path in HEALTH_PATHS:
-            response: Response = await call_next(request)
-            return response
-        return errors.error_response(
-            errors.ApiError(
-                503,
-                "service_unavailable",
-                "FluxPay is starting; retry the request (with the same Idempotency-Key).",
-                headers={"Retry-After": "1"},
-            ),
-            settings.doc_base_url,
-        )
-
+    # Plain ASGI middlewares, the last added outermost.
+    app.add_middleware(
+        UntilStarted,
+        started=lambda: bool(app.state.started),
+        always=HEALTH_PATHS,
+        doc_base_url=settings.doc_base_url,
+    )
     # Inside the correlation middleware below, so a refusal carries X-Request-Id too.
     app.add_middleware(EdgeGuard, limits=settings.limits(), doc_base_url=settings.doc_base_url)
-
-    @app.middleware("http")
-    async def correlation(request: Request, call_next: Any) -> Response:
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        request.state.correlation_id = request_id[:100]
-        with bound_context(correlation_id=request.state.correlation_id):
-            response: Response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.correlation_id
-        return response
-
-    # Added last, so outermost: a refused create costs no routing, parsing or database read.
+    app.add_middleware(Correlation)
+    # Outside all but the observation: a refused create costs no routing, parsing or
+    # database read.
     app.add_middleware(
         CreateAdmission,
         limit=AdmissionLimit(
@@ -228,10 +215,11 @@ def create_app(settings: Settings) -> FastStreamAPI:
         retry_after_seconds=settings.overload_retry_after_seconds,
         doc_base_url=settings.doc_base_url,
     )
+    # Outermost: the span and the count include every refusal the layers inside make.
+    app.add_middleware(ObservedRequests)
+
     # Before collect's `/collect/payments/{reference_or_id}`, which would take `export.csv`.
     app.include_router(lists.router)
-    # Outermost: the span and the count include every refusal the layers inside make.
-    app.middleware("http")(observe)
 
     app.include_router(collect.router)
     app.include_router(checkout.router, dependencies=[Depends(limit_public)])

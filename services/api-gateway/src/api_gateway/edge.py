@@ -62,7 +62,7 @@ class EdgeGuard:
         return body, refusal
 
     def _check_declared_length(self, scope: Scope) -> Refusal | None:
-        declared = _header(scope, b"content-length")
+        declared = first_header(scope, b"content-length")
         if (
             declared is not None
             and declared.isdigit()
@@ -106,7 +106,8 @@ def _api_error(refusal: Refusal) -> ApiError:
     return ApiError(refusal.status, refusal.code, refusal.message, refusal.param)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def first_header(scope: Scope, name: bytes) -> str | None:
+    """A request header (`name` in lower case), the first if repeated; None if absent."""
     for key, value in scope.get("headers", ()):
         if key == name:
             return bytes(value).decode("latin-1")
@@ -115,7 +116,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _is_json(scope: Scope) -> bool:
     """The routes read a body without a content type as JSON too."""
-    content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    content_type = (first_header(scope, b"content-type") or "").split(";")[0].strip().lower()
     return content_type in ("", "application/json") or content_type.endswith("+json")
 
 

@@ -46,6 +46,32 @@ def parse_key(raw: str | None) -> str:
         ) from None
 
 
+# A new key is inserted; a record past its TTL, or an in-flight claim older than the lock
+# (its process died), is taken over in place. A live record is left alone (no row returned).
+# Of concurrent claims on one stale record, the first takes it; the others wait on its row
+# lock, then see a fresh record and return nothing.
+CLAIM = """
+INSERT INTO idempotency_record AS r (merchant_id, environment, key, request_digest, state)
+VALUES ($1, $2, $3, $4, 'in_flight')
+ON CONFLICT (merchant_id, environment, key) DO UPDATE
+SET request_digest = excluded.request_digest, state = 'in_flight', response_status = NULL,
+    response_body = NULL, created_at = now(), locked_at = now()
+WHERE r.created_at < now() - make_interval(hours => $5)
+   OR (r.state = 'in_flight' AND r.locked_at < now() - make_interval(secs => $6))
+RETURNING true
+"""
+
+
+def _in_use() -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_key_in_use",
+        "A request with this Idempotency-Key is in progress; retry shortly.",
+        "Idempotency-Key",
+        kind="idempotency_error",
+    )
+
+
 @dataclass(frozen=True)
 class Replay:
     status: int
@@ -59,46 +85,25 @@ class IdempotencyStore:
         self._lock = lock_seconds
 
     async def claim(self, who: Principal, key: str, digest: str) -> Replay | None:
-        """None: this request owns the key now. A Replay: answer with the stored result."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            # An expired record, or an abandoned claim (its process died), frees the key.
-            await conn.execute(
-                "DELETE FROM idempotency_record WHERE merchant_id = $1 AND environment = $2"
-                " AND key = $3 AND (created_at < now() - make_interval(hours => $4)"
-                " OR (state = 'in_flight' AND locked_at < now() - make_interval(secs => $5)))",
-                who.merchant_id,
-                who.environment,
-                key,
-                self._ttl,
-                float(self._lock),
-            )
-            inserted = await conn.fetchval(
-                "INSERT INTO idempotency_record (merchant_id, environment, key, request_digest,"
-                " state) VALUES ($1, $2, $3, $4, 'in_flight') ON CONFLICT DO NOTHING"
-                " RETURNING true",
-                who.merchant_id,
-                who.environment,
-                key,
-                digest,
-            )
-            if inserted:
-                return None
-            row = await conn.fetchrow(
-                "SELECT request_digest, state, response_status, response_body"
-                " FROM idempotency_record WHERE merchant_id = $1 AND environment = $2"
-                " AND key = $3",
-                who.merchant_id,
-                who.environment,
-                key,
-            )
-        if row is None:  # released between our insert and select: the caller may retry
-            raise ApiError(
-                409,
-                "idempotency_key_in_use",
-                "A request with this Idempotency-Key is in progress; retry shortly.",
-                "Idempotency-Key",
-                kind="idempotency_error",
-            )
+        """None: this request owns the key now. A Replay: answer with the stored result.
+
+        One statement claims a new key or takes over a stale record (expired, or an
+        abandoned claim whose process died); only a live record is read in a second one."""
+        claimed = await self._pool.fetchval(
+            CLAIM, who.merchant_id, who.environment, key, digest, self._ttl, float(self._lock)
+        )
+        if claimed:
+            return None
+        row = await self._pool.fetchrow(
+            "SELECT request_digest, state, response_status, response_body"
+            " FROM idempotency_record WHERE merchant_id = $1 AND environment = $2"
+            " AND key = $3",
+            who.merchant_id,
+            who.environment,
+            key,
+        )
+        if row is None:  # released between our claim and this read: the caller may retry
+            raise _in_use()
         if row["request_digest"] != digest:
             raise ApiError(
                 409,
@@ -108,13 +113,7 @@ class IdempotencyStore:
                 kind="idempotency_error",
             )
         if row["state"] == "in_flight":
-            raise ApiError(
-                409,
-                "idempotency_key_in_use",
-                "A request with this Idempotency-Key is in progress; retry shortly.",
-                "Idempotency-Key",
-                kind="idempotency_error",
-            )
+            raise _in_use()
         return Replay(row["response_status"], bytes(row["response_body"]))
 
     async def complete(self, who: Principal, key: str, status: int, body: bytes) -> None:

@@ -130,8 +130,9 @@ async def _idempotent(
     except BaseException:
         await store.release(who, key)
         raise
-    await store.complete(who, key, status, orjson.dumps(answer))
-    return json_response(answer, status)
+    stored = orjson.dumps(answer)
+    await store.complete(who, key, status, stored)
+    return Response(stored, status_code=status, media_type="application/json")
 
 
 def replayed(status: int, stored: Any) -> Response:

@@ -81,7 +81,7 @@ class Filters:
     created_lt: datetime | None
 
 
-def filters(
+async def filters(
     operator: Annotated[str | None, Query(pattern=Code)] = None,
     provider: Annotated[str | None, Query(pattern=Code)] = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
