@@ -49,6 +49,7 @@ class RunningWorker:
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
+        await self.ctx.consumers.stop()
         self.ctx.relay.stop()
         await self.ctx.supervisor.stop()
         await self.ctx.broker.stop()
@@ -84,6 +85,7 @@ async def start_worker(infra: Infra, **overrides: Any) -> RunningWorker:
     await broker.connect()
     await topology.declare_topology(broker, settings.delivery_limit)
     await broker.start()
+    await ctx.consumers.start()
     ctx.supervisor.start("outbox-relay", ctx.relay.run)
     await worker.started(ctx)
     http = None

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
 
 from fluxpay_common import runtime
-from fluxpay_common.consumer import subscribe
+from fluxpay_common.consumer import Delivery, subscribe
 from fluxpay_common.messages import (
     Message,
     QueryReply,
@@ -31,10 +30,10 @@ async def _main() -> None:
         deps = bootstrap.dependencies(ctx.pool, settings, clients)
         wired["deps"] = deps
 
-        async def on_command(command: Message, _: Any) -> Reply | QueryReply:
+        async def on_command(command: Message, _: Delivery) -> Reply | QueryReply:
             return await handlers.handle_command(command, deps)
 
-        async def on_update(update: Message, _: Any) -> None:
+        async def on_update(update: Message, _: Delivery) -> None:
             await handlers.handle_event(update, deps)
 
         limit, retry = settings.delivery_limit, settings.handler_retry_seconds
@@ -43,7 +42,7 @@ async def _main() -> None:
             (ORCHESTRATOR_PROVIDER_UPDATES, provider_update_adapter, on_update),
         ):
             subscribe(
-                ctx.broker, route, adapter, handler, delivery_limit=limit, retry_seconds=retry
+                ctx.consumers, route, adapter, handler, delivery_limit=limit, retry_seconds=retry
             )
 
     async def started(ctx: runtime.WorkerContext) -> None:
