@@ -10,8 +10,8 @@ Ack policy, chosen deliberately:
 - success acks after the handler's transaction committed (and after the reply, if any).
 
 Messages arrive through `consumers.Consumers` (aio-pika directly, no FastStream); a handler
-gets the parsed contract and the delivery (`Delivery`: headers, message_id, correlation_id,
-reply_to, redelivered, body).
+gets the parsed contract and the delivery (`consumers.Delivery`: headers, message_id,
+correlation_id, reply_to, redelivered, body).
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from typing import Generic, TypeVar
 
 import aiormq
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from fluxpay_common.consumers import Consumers
+from fluxpay_common.consumers import Consumers, Delivery
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import ErrorBody
 from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES, HANDLER_SECONDS, timed
@@ -36,7 +35,6 @@ from fluxpay_common.tracing import span_from_headers
 
 log = get_logger(__name__)
 T = TypeVar("T")
-Delivery = AbstractIncomingMessage
 Handler = Callable[[T, Delivery], Awaitable[BaseModel | None]]
 
 
@@ -79,7 +77,7 @@ async def retry_transient(
 def _past_deadline(msg: Delivery) -> bool:
     deadline = (msg.headers or {}).get(DEADLINE_HEADER)
     try:
-        return deadline is not None and float(deadline) < time.time()  # type: ignore[arg-type]
+        return deadline is not None and float(deadline) < time.time()
     except (TypeError, ValueError):
         return False
 
@@ -225,7 +223,7 @@ def _last_delivery(msg: Delivery, delivery_limit: int) -> bool:
     its `x-delivery-limit` (`x-delivery-count` counts the returns so far)."""
     count = (msg.headers or {}).get("x-delivery-count") or 0
     try:
-        return int(count) + 1 > delivery_limit  # type: ignore[arg-type]
+        return int(count) + 1 > delivery_limit
     except (TypeError, ValueError):
         return False
 

@@ -22,18 +22,57 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection
-from aio_pika.message import IncomingMessage
 from aiormq.abc import DeliveredMessage
 
 from fluxpay_common.logging import get_logger
 
 log = get_logger(__name__)
-OnMessage = Callable[[IncomingMessage], Awaitable[None]]
+
+
+class Delivery:
+    """One delivered message: what handlers read of it (the attributes of aio-pika's
+    `IncomingMessage` of the same names) and its settlement on the channel it came on.
+    Built straight from aiormq's frame: aio-pika's message checks a lock on each of its
+    thirty attribute writes, a tenth of this path's CPU."""
+
+    __slots__ = (
+        "body",
+        "channel",
+        "correlation_id",
+        "delivery_tag",
+        "headers",
+        "message_id",
+        "redelivered",
+        "reply_to",
+    )
+
+    def __init__(self, delivered: DeliveredMessage) -> None:
+        properties = delivered.header.properties
+        self.body: bytes = delivered.body
+        self.headers: dict[str, Any] = properties.headers or {}
+        self.message_id: str | None = properties.message_id
+        self.correlation_id: str | None = properties.correlation_id
+        self.reply_to: str | None = properties.reply_to
+        self.redelivered = bool(delivered.redelivered)
+        self.delivery_tag = delivered.delivery_tag or 0
+        self.channel: aiormq.abc.AbstractChannel = delivered.channel
+
+    async def ack(self) -> None:
+        await self.channel.basic_ack(self.delivery_tag)
+
+    async def nack(self, requeue: bool = True) -> None:
+        await self.channel.basic_nack(self.delivery_tag, requeue=requeue)
+
+    async def reject(self, requeue: bool = False) -> None:
+        await self.channel.basic_reject(self.delivery_tag, requeue=requeue)
+
+
+OnMessage = Callable[[Delivery], Awaitable[None]]
 
 
 @dataclass
@@ -123,7 +162,7 @@ class Consumers:
         self._in_hand += 1
         self._idle.clear()
         try:
-            await consumer.on_message(IncomingMessage(delivered))
+            await consumer.on_message(Delivery(delivered))
         except Exception as exc:
             log.error("message_consumer_crashed", queue=consumer.queue, error=repr(exc))
         finally:

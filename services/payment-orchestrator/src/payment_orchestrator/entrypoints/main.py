@@ -37,13 +37,22 @@ async def _main() -> None:
             await handlers.handle_event(update, deps)
 
         limit, retry = settings.delivery_limit, settings.handler_retry_seconds
-        for route, adapter, handler in (
-            (ORCHESTRATOR_COMMANDS, orchestrator_command_adapter, on_command),
-            (ORCHESTRATOR_PROVIDER_UPDATES, provider_update_adapter, on_update),
-        ):
-            subscribe(
-                ctx.consumers, route, adapter, handler, delivery_limit=limit, retry_seconds=retry
-            )
+        subscribe(
+            ctx.consumers,
+            ORCHESTRATOR_COMMANDS,
+            orchestrator_command_adapter,
+            on_command,
+            delivery_limit=limit,
+            retry_seconds=retry,
+        )
+        subscribe(
+            ctx.consumers,
+            ORCHESTRATOR_PROVIDER_UPDATES,
+            provider_update_adapter,
+            on_update,
+            delivery_limit=limit,
+            retry_seconds=retry,
+        )
 
     async def started(ctx: runtime.WorkerContext) -> None:
         deps = wired["deps"]
