@@ -36,6 +36,7 @@ from fluxpay_common.tracing import span_from_headers
 log = get_logger(__name__)
 T = TypeVar("T")
 Handler = Callable[[T, Delivery], Awaitable[BaseModel | None]]
+Settle = Callable[[], Awaitable[None]]
 
 
 class DeadLetter(Exception):
@@ -151,13 +152,13 @@ class _Policy(Generic[T]):
                 errors=exc.errors(include_url=False, include_input=False)[:5],
             )
             DEAD_LETTERED.labels(self.queue, "unparseable").inc()
-            await _settle(msg.reject(requeue=False))
+            await _settle(msg.reject)
             return
         if msg.reply_to and _past_deadline(msg):
             # The caller gave up (it answered the merchant 503): doing the work now would
             # answer nobody. Acknowledged and logged, not dead-lettered: nothing failed.
             log.info("request_expired_skipped", queue=self.queue, message_id=msg.message_id)
-            await _settle(msg.ack())
+            await _settle(msg.ack)
             return
         ids = {
             "message_id": getattr(parsed, "message_id", None),
@@ -172,7 +173,7 @@ class _Policy(Generic[T]):
             settle = await self._handle(parsed, msg)
         await _settle(settle)
 
-    async def _handle(self, parsed: T, msg: Delivery) -> Awaitable[None]:
+    async def _handle(self, parsed: T, msg: Delivery) -> Settle:
         """Run the handler and send the reply; return how the message is settled."""
         try:
             reply = await retry_transient(
@@ -186,9 +187,9 @@ class _Policy(Generic[T]):
                 log.error("request_left_unanswered", queue=self.queue)
                 reply = _NO_ANSWER
             await send_reply(msg, reply)
-        return msg.ack()
+        return msg.ack
 
-    async def _failed(self, msg: Delivery, exc: Exception) -> Awaitable[None]:
+    async def _failed(self, msg: Delivery, exc: Exception) -> Settle:
         HANDLER_FAILURES.labels(self.queue).inc()
         if isinstance(exc, DeadLetter):
             log.error("message_dead_lettered", queue=self.queue, reason=str(exc))
@@ -207,13 +208,14 @@ class _Policy(Generic[T]):
         if msg.reply_to:
             # A caller is waiting: tell it now, and keep the request in the DLQ.
             await send_reply(msg, _INTERNAL_ERROR)
-        return msg.reject(requeue=False) if now else msg.nack(requeue=True)
+        # reject: dead-lettered now; nack: requeued (until the delivery limit).
+        return msg.reject if now else msg.nack
 
 
-async def _settle(settling: Awaitable[None]) -> None:
+async def _settle(settle: Settle) -> None:
     """Ack, nack or reject; on a channel that is gone the broker redelivers the message."""
     try:
-        await settling
+        await settle()
     except Exception as exc:
         log.warning("message_not_settled", error=repr(exc))
 
