@@ -1,11 +1,11 @@
 """A batch consumer for the hot event queues: many messages per transaction, one ack.
 
-`consumer.subscribe` handles one message per handler call through FastStream's
-per-message path; a service whose effect is a row per event (the webhook dispatcher, the
-ledger) pays a statement, a commit and an ack per message that way. This consumer reads
-the queue with aio-pika directly, hands the handler every message already delivered (up to
-`batch_size`, without waiting for more), and acknowledges the batch with one `multiple`
-ack once the handler's transaction committed. The platform's policy is unchanged:
+`consumer.subscribe` handles one message per handler call; a service whose effect is a row
+per event (the webhook dispatcher, the ledger) pays a statement, a commit and an ack per
+message that way. This consumer reads the queue with aio-pika directly, hands the handler
+every message already delivered (up to `batch_size`, without waiting for more), and
+acknowledges the batch with one `multiple` ack once the handler's transaction committed.
+The platform's policy is unchanged:
 
 - a message that does not parse as its contract is rejected at once (dead-lettered);
 - a transient failure (database or broker unreachable, serialization conflict) is retried

@@ -7,7 +7,11 @@ Ack policy, chosen deliberately:
   in process with backoff for `handler_retry_seconds`;
 - any other failure nacks with requeue; the quorum queue's `x-delivery-limit` then
   dead-letters a message that keeps failing, so a poison message cannot loop forever;
-- success acks after the handler's transaction committed.
+- success acks after the handler's transaction committed (and after the reply, if any).
+
+Messages arrive through `consumers.Consumers` (aio-pika directly, no FastStream); a handler
+gets the parsed contract and the delivery (`consumers.Delivery`: headers, message_id,
+correlation_id, reply_to, redelivered, body).
 """
 
 from __future__ import annotations
@@ -15,15 +19,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
+import aiormq
 import asyncpg
-from faststream import AckPolicy
-from faststream.exceptions import RejectMessage
-from faststream.rabbit import RabbitBroker
-from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from fluxpay_common.consumers import Consumers, Delivery
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import ErrorBody
 from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES, HANDLER_SECONDS, timed
@@ -33,7 +35,13 @@ from fluxpay_common.tracing import span_from_headers
 
 log = get_logger(__name__)
 T = TypeVar("T")
-Handler = Callable[[T, RabbitMessage], Awaitable[BaseModel | None]]
+Handler = Callable[[T, Delivery], Awaitable[BaseModel | None]]
+Settle = Callable[[], Awaitable[None]]
+
+
+class DeadLetter(Exception):
+    """Raised by a handler for a message redelivery cannot help: dead-lettered at once."""
+
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -67,7 +75,7 @@ async def retry_transient(
             delay = min(delay * 2, 5.0)
 
 
-def _past_deadline(msg: RabbitMessage) -> bool:
+def _past_deadline(msg: Delivery) -> bool:
     deadline = (msg.headers or {}).get(DEADLINE_HEADER)
     try:
         return deadline is not None and float(deadline) < time.time()
@@ -101,7 +109,7 @@ _NO_ANSWER = _ErrorReply(
 
 
 def subscribe(
-    broker: RabbitBroker,
+    consumers: Consumers,
     route: Route,
     adapter: TypeAdapter[T],
     handler: Handler[T],
@@ -114,23 +122,43 @@ def subscribe(
     A handler may return a model: it is sent as the reply when the message asked for one;
     a request its handler answers with nothing gets `service_unavailable`, never silence.
     """
+    policy = _Policy(route, adapter, handler, delivery_limit, retry_seconds)
+    consumers.add(route.queue, policy.on_message)
 
-    async def on_message(msg: RabbitMessage) -> None:
+
+class _Policy(Generic[T]):
+    """Parse, skip the expired, handle, reply, then settle one message."""
+
+    def __init__(
+        self,
+        route: Route,
+        adapter: TypeAdapter[T],
+        handler: Handler[T],
+        delivery_limit: int,
+        retry_seconds: float,
+    ) -> None:
+        self.queue = route.queue
+        self.adapter, self.handler = adapter, handler
+        self.delivery_limit, self.retry_seconds = delivery_limit, retry_seconds
+
+    async def on_message(self, msg: Delivery) -> None:
         try:
-            parsed = adapter.validate_json(msg.body)
+            parsed = self.adapter.validate_json(msg.body)
         except ValidationError as exc:
             log.error(
                 "message_rejected_unparseable",
-                queue=route.queue,
+                queue=self.queue,
                 message_id=msg.message_id,
                 errors=exc.errors(include_url=False, include_input=False)[:5],
             )
-            DEAD_LETTERED.labels(route.queue, "unparseable").inc()
-            raise RejectMessage() from exc
+            DEAD_LETTERED.labels(self.queue, "unparseable").inc()
+            await _settle(msg.reject)
+            return
         if msg.reply_to and _past_deadline(msg):
             # The caller gave up (it answered the merchant 503): doing the work now would
             # answer nobody. Acknowledged and logged, not dead-lettered: nothing failed.
-            log.info("request_expired_skipped", queue=route.queue, message_id=msg.message_id)
+            log.info("request_expired_skipped", queue=self.queue, message_id=msg.message_id)
+            await _settle(msg.ack)
             return
         ids = {
             "message_id": getattr(parsed, "message_id", None),
@@ -139,47 +167,60 @@ def subscribe(
         }
         with (
             bound_context(**ids),
-            span_from_headers(f"consume {route.queue}", msg.headers, **ids),
-            timed(HANDLER_SECONDS, queue=route.queue),
+            span_from_headers(f"consume {self.queue}", msg.headers, **ids),
+            timed(HANDLER_SECONDS, queue=self.queue),
         ):
-            try:
-                reply = await retry_transient(
-                    lambda: handler(parsed, msg), retry_seconds, what=route.queue
-                )
-            except Exception as exc:
-                # Nacked: redelivered until the queue's delivery limit dead-letters it.
-                log.error(
-                    "message_handler_failed",
-                    queue=route.queue,
-                    redelivered=msg.raw_message.redelivered,
-                    error=repr(exc),
-                    exc_info=True,
-                )
-                HANDLER_FAILURES.labels(route.queue).inc()
-                if msg.reply_to or _last_delivery(msg, delivery_limit):
-                    DEAD_LETTERED.labels(route.queue, "handler_failed").inc()
-                if msg.reply_to:
-                    # A caller is waiting: tell it now, and keep the request in the DLQ.
-                    await send_reply(broker, msg, _INTERNAL_ERROR)
-                    raise RejectMessage() from exc
-                raise
-            if msg.reply_to:
-                if reply is None:
-                    # Silence would hold the caller until its timeout: say so at once.
-                    log.error("request_left_unanswered", queue=route.queue)
-                    reply = _NO_ANSWER
-                await send_reply(broker, msg, reply)
+            settle = await self._handle(parsed, msg)
+        await _settle(settle)
 
-    broker.subscriber(
-        route.rabbit_queue(delivery_limit),
-        route.exchange,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        no_reply=True,
-        decoder=_message_itself,
-    )(on_message)
+    async def _handle(self, parsed: T, msg: Delivery) -> Settle:
+        """Run the handler and send the reply; return how the message is settled."""
+        try:
+            reply = await retry_transient(
+                lambda: self.handler(parsed, msg), self.retry_seconds, what=self.queue
+            )
+        except Exception as exc:
+            return await self._failed(msg, exc)
+        if msg.reply_to:
+            if reply is None:
+                # Silence would hold the caller until its timeout: say so at once.
+                log.error("request_left_unanswered", queue=self.queue)
+                reply = _NO_ANSWER
+            await send_reply(msg, reply)
+        return msg.ack
+
+    async def _failed(self, msg: Delivery, exc: Exception) -> Settle:
+        HANDLER_FAILURES.labels(self.queue).inc()
+        if isinstance(exc, DeadLetter):
+            log.error("message_dead_lettered", queue=self.queue, reason=str(exc))
+        else:
+            # Nacked: redelivered until the queue's delivery limit dead-letters it.
+            log.error(
+                "message_handler_failed",
+                queue=self.queue,
+                redelivered=msg.redelivered,
+                error=repr(exc),
+                exc_info=exc,
+            )
+        now = isinstance(exc, DeadLetter) or bool(msg.reply_to)
+        if now or _last_delivery(msg, self.delivery_limit):
+            DEAD_LETTERED.labels(self.queue, "handler_failed").inc()
+        if msg.reply_to:
+            # A caller is waiting: tell it now, and keep the request in the DLQ.
+            await send_reply(msg, _INTERNAL_ERROR)
+        # reject: dead-lettered now; nack: requeued (until the delivery limit).
+        return msg.reject if now else msg.nack
 
 
-def _last_delivery(msg: RabbitMessage, delivery_limit: int) -> bool:
+async def _settle(settle: Settle) -> None:
+    """Ack, nack or reject; on a channel that is gone the broker redelivers the message."""
+    try:
+        await settle()
+    except Exception as exc:
+        log.warning("message_not_settled", error=repr(exc))
+
+
+def _last_delivery(msg: Delivery, delivery_limit: int) -> bool:
     """A nack now makes the quorum queue dead-letter the message: returned more times than
     its `x-delivery-limit` (`x-delivery-count` counts the returns so far)."""
     count = (msg.headers or {}).get("x-delivery-count") or 0
@@ -189,19 +230,16 @@ def _last_delivery(msg: RabbitMessage, delivery_limit: int) -> bool:
         return False
 
 
-async def _message_itself(msg: RabbitMessage) -> RabbitMessage:
-    """The handler parses the body with its own adapter: FastStream need not decode it."""
-    return msg
-
-
-async def send_reply(broker: RabbitBroker, msg: RabbitMessage, reply: BaseModel) -> None:
-    """Answer a request; a requester that has gone away is logged, not retried."""
+async def send_reply(msg: Delivery, reply: BaseModel) -> None:
+    """Answer a request on the delivery's channel (RabbitMQ's direct reply-to takes a reply
+    from any channel); a requester that has gone away is logged, not retried."""
     try:
-        await broker.publish(
+        await msg.channel.basic_publish(
             reply.model_dump_json().encode(),
-            routing_key=msg.reply_to,
-            correlation_id=msg.correlation_id,
-            content_type="application/json",
+            routing_key=msg.reply_to or "",
+            properties=aiormq.spec.Basic.Properties(
+                correlation_id=msg.correlation_id, content_type="application/json"
+            ),
             mandatory=False,
         )
     except Exception as exc:

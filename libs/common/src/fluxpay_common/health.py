@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from faststream.rabbit import RabbitBroker
 from starlette.routing import Match
 
+from fluxpay_common.consumers import Consumers
 from fluxpay_common.metrics import metrics_router
 
 Check = Callable[[], Awaitable[bool]]
@@ -37,6 +38,7 @@ class Readiness:
     timeout: float = 2.0
     pool: asyncpg.Pool | None = None
     broker: RabbitBroker | None = None
+    consumers: Consumers | None = None
     expects_consumers: bool = False
     extra: dict[str, Check] = field(default_factory=dict)
 
@@ -67,22 +69,9 @@ class Readiness:
         return connection is not None and connection.connected.is_set()
 
     async def _consumers_attached(self) -> bool:
-        if self.broker is None or not self.broker.subscribers:
+        if self.consumers is None:
             return False
-        for subscriber in self.broker.subscribers:
-            if not await _bounded(_consumer_attached(subscriber), self.timeout):
-                return False
-        return True
-
-
-async def _consumer_attached(subscriber: Any) -> bool:
-    """The subscriber's consumer tag is registered on an open channel (restored after a
-    reconnection by aio-pika's robust channel)."""
-    queue, tag = getattr(subscriber, "_queue_obj", None), getattr(subscriber, "_consumer_tag", None)
-    if queue is None or tag is None:
-        return False
-    channel = await queue.channel.get_underlay_channel()
-    return not channel.is_closed and tag in channel.consumers
+        return await _bounded(self.consumers.attached(), self.timeout)
 
 
 async def _bounded(check: Awaitable[bool], timeout: float) -> bool:

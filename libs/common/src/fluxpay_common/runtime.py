@@ -15,6 +15,7 @@ import uvicorn
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.schemas import Channel
 
+from fluxpay_common.consumers import Consumers
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.health import HealthFirst, Readiness, health_app
 from fluxpay_common.logging import configure_logging, get_logger
@@ -28,11 +29,12 @@ T = TypeVar("T")
 
 
 def make_broker(settings: ServiceSettings, **kwargs: Any) -> RabbitBroker:
-    """A broker with publisher confirms, bounded prefetch and graceful stop.
+    """A broker with publisher confirms, bounded prefetch and graceful stop: the workers
+    publish (outbox relay) and declare the topology with it; they consume with `Consumers`.
 
     `on_return_raises`: a mandatory message no queue accepts raises instead of vanishing.
-    `apply_types=False`: handlers receive the message itself (see `consumer.subscribe`), without
-    FastDepends resolving arguments, which ran a thread-pool hop for every message.
+    `apply_types=False`: no FastDepends resolving arguments, which ran a thread-pool hop for
+    every message.
     """
     return RabbitBroker(
         settings.rabbitmq_url.get_secret_value(),
@@ -59,6 +61,12 @@ def parse_service_args(prog: str, doc: str | None, argv: Sequence[str] | None = 
     argparse.ArgumentParser(prog=prog, description=description, epilog=SERVICE_EPILOG).parse_args(
         argv
     )
+
+
+def make_consumers(settings: ServiceSettings) -> Consumers:
+    """The process's queue consumers (`consumer.subscribe` registers on them)."""
+    # In-flight handlers get this long to finish on SIGTERM; the rest return to the queue.
+    return Consumers(settings.rabbitmq_url.get_secret_value(), settings.prefetch, 10)
 
 
 def bootstrap_process(service: str, settings: ServiceSettings) -> None:
@@ -119,7 +127,8 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 @dataclass
 class WorkerContext:
-    """What a worker's wiring receives: its settings, pool, broker and background loops."""
+    """What a worker's wiring receives: its settings, pool, broker (publishing), queue
+    consumers (`consumer.subscribe(ctx.consumers, ...)`) and background loops."""
 
     service: str
     settings: ServiceSettings
@@ -127,6 +136,10 @@ class WorkerContext:
     broker: RabbitBroker
     supervisor: Supervisor
     relay: OutboxRelay
+    consumers: Consumers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.consumers = make_consumers(self.settings)
 
 
 Hook = Callable[[WorkerContext], Awaitable[None]]
@@ -202,7 +215,8 @@ async def serve_worker(
     else on `FLUXPAY_HEALTH_PORT` when set), then pool, migrations, subscribers (`register`),
     broker, topology, consumers, outbox relay, `started` (background loops), and the
     worker's own HTTP routes; each step retried until its dependency answers. Stop: HTTP,
-    loops, broker (in-flight handlers finish, unacked messages return to their queue), pool.
+    consumers (in-flight handlers finish, unacked messages return to their queue), loops,
+    broker, pool.
     """
     bootstrap_process(service, settings)
     worker = _Worker(service, settings, schema, migrations, register, stop_event())
@@ -254,11 +268,13 @@ class _Worker:
         )
         await self.register(ctx)
         self.readiness.broker = broker
+        self.readiness.consumers = ctx.consumers
         await keep_trying("broker", broker.connect, stop)
         limit = settings.delivery_limit
         await keep_trying("topology", lambda: declare_topology(broker, limit), stop)
-        await keep_trying("consumers", broker.start, stop)
+        await keep_trying("publisher", broker.start, stop)
         self.ctx = ctx
+        await keep_trying("consumers", ctx.consumers.start, stop)
         ctx.supervisor.start("outbox-relay", ctx.relay.run)
         if started is not None:
             await started(ctx)
@@ -276,7 +292,9 @@ class _Worker:
 
     async def close(self, stopped: Hook | None) -> None:
         if self.ctx is not None:
-            # The rows handed over by committed work are published and marked first.
+            # First: the handlers in hand finish while the relay still publishes their rows.
+            await self.ctx.consumers.stop()
+            # Then the rows their commits handed over are published and marked.
             await self.ctx.relay.close()
             await self.ctx.supervisor.stop()
         if self.readiness.broker is not None:

@@ -14,6 +14,7 @@ from faststream.rabbit import RabbitBroker
 from fluxpay_testing.infra import Infra, wait_for
 
 from fluxpay_common import consumer, inbox, topology
+from fluxpay_common.consumers import Consumers
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import (
     LedgerQuery,
@@ -24,7 +25,7 @@ from fluxpay_common.messages import (
 )
 from fluxpay_common.outbox import OutboxRelay, add_to_outbox
 from fluxpay_common.rpc import DEADLINE_HEADER, RpcClient
-from fluxpay_common.runtime import make_broker
+from fluxpay_common.runtime import make_broker, make_consumers
 from fluxpay_common.settings import ServiceSettings
 
 SCHEMA = "common_test"
@@ -135,8 +136,9 @@ async def test_malformed_and_poison_messages_land_in_the_dead_letter_queue(setti
     # The vhost is shared by the whole run: declare the queues exactly as every service does,
     # or RabbitMQ refuses the later declarations (inequivalent x-delivery-limit).
     broker = make_broker(settings)
+    consumers = make_consumers(settings)
     consumer.subscribe(
-        broker,
+        consumers,
         topology.ORCHESTRATOR_PROVIDER_UPDATES,
         provider_update_adapter,
         handler,
@@ -145,6 +147,7 @@ async def test_malformed_and_poison_messages_land_in_the_dead_letter_queue(setti
     )
     await broker.start()
     await topology.declare_topology(broker, delivery_limit=settings.delivery_limit)
+    await consumers.start()
     good = _update()
     poison = ProviderPaymentUpdate(
         payment_id=uuid.uuid4(), provider="sandbox", status="failed", failure_code="poison"
@@ -165,6 +168,7 @@ async def test_malformed_and_poison_messages_land_in_the_dead_letter_queue(setti
     await wait_for(both_dead, timeout=30, what="two dead letters")
     await wait_for(lambda: _ready([p for p in handled if p == good.payment_id]), what="good")
     assert handled.count(good.payment_id) == 1 and poison.payment_id not in handled
+    await consumers.stop()
     await broker.stop()
 
 
@@ -172,21 +176,40 @@ async def _ready(items: list) -> bool:
     return bool(items)
 
 
-async def _serve_ledger_queries(settings, handler) -> tuple[RabbitBroker, str]:
-    """A started broker answering ledger queries on a fresh command route, with its DLQ."""
+class Served:
+    """A broker (publishing) and consumers answering ledger queries on a fresh route."""
+
+    def __init__(self, broker: RabbitBroker, consumers: Consumers, name: str) -> None:
+        self.broker, self.consumers, self.name = broker, consumers, name
+
+    async def stop(self) -> None:
+        await self.consumers.stop()
+        await self.broker.stop()
+
+
+async def _serve_ledger_queries(settings, handler, delivery_limit: int = 5) -> Served:
+    """Consumers answering ledger queries on a fresh command route, with its DLQ."""
     name = f"test.rpc.{uuid.uuid4().hex[:8]}"
     route = topology.Route(name, topology.COMMANDS, (name,))
-    broker = make_broker(settings)
+    broker, consumers = make_broker(settings), make_consumers(settings)
     consumer.subscribe(
-        broker, route, ledger_query_adapter, handler, delivery_limit=5, retry_seconds=0.1
+        consumers,
+        route,
+        ledger_query_adapter,
+        handler,
+        delivery_limit=delivery_limit,
+        retry_seconds=0.1,
     )
     await broker.connect()
-    await topology.declare_topology(broker, delivery_limit=settings.delivery_limit)
+    exchange = await broker.declare_exchange(topology.COMMANDS)
+    queue = await broker.declare_queue(route.rabbit_queue(delivery_limit))
+    await queue.bind(exchange, routing_key=name)
     dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
     dlq = await broker.declare_queue(route.dead_letter_queue())
     await dlq.bind(dead_letter, routing_key=route.queue)
     await broker.start()
-    return broker, name
+    await consumers.start()
+    return Served(broker, consumers, name)
 
 
 async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(settings) -> None:
@@ -196,7 +219,8 @@ async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(setting
     async def handler(query, msg):
         raise RuntimeError("a bug in the handler")
 
-    broker, name = await _serve_ledger_queries(settings, handler)
+    served = await _serve_ledger_queries(settings, handler)
+    name = served.name
     client = RpcClient(url, topology.COMMANDS.name, name)
     await client.start()
     query = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
@@ -212,7 +236,7 @@ async def test_a_failing_request_is_answered_at_once_and_kept_in_its_dlq(setting
     await wait_for(dead, timeout=20, what="the failed request in its DLQ")
     assert LedgerQuery.model_validate_json(found[0].body).message_id == query.message_id
     await client.stop()
-    await broker.stop()
+    await served.stop()
 
 
 async def test_a_request_its_handler_leaves_unanswered_is_answered_at_once(settings) -> None:
@@ -223,7 +247,8 @@ async def test_a_request_its_handler_leaves_unanswered_is_answered_at_once(setti
     async def handler(query, msg):
         return None
 
-    broker, name = await _serve_ledger_queries(settings, handler)
+    served = await _serve_ledger_queries(settings, handler)
+    name = served.name
     client = RpcClient(url, topology.COMMANDS.name, name)
     await client.start()
     query = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
@@ -231,7 +256,7 @@ async def test_a_request_its_handler_leaves_unanswered_is_answered_at_once(setti
     assert reply.error is not None and reply.error.code == "service_unavailable"
     assert reply.error.status == 503
     await client.stop()
-    await broker.stop()
+    await served.stop()
 
 
 async def test_a_request_past_its_deadline_is_skipped_not_dead_lettered(settings) -> None:
@@ -242,9 +267,10 @@ async def test_a_request_past_its_deadline_is_skipped_not_dead_lettered(settings
         handled.append(query.message_id)
         return QueryReply(data={"ok": True})
 
-    broker, name = await _serve_ledger_queries(settings, handler)
+    served = await _serve_ledger_queries(settings, handler)
+    name = served.name
     stale = LedgerQuery(type="ledger.balance", merchant_id=uuid.uuid4(), environment="test")
-    await broker.publish(
+    await served.broker.publish(
         stale.to_bytes(),
         exchange=topology.COMMANDS.name,
         routing_key=name,
@@ -259,4 +285,4 @@ async def test_a_request_past_its_deadline_is_skipped_not_dead_lettered(settings
     assert handled == [fresh.message_id]
     assert await _dead_letters(url, f"{name}.dlq") == []
     await client.stop()
-    await broker.stop()
+    await served.stop()

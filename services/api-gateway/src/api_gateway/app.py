@@ -40,6 +40,7 @@ from api_gateway.routes import (
 from api_gateway.rpc import Orchestrator, QueryService
 from fluxpay_common import runtime
 from fluxpay_common.consumer import subscribe
+from fluxpay_common.consumers import Consumers
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.health import Readiness, health_router
 from fluxpay_common.logging import get_logger
@@ -74,7 +75,7 @@ class GatewayRuntime:
         self.stop = asyncio.Event()
         self.supervisor = runtime.Supervisor()
         self.relay: OutboxRelay | None = None
-        self.consumer: RabbitBroker | None = None
+        self.consumer: Consumers | None = None
         url = settings.rabbitmq_url.get_secret_value()
         self.clients = {
             key: RpcClient(url, COMMANDS.name, key)
@@ -236,10 +237,10 @@ def create_app(settings: Settings) -> FastStreamAPI:
     return FastStreamAPI(broker, application=app, connection_hook=started_by_gateway_runtime)
 
 
-def payment_event_consumer(settings: Settings, pool: asyncpg.Pool) -> RabbitBroker:
-    """Its own broker: FastStreamAPI would wrap a subscriber of the app's broker in
-    FastAPI's dependency injection, which cannot take the raw message our consumers read."""
-    consumer = runtime.make_broker(settings)
+def payment_event_consumer(settings: Settings, pool: asyncpg.Pool) -> Consumers:
+    """Its own consumers (aio-pika, like every worker's), not a subscriber of the app's
+    broker: FastStreamAPI would wrap that in FastAPI's dependency injection."""
+    consumer = runtime.make_consumers(settings)
 
     async def on_payment_event(event: Message, msg: Any) -> None:
         await payment_events.on_event(pool, event, msg)

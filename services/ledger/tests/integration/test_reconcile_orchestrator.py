@@ -34,7 +34,7 @@ from fluxpay_common.messages import (
     SettledMovementsQuery,
     orchestrator_command_adapter,
 )
-from fluxpay_common.runtime import make_broker
+from fluxpay_common.runtime import make_broker, make_consumers
 from fluxpay_common.settings import ServiceSettings
 from fluxpay_common.topology import ORCHESTRATOR_COMMANDS, declare_topology
 from ledger.adapters.orchestrator import OrchestratorDoor
@@ -106,8 +106,9 @@ async def orchestrator_answering(
     async def answer(command: Message, _: Any) -> Any:
         return await handle_command(command, orchestrator_deps)
 
+    consumers = make_consumers(settings)
     subscribe(
-        broker,
+        consumers,
         ORCHESTRATOR_COMMANDS,
         orchestrator_command_adapter,
         answer,
@@ -117,7 +118,9 @@ async def orchestrator_answering(
     await broker.connect()
     await declare_topology(broker, settings.delivery_limit)
     await broker.start()
+    await consumers.start()
     yield
+    await consumers.stop()
     await broker.stop()
 
 

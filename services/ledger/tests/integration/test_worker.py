@@ -39,7 +39,9 @@ async def worker(infra: Infra) -> AsyncIterator[runtime.WorkerContext]:
     await broker.connect()
     await topology.declare_topology(broker, settings.delivery_limit)
     await broker.start()
+    await ctx.consumers.start()
     yield ctx
+    await ctx.consumers.stop()
     await broker.stop()
     await pool.close()
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel
 
-from fluxpay_common.consumer import subscribe
+from fluxpay_common.consumer import Delivery, subscribe
 from fluxpay_common.messages import (
     ConnectorInspect,
     ConnectorMessage,
@@ -73,7 +72,7 @@ class ConnectorWorker:
             relay=ctx.relay,
         )
         subscribe(
-            ctx.broker,
+            ctx.consumers,
             connector_route(self.settings.provider),
             connector_message_adapter,
             self.on_message,
@@ -81,7 +80,7 @@ class ConnectorWorker:
             retry_seconds=ctx.settings.handler_retry_seconds,
         )
 
-    async def on_message(self, message: ConnectorMessage, raw: RabbitMessage) -> BaseModel | None:
+    async def on_message(self, message: ConnectorMessage, _: Delivery) -> BaseModel | None:
         """The orchestrator's commands go to the engine; an operator's review and inspect
         requests (`fluxpay-admin`) are answered from this provider's own tables."""
         assert self.engine is not None
@@ -91,7 +90,7 @@ class ConnectorWorker:
             case ConnectorInspect():
                 return await inspection.inspect(self.engine.pool, self.settings.provider, message)
             case _:
-                return await self.engine.handle(message, raw)
+                return await self.engine.handle(message)
 
     async def started(self, ctx: WorkerContext) -> None:
         assert self.engine is not None

@@ -49,6 +49,8 @@ class RunningWorker:
     async def stop(self) -> None:
         if self.http is not None:
             await self.http.stop()
+        await self.ctx.consumers.stop()
+        # Then the rows their commits handed over are published and marked.
         await self.ctx.relay.close()
         await self.ctx.supervisor.stop()
         await self.ctx.broker.stop()
@@ -84,6 +86,7 @@ async def start_worker(infra: Infra, **overrides: Any) -> RunningWorker:
     await broker.connect()
     await topology.declare_topology(broker, settings.delivery_limit)
     await broker.start()
+    await ctx.consumers.start()
     ctx.supervisor.start("outbox-relay", ctx.relay.run)
     await worker.started(ctx)
     http = None

@@ -13,11 +13,8 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 
-from faststream.exceptions import RejectMessage
-from faststream.rabbit.annotations import RabbitMessage
-
 from fluxpay_common import runtime
-from fluxpay_common.consumer import subscribe
+from fluxpay_common.consumer import DeadLetter, Delivery, subscribe
 from fluxpay_common.logging import configure_logging, get_logger
 from fluxpay_common.messages import (
     DomainEvent,
@@ -54,19 +51,19 @@ async def register(ctx: runtime.WorkerContext) -> None:
     deps = _WIRED["deps"] = bootstrap.dependencies(ctx.pool, settings)
     limit, retry = settings.delivery_limit, settings.handler_retry_seconds
 
-    async def on_event(event: DomainEvent, _: RabbitMessage) -> None:
+    async def on_event(event: DomainEvent, _: Delivery) -> None:
         try:
             await handle_event(event, deps.open_books, deps.fees)
         except (UnbookableEvent, UnbalancedEntry) as exc:
             # Redelivery cannot help: dead-letter now; replay the message once it is fixed.
             log.error("event_dead_lettered_unbookable", event_type=event.type, reason=str(exc))
-            raise RejectMessage() from exc
+            raise DeadLetter(str(exc)) from exc
 
-    async def on_request(request: LedgerRequest, _: RabbitMessage) -> QueryReply | None:
+    async def on_request(request: LedgerRequest, _: Delivery) -> QueryReply | None:
         return await handle_request(request, deps)
 
     subscribe(
-        ctx.broker,
+        ctx.consumers,
         LEDGER_EVENTS,
         domain_event_adapter,
         on_event,
@@ -74,7 +71,7 @@ async def register(ctx: runtime.WorkerContext) -> None:
         retry_seconds=retry,
     )
     subscribe(
-        ctx.broker,
+        ctx.consumers,
         LEDGER_QUERIES,
         ledger_request_adapter,
         on_request,

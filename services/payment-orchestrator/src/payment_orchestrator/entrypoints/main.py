@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
 
 from fluxpay_common import runtime
-from fluxpay_common.consumer import subscribe
+from fluxpay_common.consumer import Delivery, subscribe
 from fluxpay_common.messages import (
     Message,
     QueryReply,
@@ -31,20 +30,29 @@ async def _main() -> None:
         deps = bootstrap.dependencies(ctx.pool, settings, clients, ctx.relay)
         wired["deps"] = deps
 
-        async def on_command(command: Message, _: Any) -> Reply | QueryReply:
+        async def on_command(command: Message, _: Delivery) -> Reply | QueryReply:
             return await handlers.handle_command(command, deps)
 
-        async def on_update(update: Message, _: Any) -> None:
+        async def on_update(update: Message, _: Delivery) -> None:
             await handlers.handle_event(update, deps)
 
         limit, retry = settings.delivery_limit, settings.handler_retry_seconds
-        for route, adapter, handler in (
-            (ORCHESTRATOR_COMMANDS, orchestrator_command_adapter, on_command),
-            (ORCHESTRATOR_PROVIDER_UPDATES, provider_update_adapter, on_update),
-        ):
-            subscribe(
-                ctx.broker, route, adapter, handler, delivery_limit=limit, retry_seconds=retry
-            )
+        subscribe(
+            ctx.consumers,
+            ORCHESTRATOR_COMMANDS,
+            orchestrator_command_adapter,
+            on_command,
+            delivery_limit=limit,
+            retry_seconds=retry,
+        )
+        subscribe(
+            ctx.consumers,
+            ORCHESTRATOR_PROVIDER_UPDATES,
+            provider_update_adapter,
+            on_update,
+            delivery_limit=limit,
+            retry_seconds=retry,
+        )
 
     async def started(ctx: runtime.WorkerContext) -> None:
         deps = wired["deps"]

@@ -6,11 +6,9 @@ import importlib.resources
 from collections.abc import Sequence
 from typing import Any
 
-from faststream.rabbit.annotations import RabbitMessage
-
 from fluxpay_common import runtime
 from fluxpay_common.batch_consumer import BatchConsumer
-from fluxpay_common.consumer import subscribe
+from fluxpay_common.consumer import Delivery, subscribe
 from fluxpay_common.messages import (
     QueryReply,
     WebhooksCommand,
@@ -34,15 +32,13 @@ async def register(ctx: WorkerContext) -> None:
     assert isinstance(ctx.settings, Settings)
     box = bootstrap.secret_box(ctx.settings)
 
-    async def on_command(
-        command: WebhooksCommand | WebhooksInspect, _: RabbitMessage
-    ) -> QueryReply:
+    async def on_command(command: WebhooksCommand | WebhooksInspect, _: Delivery) -> QueryReply:
         if isinstance(command, WebhooksInspect):
             return await inspection.inspect(ctx.pool, command)
         return await merchant_commands.answer(ctx.pool, command, box)
 
     subscribe(
-        ctx.broker,
+        ctx.consumers,
         WEBHOOK_COMMANDS,
         webhooks_request_adapter,
         on_command,
