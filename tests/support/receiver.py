@@ -17,6 +17,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    # The client's (host, port): one per connection, so kept-alive requests share it.
+    peer: tuple[str, int] = ("", 0)
     at: float = field(default_factory=time.monotonic)
     wall: float = field(default_factory=time.time)
 
@@ -36,10 +38,19 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             # Keeps connections alive, as a merchant's web server does.
             protocol_version = "HTTP/1.1"
+            # Buffered: the status line, headers and body leave in one write (flushed after
+            # each request), not three small segments that Nagle's algorithm would delay on a
+            # kept-alive connection.
+            wbufsize = 64 * 1024
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                received = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+                received = Received(
+                    self.path,
+                    dict(self.headers.items()),
+                    self.rfile.read(length),
+                    peer=self.client_address[:2],
+                )
                 with receiver._lock:
                     receiver.requests.append(received)
                 status = receiver.respond(received)

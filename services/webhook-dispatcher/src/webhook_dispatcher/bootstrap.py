@@ -36,5 +36,6 @@ def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
         settings.webhook_timeout_seconds,
         max_connections=settings.webhook_max_in_flight,
         allow_private=settings.webhook_allow_private_destinations,
+        keepalive_per_host=settings.webhook_endpoint_concurrency,
     )
     return Dispatcher(pool, sender, secret_box(settings), dispatch_policy(settings))

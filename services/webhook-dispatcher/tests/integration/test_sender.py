@@ -134,3 +134,43 @@ async def test_refused_connection_is_a_failed_attempt(local_sender) -> None:
     outcome = await local_sender.send("http://127.0.0.1:9/webhooks", "test", BODY, {})
     assert not outcome.succeeded and outcome.error is not None
     assert "ConnectError" in outcome.error
+
+
+async def test_the_development_switch_keeps_the_connection_alive(
+    local_sender, webhook_receiver
+) -> None:
+    for _ in range(3):
+        outcome = await local_sender.send(webhook_receiver.url, "test", BODY, {})
+        assert outcome.succeeded, outcome
+    assert len({r.peer for r in webhook_receiver.snapshot()}) == 1, "one connection, reused"
+
+
+async def test_a_pinned_connection_is_reused_for_its_hostname_only(
+    webhook_receiver, loopback_as_public
+) -> None:
+    port = webhook_receiver.url.split(":")[2].split("/")[0]
+
+    async def resolver(host: str, port: int) -> list[ssrf.IPAddress]:
+        return [LOOPBACK]  # two merchants' names on one address
+
+    async with WebhookSender(timeout_seconds=2, max_connections=4, resolver=resolver) as sender:
+        for host in ("shop.invalid", "shop.invalid", "other.invalid", "shop.invalid"):
+            outcome = await sender.send(f"http://{host}:{port}/webhooks", "test", BODY, {})
+            assert outcome.succeeded and outcome.response_excerpt == "ok", outcome
+    by_host: dict[str, set[tuple[str, int]]] = {}
+    for received in webhook_receiver.snapshot():
+        by_host.setdefault(received.headers["Host"].split(":")[0], set()).add(received.peer)
+    assert len(by_host["shop.invalid"]) == 1, "the same hostname reuses its connection"
+    assert len(by_host["other.invalid"]) == 1
+    assert not by_host["shop.invalid"] & by_host["other.invalid"], "never across hostnames"
+
+
+async def test_an_answer_too_long_to_read_closes_its_connection_but_counts(
+    webhook_receiver, loopback_as_public, monkeypatch
+) -> None:
+    monkeypatch.setattr(http_sender, "DRAIN_BYTES", 1)  # the receiver's "ok" is longer
+    async with WebhookSender(timeout_seconds=2, max_connections=4) as sender:
+        for _ in range(2):
+            outcome = await sender.send(webhook_receiver.url, "test", BODY, {})
+            assert outcome.succeeded and outcome.response_excerpt == "ok", outcome
+    assert len({r.peer for r in webhook_receiver.snapshot()}) == 2, "not reused"

@@ -4,9 +4,11 @@ In every environment (test events, replays and `POST /webhooks/test` included) t
 checked (`fluxpay_common.ssrf`), the host resolved here, every address checked, and the
 request sent to the checked address (URL host rewritten to the IP, `Host` header and TLS
 SNI/certificate check on the merchant's hostname), so DNS cannot answer differently between
-check and connect. Pinned requests never reuse a pooled connection: two hostnames sharing an
-IP would otherwise share a TLS session verified for only one of them. Redirects are not
-followed.
+check and connect. Connections are kept alive and reused, pinned ones only within their own
+pool per (scheme, hostname, port, checked address): two hostnames sharing an IP never share a
+connection (its TLS session was verified for one of them only), and a name resolving
+elsewhere next time gets a fresh connection to the newly checked address. Idle connections
+are bounded per pool and expire; idle pools are closed. Redirects are not followed.
 
 What the merchant reads back must not make us a reading proxy: the status code always, and
 at most the first 256 bytes of the body only from a destination that passed the guard and
@@ -17,10 +19,12 @@ checks (a receiver on 127.0.0.1); its answers are never excerpted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 import httpx
@@ -31,8 +35,17 @@ from webhook_dispatcher.domain.delivery import AttemptOutcome
 
 USER_AGENT = f"FluxPay-Webhooks/{API_VERSION}"
 EXCERPT_BYTES = 256
+# An answer is read to its end so its connection can carry the next request; a longer one is
+# not worth reading: its connection is closed instead.
+DRAIN_BYTES = 64 * 1024
+# Below the shortest keep-alive timeout common servers use (Node's 5 s): a reused connection
+# is seldom one the server is closing at that very moment.
+KEEPALIVE_SECONDS = 4.0
+# Pinned pools (one per merchant host and address) kept at most, idle ones closed first.
+MAX_PINNED_POOLS = 256
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+PoolKey = tuple[str, str, int, str]  # scheme, hostname, port, pinned address
 
 
 async def resolve_host(host: str, port: int) -> list[IPAddress]:
@@ -46,14 +59,75 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
 
 
 class _PinnedRequest:
-    """The URL, headers and extensions that send a request to one checked address."""
+    """The URL, headers and extensions that send a request to one checked address, and the
+    pool whose connections may carry it (None: unpinned, development only)."""
 
     def __init__(self, url: httpx.URL, address: IPAddress | None) -> None:
         self.pinned = address is not None
+        self.pool_key: PoolKey | None = (
+            None if address is None else (url.scheme, url.host, url.port or -1, str(address))
+        )
         self.url = url if address is None else url.copy_with(host=str(address))
         self.headers = {} if address is None else {"Host": url.netloc.decode("ascii")}
         pinned_tls = address is not None and url.scheme == "https"
         self.extensions = {"sni_hostname": url.raw_host.decode("ascii")} if pinned_tls else {}
+
+
+ClientFactory = Callable[[], httpx.AsyncClient]
+
+
+@dataclass
+class _Pool:
+    client: httpx.AsyncClient
+    in_use: int = 0
+    idle_since: float = 0.0
+
+
+class PinnedPools:
+    """One connection pool per (scheme, hostname, port, checked address), so a connection
+    verified for one hostname is never used for another. Pools idle longer than the
+    keep-alive (their connections expired anyway) or beyond `max_pools` are closed."""
+
+    def __init__(self, factory: ClientFactory, max_pools: int, idle_seconds: float) -> None:
+        self._factory = factory
+        self._max_pools = max_pools
+        self._idle_seconds = idle_seconds
+        self._pools: dict[PoolKey, _Pool] = {}
+        self._next_sweep = 0.0
+
+    def __len__(self) -> int:
+        return len(self._pools)
+
+    @contextlib.asynccontextmanager
+    async def client(self, key: PoolKey) -> AsyncIterator[httpx.AsyncClient]:
+        pool = self._pools.pop(key, None) or _Pool(self._factory())
+        self._pools[key] = pool  # most recently used last
+        pool.in_use += 1
+        try:
+            yield pool.client
+        finally:
+            pool.in_use -= 1
+            pool.idle_since = time.monotonic()
+            await self._sweep()
+
+    async def _sweep(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep and len(self._pools) <= self._max_pools:
+            return
+        self._next_sweep = now + self._idle_seconds
+        excess = len(self._pools) - self._max_pools
+        for key, pool in list(self._pools.items()):  # least recently used first
+            if pool.in_use:
+                continue
+            if excess > 0 or now - pool.idle_since >= self._idle_seconds:
+                excess -= 1
+                del self._pools[key]
+                await pool.client.aclose()
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.client.aclose()
 
 
 class WebhookSender:
@@ -63,33 +137,43 @@ class WebhookSender:
         max_connections: int,
         resolver: Resolver = resolve_host,
         allow_private: bool = False,
+        keepalive_per_host: int = 4,
+        max_pinned_pools: int = MAX_PINNED_POOLS,
     ) -> None:
         # Development only (refused at start-up elsewhere): no address checks, no pinning.
         self._allow_private = allow_private
         self._timeout = timeout_seconds
         self._max_connections = max_connections
+        self._keepalive_per_host = keepalive_per_host
         self._resolve = resolver
+        # One TLS context (CA bundle loaded once) for every pool.
+        self._ssl = httpx.create_ssl_context(trust_env=False)
         self._direct: httpx.AsyncClient | None = None
-        self._pinned: httpx.AsyncClient | None = None
+        self._pinned = PinnedPools(self._pinned_client, max_pinned_pools, KEEPALIVE_SECONDS)
 
     async def __aenter__(self) -> WebhookSender:
         self._direct = self._client(keepalive=self._max_connections)
-        self._pinned = self._client(keepalive=0)
         return self
 
     async def __aexit__(
         self, _: type[BaseException] | None, __: BaseException | None, ___: TracebackType | None
     ) -> None:
-        for client in (self._direct, self._pinned):
-            if client is not None:
-                await client.aclose()
+        if self._direct is not None:
+            await self._direct.aclose()
+        await self._pinned.aclose()
+
+    def _pinned_client(self) -> httpx.AsyncClient:
+        return self._client(keepalive=self._keepalive_per_host)
 
     def _client(self, keepalive: int) -> httpx.AsyncClient:
         # trust_env=False: an HTTP(S)_PROXY variable must not route around the SSRF guard.
         # TCP_NODELAY: headers and body go out as two writes; Nagle would hold the second.
         transport = httpx.AsyncHTTPTransport(
+            verify=self._ssl,
             limits=httpx.Limits(
-                max_connections=self._max_connections, max_keepalive_connections=keepalive
+                max_connections=self._max_connections,
+                max_keepalive_connections=keepalive,
+                keepalive_expiry=KEEPALIVE_SECONDS,
             ),
             trust_env=False,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
@@ -127,8 +211,19 @@ class WebhookSender:
         self, url: str, environment: Environment, body: bytes, headers: dict[str, str]
     ) -> tuple[int, str | None]:
         request = await self._pin(url, environment)
-        client = self._pinned if request.pinned else self._direct
-        assert client is not None, "WebhookSender used outside `async with`"
+        if request.pool_key is None:
+            assert self._direct is not None, "WebhookSender used outside `async with`"
+            return await self._exchange(self._direct, request, body, headers)
+        async with self._pinned.client(request.pool_key) as client:
+            return await self._exchange(client, request, body, headers)
+
+    async def _exchange(
+        self,
+        client: httpx.AsyncClient,
+        request: _PinnedRequest,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> tuple[int, str | None]:
         async with client.stream(
             "POST",
             request.url,
@@ -136,9 +231,9 @@ class WebhookSender:
             headers={**_base_headers(), **headers, **request.headers},
             extensions=request.extensions,
         ) as response:
+            head = await _drain(response)
             # Only a destination that passed the guard is excerpted (see the module's doc).
-            excerpt = await _read_excerpt(response) if request.pinned else None
-            return response.status_code, excerpt
+            return response.status_code, _excerpt(head) if request.pinned else None
 
     async def _pin(self, url: str, environment: Environment) -> _PinnedRequest:
         destination = check_url(url, environment, allow_private=self._allow_private)
@@ -161,12 +256,24 @@ def _base_headers() -> dict[str, str]:
     }
 
 
-async def _read_excerpt(response: httpx.Response) -> str:
+async def _drain(response: httpx.Response) -> bytes:
+    """The answer's first bytes; read to its end (up to `DRAIN_BYTES`) so the connection
+    goes back to its pool, else left unread and the connection closed with the response."""
     collected = b""
     async for chunk in response.aiter_raw():
-        collected += chunk
-        if len(collected) >= EXCERPT_BYTES:
+        if len(collected) < EXCERPT_BYTES:
+            collected += chunk[: EXCERPT_BYTES - len(collected)]
+        if response.num_bytes_downloaded > DRAIN_BYTES:
             break
-    text = collected[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    return collected
+
+
+def _excerpt(head: bytes) -> str:
+    text = head[:EXCERPT_BYTES].decode("utf-8", errors="replace")
     # Shown in an API answer and a dashboard: no control characters (NUL breaks storage).
     return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
+
+
+async def _read_excerpt(response: httpx.Response) -> str:
+    """At most the first 256 bytes of the answer, printable."""
+    return _excerpt(await _drain(response))
