@@ -11,8 +11,13 @@ from webhook_dispatcher.service_layer.dispatcher import Dispatcher, DispatchPoli
 from webhook_dispatcher.service_layer.handlers import HandlerConfig
 
 
-def handler_config(settings: Settings) -> HandlerConfig:
-    return HandlerConfig(endpoint_wait=settings.endpoint_wait)
+def handler_config(settings: Settings, first_attempts: Dispatcher | None = None) -> HandlerConfig:
+    return HandlerConfig(
+        endpoint_wait=settings.endpoint_wait,
+        first_attempts=first_attempts,
+        endpoint_concurrency=settings.webhook_endpoint_concurrency,
+        lease_seconds=settings.webhook_claim_lease_seconds,
+    )
 
 
 def dispatch_policy(settings: Settings) -> DispatchPolicy:
