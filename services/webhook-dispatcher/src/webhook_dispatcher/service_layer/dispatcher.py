@@ -38,6 +38,7 @@ from webhook_dispatcher.adapters.http_sender import WebhookSender
 from webhook_dispatcher.adapters.repository import NOTIFY_CHANNEL
 from webhook_dispatcher.domain.delivery import (
     AttemptOutcome,
+    Decision,
     Skip,
     Target,
     Wait,
@@ -46,6 +47,7 @@ from webhook_dispatcher.domain.delivery import (
     signing_secrets,
 )
 from webhook_dispatcher.domain.schedule import Schedule
+from webhook_dispatcher.service_layer.success_log import SuccessLog
 
 log = get_logger(__name__)
 EVENT_ID_HEADER = "X-FluxPay-Event-Id"
@@ -83,6 +85,7 @@ class Dispatcher:
         self._policy = policy
         self._clock = clock
         self._rng = rng
+        self._successes = SuccessLog(pool)
         self._wake = asyncio.Event()
         # Each send in flight, and whether it came from the claim loop.
         self._in_flight: dict[asyncio.Task[None], tuple[store.ClaimedDelivery, bool]] = {}
@@ -240,15 +243,7 @@ class Dispatcher:
         # The merchant has been called: keep trying to record it rather than let the lease
         # expire into a duplicate send.
         await retry_transient(
-            lambda: store.record_attempt(
-                self._pool,
-                job,
-                target=target,
-                url_shown=without_credentials(target.url),
-                started_at=started_at,
-                outcome=outcome,
-                decision=decision,
-            ),
+            lambda: self._record(job, target, started_at, outcome, decision),
             RECORD_RETRY_SECONDS,
             what="record webhook attempt",
         )
@@ -262,6 +257,29 @@ class Dispatcher:
             duration_ms=outcome.duration_ms,
             next_status=decision.status,
             endpoint_disabled=decision.disable_endpoint,
+        )
+
+    async def _record(
+        self,
+        job: store.ClaimedDelivery,
+        target: Target,
+        started_at: datetime,
+        outcome: AttemptOutcome,
+        decision: Decision,
+    ) -> bool:
+        url_shown = without_credentials(target.url)
+        if decision.status == "succeeded" and decision.disable_endpoint is None:
+            # Successes finishing together share a statement (`SuccessLog`).
+            success = store.Success(job, target, url_shown, started_at, outcome)
+            return await self._successes.record(success)
+        return await store.record_attempt(
+            self._pool,
+            job,
+            target=target,
+            url_shown=url_shown,
+            started_at=started_at,
+            outcome=outcome,
+            decision=decision,
         )
 
     async def _send(self, job: store.ClaimedDelivery, target: Target) -> AttemptOutcome:
