@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
 import threading
 import time
@@ -31,8 +32,10 @@ class WebhookReceiver:
     requests: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _scheme: str = "http"
 
-    def start(self) -> WebhookReceiver:
+    def start(self, ssl_context: ssl.SSLContext | None = None) -> WebhookReceiver:
+        """Serve http, or https with `ssl_context` (a server context with its certificate)."""
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,13 +66,16 @@ class WebhookReceiver:
                 pass
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        if ssl_context is not None:
+            self._scheme = "https"
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhooks"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/webhooks"
 
     def stop(self) -> None:
         if self._server is not None:

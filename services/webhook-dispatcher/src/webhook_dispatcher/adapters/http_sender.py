@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ class WebhookSender:
         allow_private: bool = False,
         keepalive_per_host: int = 4,
         max_pinned_pools: int = MAX_PINNED_POOLS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         # Development only (refused at start-up elsewhere): no address checks, no pinning.
         self._allow_private = allow_private
@@ -146,8 +148,8 @@ class WebhookSender:
         self._max_connections = max_connections
         self._keepalive_per_host = keepalive_per_host
         self._resolve = resolver
-        # One TLS context (CA bundle loaded once) for every pool.
-        self._ssl = httpx.create_ssl_context(trust_env=False)
+        # One TLS context (CA bundle loaded once) for every pool; tests bring their own CA.
+        self._ssl = ssl_context or httpx.create_ssl_context(trust_env=False)
         self._direct: httpx.AsyncClient | None = None
         self._pinned = PinnedPools(self._pinned_client, max_pinned_pools, KEEPALIVE_SECONDS)
 
