@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 
+import httpcore
 import pytest
 
 from fluxpay_common import ssrf
 from webhook_dispatcher.adapters import http_sender
+from webhook_dispatcher.adapters.asyncio_network import AsyncioBackend
 from webhook_dispatcher.adapters.http_sender import WebhookSender
 
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
@@ -174,3 +177,35 @@ async def test_an_answer_too_long_to_read_closes_its_connection_but_counts(
             outcome = await sender.send(webhook_receiver.url, "test", BODY, {})
             assert outcome.succeeded and outcome.response_excerpt == "ok", outcome
     assert len({r.peer for r in webhook_receiver.snapshot()}) == 2, "not reused"
+
+
+async def test_an_idle_connection_the_server_closed_is_seen_as_such_and_not_reused() -> None:
+    async def close_at_once(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=2)
+        assert await stream.read(10, timeout=2) == b"", "the server's close reads as EOF"
+        assert stream.get_extra_info("is_readable") is True
+        await stream.aclose()
+        with pytest.raises(httpcore.ConnectError):
+            await AsyncioBackend().connect_tcp("127.0.0.1", 9, timeout=2)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_silent_server_times_a_read_out_as_httpcore_says() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=2)
+        assert stream.get_extra_info("is_readable") is False
+        with pytest.raises(httpcore.ReadTimeout):
+            await stream.read(10, timeout=0.05)
+        await stream.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -28,10 +28,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+import httpcore
 import httpx
 
 from fluxpay_common.messages import API_VERSION, Environment
 from fluxpay_common.ssrf import IPAddress, UnsafeDestination, check_addresses, check_url
+from webhook_dispatcher.adapters.asyncio_network import AsyncioBackend
 from webhook_dispatcher.domain.delivery import AttemptOutcome
 
 USER_AGENT = f"FluxPay-Webhooks/{API_VERSION}"
@@ -169,17 +171,7 @@ class WebhookSender:
 
     def _client(self, keepalive: int) -> httpx.AsyncClient:
         # trust_env=False: an HTTP(S)_PROXY variable must not route around the SSRF guard.
-        # TCP_NODELAY: headers and body go out as two writes; Nagle would hold the second.
-        transport = httpx.AsyncHTTPTransport(
-            verify=self._ssl,
-            limits=httpx.Limits(
-                max_connections=self._max_connections,
-                max_keepalive_connections=keepalive,
-                keepalive_expiry=KEEPALIVE_SECONDS,
-            ),
-            trust_env=False,
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        )
+        transport = _Transport(self._ssl, self._max_connections, keepalive)
         return httpx.AsyncClient(
             transport=transport,
             follow_redirects=False,
@@ -247,6 +239,25 @@ class WebhookSender:
             raise UnsafeDestination("ambiguous host in URL")
         address = check_addresses(await self._resolve(destination.host, destination.port))
         return _PinnedRequest(parsed, address)
+
+
+class _Transport(httpx.AsyncHTTPTransport):
+    """httpx's transport (request and exception mapping) over a connection pool on plain
+    asyncio (`asyncio_network`), HTTP/1.1 only, never through a proxy."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, max_connections: int, keepalive: int) -> None:
+        super().__init__(verify=ssl_context, trust_env=False)
+        # TCP_NODELAY: headers and body go out as two writes; Nagle would hold the second.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            max_keepalive_connections=keepalive,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+            http1=True,
+            http2=False,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            network_backend=AsyncioBackend(),
+        )
 
 
 def _base_headers() -> dict[str, str]:
