@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 import uuid
@@ -55,6 +56,7 @@ EVENT_ID_HEADER = "X-FluxPay-Event-Id"
 # record's arrival also wakes it at once).
 ENDPOINT_RECHECK = timedelta(seconds=5)
 RECORD_RETRY_SECONDS = 30.0
+OPENED_SECRETS = 1024
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ class Dispatcher:
     ) -> None:
         self._pool = pool
         self._sender = sender
-        self._box = box
+        # Opened once per sealed secret, not per POST (a rotation seals a new token; the
+        # key is in this process anyway). A token that does not open is not remembered.
+        self._open_secret = functools.lru_cache(maxsize=OPENED_SECRETS)(box.open)
         self._policy = policy
         self._clock = clock
         self._rng = rng
@@ -285,7 +289,7 @@ class Dispatcher:
     async def _send(self, job: store.ClaimedDelivery, target: Target) -> AttemptOutcome:
         assert job.endpoint is not None
         try:
-            secrets = [self._box.open(s) for s in signing_secrets(job.endpoint, self._clock())]
+            secrets = [self._open_secret(s) for s in signing_secrets(job.endpoint, self._clock())]
         except ValueError:
             # A platform key problem, not the merchant's: retried on the normal schedule.
             return AttemptOutcome(None, "signing secret cannot be decrypted")
