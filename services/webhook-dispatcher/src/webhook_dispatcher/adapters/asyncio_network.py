@@ -19,6 +19,9 @@ from typing import Any
 
 import httpcore
 
+# Bytes held back at most before they are sent without waiting for the next read.
+FLUSH_BYTES = 64 * 1024
+
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 )
@@ -53,19 +56,36 @@ class _Mapped:
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
+    """Writes are held until the next read (or `FLUSH_BYTES`): a request's headers and body
+    leave in one send, not two (each send to a local receiver costs a system call and its
+    wake-up; a small second segment may also wait on Nagle or a delayed ACK)."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._unsent: list[bytes] = []
+        self._unsent_bytes = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._unsent:
+            await self._flush(timeout)
         async with _Mapped(timeout, httpcore.ReadTimeout, httpcore.ReadError):
             return await self._reader.read(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        self._unsent.append(buffer)
+        self._unsent_bytes += len(buffer)
+        if self._unsent_bytes >= FLUSH_BYTES:
+            await self._flush(timeout)
+
+    async def _flush(self, timeout: float | None) -> None:
+        data = b"".join(self._unsent)
+        self._unsent.clear()
+        self._unsent_bytes = 0
         async with _Mapped(timeout, httpcore.WriteTimeout, httpcore.WriteError):
-            self._writer.write(buffer)
+            self._writer.write(data)
             await self._writer.drain()
 
     async def aclose(self) -> None:
