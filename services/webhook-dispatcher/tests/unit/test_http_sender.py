@@ -31,13 +31,11 @@ def test_unpinned_request_is_sent_as_given() -> None:
 
 
 async def test_only_the_first_256_bytes_of_a_response_are_kept() -> None:
-    response = httpx.Response(200, stream=httpx.ByteStream(b"x" * 5000))
-    assert await _read_excerpt(response) == "x" * 256
+    assert await _read_excerpt(httpx.ByteStream(b"x" * 5000)) == "x" * 256
 
 
 async def test_an_excerpt_is_short_and_carries_no_control_characters() -> None:
-    response = httpx.Response(200, stream=httpx.ByteStream(b"ok\x00\x1b[31m" + b"y" * 600))
-    excerpt = await _read_excerpt(response)
+    excerpt = await _read_excerpt(httpx.ByteStream(b"ok\x00\x1b[31m" + b"y" * 600))
     assert len(excerpt.encode()) <= 256 + 6 and "\x00" not in excerpt and "\x1b" not in excerpt
     assert excerpt.startswith("ok\ufffd\ufffd[31m")
 
