@@ -4,7 +4,8 @@ import ipaddress
 
 import httpx
 
-from webhook_dispatcher.adapters.http_sender import PinnedPools, _PinnedRequest, _read_excerpt
+from webhook_dispatcher.adapters.http_sender import _PinnedRequest, _read_excerpt
+from webhook_dispatcher.adapters.pinned_pools import PinnedPools
 
 
 def test_pinned_request_connects_to_the_ip_but_speaks_to_the_hostname() -> None:

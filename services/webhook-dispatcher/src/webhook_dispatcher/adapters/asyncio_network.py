@@ -1,12 +1,12 @@
 """httpcore's network layer on plain asyncio streams, for the webhook sender.
 
-httpx's default backend goes through anyio (cancel scopes, task lookups, typed attribute
+httpcore's default backend goes through anyio (cancel scopes, task lookups, typed attribute
 maps on every read, write and keep-alive check): on the dispatcher's hot path that was the
 largest single share of its CPU. The sender needs nothing anyio adds: it runs on asyncio
 only and bounds every attempt with its own deadline. Connecting, TLS (the SNI hostname and
 certificate check httpcore asks for: pinned requests keep the merchant's hostname) and
-reading behave as httpcore expects of any backend; errors map to httpcore's exceptions, so
-httpx reports them as before (`ConnectError`, `ReadTimeout`, ...).
+reading behave as httpcore expects of any backend; errors map to httpcore's exceptions, which
+the sender reports by name as before (`ConnectError`, `ReadTimeout`, ...).
 """
 
 from __future__ import annotations

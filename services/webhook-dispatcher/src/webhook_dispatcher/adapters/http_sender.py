@@ -19,13 +19,11 @@ checks (a receiver on 127.0.0.1); its answers are never excerpted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
 
 import httpcore
@@ -34,6 +32,7 @@ import httpx
 from fluxpay_common.messages import API_VERSION, Environment
 from fluxpay_common.ssrf import IPAddress, UnsafeDestination, check_addresses, check_url
 from webhook_dispatcher.adapters.asyncio_network import AsyncioBackend
+from webhook_dispatcher.adapters.pinned_pools import PinnedPools, PoolKey
 from webhook_dispatcher.domain.delivery import AttemptOutcome
 
 USER_AGENT = f"FluxPay-Webhooks/{API_VERSION}"
@@ -48,7 +47,6 @@ KEEPALIVE_SECONDS = 4.0
 MAX_PINNED_POOLS = 256
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
-PoolKey = tuple[str, str, int, str]  # scheme, hostname, port, pinned address
 
 
 async def resolve_host(host: str, port: int) -> list[IPAddress]:
@@ -74,63 +72,6 @@ class _PinnedRequest:
         self.headers = {} if address is None else {"Host": url.netloc.decode("ascii")}
         pinned_tls = address is not None and url.scheme == "https"
         self.extensions = {"sni_hostname": url.raw_host.decode("ascii")} if pinned_tls else {}
-
-
-ClientFactory = Callable[[], httpcore.AsyncConnectionPool]
-
-
-@dataclass
-class _Pool:
-    client: httpcore.AsyncConnectionPool
-    in_use: int = 0
-    idle_since: float = 0.0
-
-
-class PinnedPools:
-    """One connection pool per (scheme, hostname, port, checked address), so a connection
-    verified for one hostname is never used for another. Pools idle longer than the
-    keep-alive (their connections expired anyway) or beyond `max_pools` are closed."""
-
-    def __init__(self, factory: ClientFactory, max_pools: int, idle_seconds: float) -> None:
-        self._factory = factory
-        self._max_pools = max_pools
-        self._idle_seconds = idle_seconds
-        self._pools: dict[PoolKey, _Pool] = {}
-        self._next_sweep = 0.0
-
-    def __len__(self) -> int:
-        return len(self._pools)
-
-    @contextlib.asynccontextmanager
-    async def client(self, key: PoolKey) -> AsyncIterator[httpcore.AsyncConnectionPool]:
-        pool = self._pools.pop(key, None) or _Pool(self._factory())
-        self._pools[key] = pool  # most recently used last
-        pool.in_use += 1
-        try:
-            yield pool.client
-        finally:
-            pool.in_use -= 1
-            pool.idle_since = time.monotonic()
-            await self._sweep()
-
-    async def _sweep(self) -> None:
-        now = time.monotonic()
-        if now < self._next_sweep and len(self._pools) <= self._max_pools:
-            return
-        self._next_sweep = now + self._idle_seconds
-        excess = len(self._pools) - self._max_pools
-        for key, pool in list(self._pools.items()):  # least recently used first
-            if pool.in_use:
-                continue
-            if excess > 0 or now - pool.idle_since >= self._idle_seconds:
-                excess -= 1
-                del self._pools[key]
-                await pool.client.aclose()
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.client.aclose()
 
 
 class WebhookSender:
