@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import sys
 import threading
 import time
@@ -17,6 +18,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    # The client's (host, port): one per connection, so kept-alive requests share it.
+    peer: tuple[str, int] = ("", 0)
     at: float = field(default_factory=time.monotonic)
     wall: float = field(default_factory=time.time)
 
@@ -29,17 +32,28 @@ class WebhookReceiver:
     requests: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _scheme: str = "http"
 
-    def start(self) -> WebhookReceiver:
+    def start(self, ssl_context: ssl.SSLContext | None = None) -> WebhookReceiver:
+        """Serve http, or https with `ssl_context` (a server context with its certificate)."""
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             # Keeps connections alive, as a merchant's web server does.
             protocol_version = "HTTP/1.1"
+            # Buffered: the status line, headers and body leave in one write (flushed after
+            # each request), not three small segments that Nagle's algorithm would delay on a
+            # kept-alive connection.
+            wbufsize = 64 * 1024
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                received = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+                received = Received(
+                    self.path,
+                    dict(self.headers.items()),
+                    self.rfile.read(length),
+                    peer=self.client_address[:2],
+                )
                 with receiver._lock:
                     receiver.requests.append(received)
                 status = receiver.respond(received)
@@ -52,13 +66,16 @@ class WebhookReceiver:
                 pass
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        if ssl_context is not None:
+            self._scheme = "https"
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhooks"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}/webhooks"
 
     def stop(self) -> None:
         if self._server is not None:

@@ -11,8 +11,13 @@ from webhook_dispatcher.service_layer.dispatcher import Dispatcher, DispatchPoli
 from webhook_dispatcher.service_layer.handlers import HandlerConfig
 
 
-def handler_config(settings: Settings) -> HandlerConfig:
-    return HandlerConfig(endpoint_wait=settings.endpoint_wait)
+def handler_config(settings: Settings, first_attempts: Dispatcher | None = None) -> HandlerConfig:
+    return HandlerConfig(
+        endpoint_wait=settings.endpoint_wait,
+        first_attempts=first_attempts,
+        endpoint_concurrency=settings.webhook_endpoint_concurrency,
+        lease_seconds=settings.webhook_claim_lease_seconds,
+    )
 
 
 def dispatch_policy(settings: Settings) -> DispatchPolicy:
@@ -36,5 +41,6 @@ def build_dispatcher(pool: asyncpg.Pool, settings: Settings) -> Dispatcher:
         settings.webhook_timeout_seconds,
         max_connections=settings.webhook_max_in_flight,
         allow_private=settings.webhook_allow_private_destinations,
+        keepalive_per_host=settings.webhook_endpoint_concurrency,
     )
     return Dispatcher(pool, sender, secret_box(settings), dispatch_policy(settings))

@@ -174,6 +174,70 @@ async def record_attempt(
     return bool(owned)
 
 
+@dataclass(frozen=True)
+class Success:
+    """A successful attempt to record (nothing else follows it: no retry, no disablement)."""
+
+    job: ClaimedDelivery
+    target: Target
+    url_shown: str
+    started_at: datetime
+    outcome: AttemptOutcome
+
+
+# `_RECORD_ATTEMPT` for many successful attempts at once: each attempt logged, each delivery
+# succeeded while its lease's token is still ours, an endpoint's failure streak ended.
+_RECORD_SUCCESSES = """
+WITH s AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[],
+                         $6::int[], $7::int[], $8::text[], $9::uuid[], $10::text[],
+                         $11::boolean[], $12::text[])
+        AS s(delivery_id, claim_token, attempt_number, url, started_at, duration_ms,
+             status_code, response_excerpt, merchant_id, environment, is_endpoint, target_url)
+), attempt AS (
+    INSERT INTO delivery_attempt (delivery_id, attempt_number, url, started_at, duration_ms,
+                                  status_code, error, response_excerpt, succeeded)
+    SELECT delivery_id, attempt_number, url, started_at, duration_ms, status_code, NULL,
+           response_excerpt, true
+    FROM s
+), owned AS (
+    UPDATE delivery d SET status = 'succeeded', attempt_count = d.attempt_count + 1,
+        next_attempt_at = NULL, locked_until = NULL, claim_token = NULL,
+        last_status_code = s.status_code, last_error = NULL, updated_at = now(),
+        completed_at = now()
+    FROM s WHERE d.id = s.delivery_id AND d.claim_token = s.claim_token
+    RETURNING d.id
+), health AS (
+    UPDATE endpoint p SET failing_since = NULL, updated_at = now()
+    FROM s WHERE s.is_endpoint AND p.merchant_id = s.merchant_id
+      AND p.environment = s.environment AND p.url = s.target_url
+      AND p.failing_since IS NOT NULL
+)
+SELECT array(SELECT id FROM owned)
+"""
+
+
+async def record_successes(pool: asyncpg.Pool, successes: list[Success]) -> set[uuid.UUID]:
+    """Many successful attempts in one statement; the deliveries whose lease was still ours
+    (every attempt is logged either way)."""
+    owned = await pool.fetchval(
+        _RECORD_SUCCESSES,
+        [s.job.id for s in successes],
+        [s.job.claim_token for s in successes],
+        [s.job.attempt_count + 1 for s in successes],
+        [s.url_shown for s in successes],
+        [s.started_at for s in successes],
+        [s.outcome.duration_ms for s in successes],
+        [s.outcome.status_code for s in successes],
+        [s.outcome.response_excerpt for s in successes],
+        [s.job.merchant_id for s in successes],
+        [s.job.environment for s in successes],
+        [s.target.is_endpoint for s in successes],
+        [s.target.url for s in successes],
+    )
+    return set(owned)
+
+
 def _http_error(outcome: AttemptOutcome) -> str | None:
     if outcome.succeeded or outcome.status_code is None:
         return None

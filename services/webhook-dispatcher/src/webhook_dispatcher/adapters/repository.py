@@ -15,6 +15,9 @@ from fluxpay_common.messages import MerchantEndpointChanged, RefundEvent
 from fluxpay_common.ssrf import without_credentials
 from fluxpay_common.tracing import current_traceparent
 from webhook_dispatcher.domain.delivery import (
+    ENDPOINT_DISABLED,
+    NO_ENDPOINT,
+    NO_SECRET,
     DeliveryStatus,
     Endpoint,
     SigningSecret,
@@ -188,16 +191,20 @@ async def record_event(
 
 
 # A batch of events: the same as `_RECORD_EVENT` for every row of the arrays at once (the
-# caller passes each message once). `n` keeps the batch's order for the deliveries' rows.
+# caller passes each message once), with the endpoint read in the same statement and each
+# delivery routed by `domain.delivery.resolve_target`'s rules, in its order ('send' is a
+# Target, 'wait' a Wait). Deliveries to send are inserted already leased (the claim's lease
+# and fencing token) up to the merchant's free slots (`per_endpoint` minus its live leases,
+# as the claim counts them) and `$16` in all, for the caller to attempt at once; the rest are
+# due now for the claim loop (NOTIFY). `n` keeps the batch's order.
 _RECORD_EVENTS = f"""
 WITH batch AS (
     SELECT * FROM unnest($1::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                          $7::uuid[], $8::uuid[], $9::bytea[], $10::timestamptz[], $11::uuid[],
-                         $12::text[], $13::text[], $14::timestamptz[], $15::text[],
-                         $16::text[])
+                         $12::text[], $13::text[])
         WITH ORDINALITY AS b(message_id, event_id, merchant_id, environment, type, payment_id,
-                             refund_id, body, occurred_at, delivery_id, callback_url, status,
-                             next_attempt_at, last_error, traceparent, n)
+                             refund_id, body, occurred_at, delivery_id, callback_url,
+                             traceparent, n)
 ), claimed AS (
     INSERT INTO inbox_message (message_id, consumer) SELECT message_id, $2 FROM batch
     ON CONFLICT (message_id) DO NOTHING RETURNING message_id
@@ -208,67 +215,148 @@ WITH batch AS (
            b.occurred_at, false, b.traceparent
     FROM batch b JOIN claimed USING (message_id) ORDER BY b.n
     ON CONFLICT (id) DO NOTHING RETURNING id
+), routed AS (
+    SELECT b.delivery_id, b.event_id, b.merchant_id, b.environment, b.callback_url, b.n,
+           p.merchant_id IS NOT NULL AS has_endpoint, p.url, p.secrets_sealed,
+           p.secrets_expire_at, p.disabled_at, p.failing_since,
+           CASE WHEN p.merchant_id IS NULL THEN CASE WHEN $14 THEN 'no_endpoint' ELSE 'wait' END
+                WHEN cardinality(p.secrets_sealed) = 0 THEN 'dead'
+                WHEN coalesce(b.callback_url, '') <> '' THEN 'send'
+                WHEN p.url IS NULL THEN 'no_endpoint'
+                WHEN p.disabled_at IS NOT NULL THEN 'endpoint_disabled'
+                ELSE 'send' END AS route
+    FROM batch b JOIN stored ON stored.id = b.event_id
+    LEFT JOIN endpoint p ON p.merchant_id = b.merchant_id AND p.environment = b.environment
+), busy AS (
+    SELECT merchant_id, count(*) AS leases FROM delivery
+    WHERE status = 'pending' AND locked_until > now()
+      AND merchant_id IN (SELECT merchant_id FROM routed WHERE route = 'send')
+    GROUP BY merchant_id
+), lease AS (
+    SELECT s.delivery_id, row_number() OVER (ORDER BY s.n) AS m
+    FROM (SELECT delivery_id, merchant_id, n,
+                 row_number() OVER (PARTITION BY merchant_id ORDER BY n) AS k
+          FROM routed WHERE route = 'send') s
+    LEFT JOIN busy USING (merchant_id)
+    WHERE s.k <= $15 - coalesce(busy.leases, 0)
 ), delivered AS (
     INSERT INTO delivery (id, event_id, merchant_id, environment, callback_url, status,
-                          next_attempt_at, last_error, completed_at)
-    SELECT b.delivery_id, b.event_id, b.merchant_id, b.environment, b.callback_url, b.status,
-           b.next_attempt_at, b.last_error,
-           CASE WHEN b.status = 'pending' THEN NULL ELSE now() END
-    FROM batch b JOIN stored ON stored.id = b.event_id ORDER BY b.n RETURNING status
+                          next_attempt_at, last_error, completed_at, locked_until, claim_token)
+    SELECT r.delivery_id, r.event_id, r.merchant_id, r.environment, r.callback_url,
+           CASE WHEN r.route IN ('send', 'wait') THEN 'pending' ELSE r.route END,
+           CASE WHEN r.route IN ('send', 'wait') THEN now() END,
+           CASE r.route WHEN 'no_endpoint' THEN $17 WHEN 'dead' THEN $18
+                        WHEN 'endpoint_disabled' THEN $19 END,
+           CASE WHEN r.route IN ('send', 'wait') THEN NULL ELSE now() END,
+           CASE WHEN l.m <= $16 THEN now() + make_interval(secs => $20) END,
+           CASE WHEN l.m <= $16 THEN gen_random_uuid() END
+    FROM routed r LEFT JOIN lease l USING (delivery_id) ORDER BY r.n
+    RETURNING id, status, claim_token, created_at
 )
-SELECT array(SELECT message_id FROM claimed) AS claimed,
-       (SELECT pg_notify('{NOTIFY_CHANNEL}', '')
-        WHERE EXISTS (SELECT 1 FROM delivered WHERE status = 'pending')) AS notified
+SELECT NULL::uuid AS delivery_id, NULL::text AS status, NULL::uuid AS claim_token,
+       NULL::timestamptz AS created_at, NULL::boolean AS has_endpoint, NULL::text AS url,
+       NULL::text[] AS secrets_sealed, NULL::timestamptz[] AS secrets_expire_at,
+       NULL::timestamptz AS disabled_at, NULL::timestamptz AS failing_since,
+       array(SELECT message_id FROM claimed) AS claimed,
+       (SELECT pg_notify('{NOTIFY_CHANNEL}', '')::text WHERE EXISTS (
+           SELECT 1 FROM delivered WHERE status = 'pending' AND claim_token IS NULL))
+           AS notified
+UNION ALL
+SELECT d.id, d.status, d.claim_token, d.created_at, r.has_endpoint, r.url, r.secrets_sealed,
+       r.secrets_expire_at, r.disabled_at, r.failing_since, NULL, NULL
+FROM delivered d JOIN routed r ON r.delivery_id = d.id
 """
 
 
 @dataclass(frozen=True)
-class NewEvent:
-    """One event of a batch, with what its delivery starts as."""
+class NewDelivery:
+    """The delivery a new event got: leased (a `claim_token`) when it is to be sent now."""
 
     message: WebhookSource
     body: bytes
+    id: uuid.UUID
     status: DeliveryStatus
-    next_attempt_at: datetime | None
-    last_error: str | None
+    claim_token: uuid.UUID | None
+    created_at: datetime
+    endpoint: Endpoint | None
+    traceparent: str | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """How many of a batch's deliveries may be leased for an attempt right away."""
+
+    limit: int  # in all (the caller's free sending slots)
+    per_endpoint: int  # in flight per merchant, as the claim counts
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RecordedEvents:
+    claimed: set[uuid.UUID]  # message ids not handled before
+    deliveries: list[NewDelivery]  # one per new event, in the batch's order
 
 
 async def record_events(
-    pool: asyncpg.Pool, events: Sequence[NewEvent], *, consumer: str
-) -> set[uuid.UUID]:
-    """`record_event` for many messages in one statement; the ids of those not handled before.
+    pool: asyncpg.Pool,
+    messages: Sequence[tuple[WebhookSource, bytes]],
+    *,
+    consumer: str,
+    wait_for_endpoint: bool,
+    lease: Lease,
+) -> RecordedEvents:
+    """`record_event` for many messages (and their bodies) in one statement, the endpoint
+    read in it; new deliveries to send leased within `lease`.
 
     Each message id must appear once (a batch may carry a duplicate: the caller keeps one).
     """
-    columns = [_event_columns(e.message, e.body) for e in events]
-    row = await pool.fetchrow(
+    columns = [_event_columns(message, body) for message, body in messages]
+    ids = [uuid.uuid4() for _ in messages]
+    traceparents = [traceparent_of(message.message_id) for message, _ in messages]
+    rows = await pool.fetch(
         _RECORD_EVENTS,
-        [e.message.message_id for e in events],
+        [message.message_id for message, _ in messages],
         consumer,
         *(list(values) for values in zip(*columns, strict=True)),
-        [uuid.uuid4() for _ in events],
-        [e.message.callback_url for e in events],
-        [e.status for e in events],
-        [e.next_attempt_at for e in events],
-        [e.last_error for e in events],
-        [traceparent_of(e.message.message_id) for e in events],
+        ids,
+        [message.callback_url for message, _ in messages],
+        traceparents,
+        not wait_for_endpoint,
+        lease.per_endpoint,
+        lease.limit,
+        NO_ENDPOINT,
+        NO_SECRET,
+        ENDPOINT_DISABLED,
+        lease.seconds,
     )
-    assert row is not None
-    return set(row["claimed"])
-
-
-async def load_endpoints(
-    pool: asyncpg.Pool, keys: Sequence[tuple[uuid.UUID, str]]
-) -> dict[tuple[uuid.UUID, str], Endpoint]:
-    """The endpoints of these (merchant, environment) pairs that exist, in one query."""
-    rows = await pool.fetch(
-        "SELECT merchant_id, environment, url, secrets_sealed, secrets_expire_at, disabled_at,"
-        " failing_since FROM endpoint WHERE (merchant_id, environment) IN"
-        " (SELECT * FROM unnest($1::uuid[], $2::text[]))",
-        [merchant for merchant, _ in keys],
-        [environment for _, environment in keys],
-    )
-    return {(row["merchant_id"], row["environment"]): endpoint_from_row(row) for row in rows}
+    by_id = {
+        delivery_id: (message, body, traceparent)
+        for delivery_id, (message, body), traceparent in zip(
+            ids, messages, traceparents, strict=True
+        )
+    }
+    claimed: set[uuid.UUID] = set()
+    deliveries: list[NewDelivery] = []
+    for row in rows:
+        if row["delivery_id"] is None:
+            claimed = set(row["claimed"])
+            continue
+        message, body, traceparent = by_id[row["delivery_id"]]
+        deliveries.append(
+            NewDelivery(
+                message=message,
+                body=body,
+                id=row["delivery_id"],
+                status=row["status"],
+                claim_token=row["claim_token"],
+                created_at=row["created_at"],
+                endpoint=endpoint_from_row(row) if row["has_endpoint"] else None,
+                traceparent=traceparent,
+            )
+        )
+    position = {delivery_id: i for i, delivery_id in enumerate(ids)}
+    deliveries.sort(key=lambda d: position[d.id])
+    return RecordedEvents(claimed, deliveries)
 
 
 async def insert_delivery(

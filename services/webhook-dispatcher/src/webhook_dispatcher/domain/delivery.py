@@ -16,6 +16,9 @@ from webhook_dispatcher.domain.schedule import Schedule, next_attempt_at
 
 DeliveryStatus = Literal["pending", "succeeded", "dead", "no_endpoint", "endpoint_disabled"]
 GONE = 410
+NO_ENDPOINT = "no webhook endpoint configured for this merchant"
+NO_SECRET = "no webhook signing secret for this merchant"
+ENDPOINT_DISABLED = "the webhook endpoint is disabled"
 
 
 @dataclass(frozen=True)
@@ -56,18 +59,20 @@ class Wait:
 def resolve_target(
     callback_url: str | None, endpoint: Endpoint | None, waited: timedelta, max_wait: timedelta
 ) -> Target | Skip | Wait:
+    """Where a delivery goes. `repository._RECORD_EVENTS` applies the same rules, in the
+    same order, to a batch of new deliveries (a test holds the two together)."""
     if endpoint is None:
         if waited >= max_wait:
-            return Skip("no_endpoint", "no webhook endpoint configured for this merchant")
+            return Skip("no_endpoint", NO_ENDPOINT)
         return Wait()
     if not endpoint.secrets:
-        return Skip("dead", "no webhook signing secret for this merchant")
+        return Skip("dead", NO_SECRET)
     if callback_url:
         return Target(callback_url, is_endpoint=False)
     if endpoint.url is None:
-        return Skip("no_endpoint", "no webhook endpoint configured for this merchant")
+        return Skip("no_endpoint", NO_ENDPOINT)
     if endpoint.disabled_at is not None:
-        return Skip("endpoint_disabled", "the webhook endpoint is disabled")
+        return Skip("endpoint_disabled", ENDPOINT_DISABLED)
     return Target(endpoint.url, is_endpoint=True)
 
 

@@ -49,7 +49,9 @@ async def register(ctx: WorkerContext) -> None:
 
 async def started(ctx: WorkerContext) -> None:
     assert isinstance(ctx.settings, Settings)
-    config = bootstrap.handler_config(ctx.settings)
+    dispatcher = bootstrap.build_dispatcher(ctx.pool, ctx.settings)
+    # New deliveries are inserted leased and attempted by this dispatcher at once.
+    config = bootstrap.handler_config(ctx.settings, first_attempts=dispatcher)
 
     async def on_events(messages: Sequence[Any]) -> None:
         await handlers.handle_batch(ctx.pool, messages, config)
@@ -62,9 +64,8 @@ async def started(ctx: WorkerContext) -> None:
         batch_size=ctx.settings.webhook_event_batch_size,
         retry_seconds=ctx.settings.handler_retry_seconds,
     )
-    ctx.supervisor.start("webhook-events", events.run)
-    dispatcher = bootstrap.build_dispatcher(ctx.pool, ctx.settings)
     ctx.supervisor.start("webhook-dispatcher", dispatcher.run)
+    ctx.supervisor.start("webhook-events", events.run)
 
 
 async def _main() -> None:

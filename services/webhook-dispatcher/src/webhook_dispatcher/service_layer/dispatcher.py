@@ -1,18 +1,23 @@
 """The delivery loop: claim due deliveries, send them concurrently, record each attempt.
 
 Every state lives in the database (due time, attempt count, lease), so a restart resumes
-the schedule where it stopped. The loop wakes on NOTIFY when a delivery is created and
-polls for due retries; in-flight sends are bounded per process and, in the claim query,
-per merchant, so one slow merchant never holds up the others.
+the schedule where it stopped. A new delivery's first attempt usually skips the claim: the
+event consumer inserts it already leased within this process's free slots and the
+merchant's limit, and hands it over here (`slots`, `start`). The loop claims the rest:
+retries, deliveries held back by a limit (NOTIFY when they are created), leases whose
+process died; it polls for due retries. In-flight sends are bounded per process and per
+merchant, so one slow merchant never holds up the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +39,7 @@ from webhook_dispatcher.adapters.http_sender import WebhookSender
 from webhook_dispatcher.adapters.repository import NOTIFY_CHANNEL
 from webhook_dispatcher.domain.delivery import (
     AttemptOutcome,
+    Decision,
     Skip,
     Target,
     Wait,
@@ -42,6 +48,7 @@ from webhook_dispatcher.domain.delivery import (
     signing_secrets,
 )
 from webhook_dispatcher.domain.schedule import Schedule
+from webhook_dispatcher.service_layer.success_log import SuccessLog
 
 log = get_logger(__name__)
 EVENT_ID_HEADER = "X-FluxPay-Event-Id"
@@ -49,6 +56,7 @@ EVENT_ID_HEADER = "X-FluxPay-Event-Id"
 # record's arrival also wakes it at once).
 ENDPOINT_RECHECK = timedelta(seconds=5)
 RECORD_RETRY_SECONDS = 30.0
+OPENED_SECRETS = 1024
 
 
 @dataclass(frozen=True)
@@ -75,37 +83,74 @@ class Dispatcher:
     ) -> None:
         self._pool = pool
         self._sender = sender
-        self._box = box
+        # Opened once per sealed secret, not per POST (a rotation seals a new token; the
+        # key is in this process anyway). A token that does not open is not remembered.
+        self._open_secret = functools.lru_cache(maxsize=OPENED_SECRETS)(box.open)
         self._policy = policy
         self._clock = clock
         self._rng = rng
+        self._successes = SuccessLog(pool)
         self._wake = asyncio.Event()
-        self._in_flight: dict[asyncio.Task[None], store.ClaimedDelivery] = {}
+        # Each send in flight, and whether it came from the claim loop.
+        self._in_flight: dict[asyncio.Task[None], tuple[store.ClaimedDelivery, bool]] = {}
+        self._running = False
+        # Slots held by inserts that may lease deliveries for a first attempt here.
+        self._reserved = 0
+        # Merchants whose new deliveries were held back by a limit: one of their sends
+        # finishing frees a slot for them, so the loop claims then.
+        self._held_back: set[uuid.UUID] = set()
+        self._last_claim_full = False
 
     async def run(self) -> None:
         """Supervised loop body; on cancellation unfinished sends are handed back."""
         async with self._sender, self._pool.acquire() as listener:
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            self._running = True
             try:
                 while not listener.is_closed():
                     await self._tick()
                 raise ConnectionError("dispatcher listener connection closed")
             finally:
+                self._running = False
                 await self._hand_back_in_flight()
                 with contextlib.suppress(Exception):
                     await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
 
+    def _free(self) -> int:
+        return self._policy.max_in_flight - len(self._in_flight) - self._reserved
+
+    @contextlib.contextmanager
+    def slots(self) -> Iterator[int]:
+        """Sending slots held for one insert of new deliveries (`FirstAttempts`)."""
+        free = max(self._free(), 0) if self._running else 0
+        self._reserved += free
+        try:
+            yield free
+        finally:
+            self._reserved -= free
+
+    async def start(self, jobs: Sequence[store.ClaimedDelivery], held_back: set[uuid.UUID]) -> None:
+        """First attempts of deliveries leased when inserted (within `slots`), after commit."""
+        self._held_back |= held_back
+        if not self._running:
+            # Stopped meanwhile: due again at once for the next dispatcher.
+            await store.release(self._pool, list(jobs))
+            return
+        for job in jobs:
+            self._start(job, claimed=False)
+
     async def _tick(self) -> None:
         # Cleared before claiming, so a NOTIFY landing during the claim is not lost.
         self._wake.clear()
-        free = self._policy.max_in_flight - len(self._in_flight)
+        free = self._free()
         claimed = 0
         try:
             claimed = await self.claim_and_start(free) if free > 0 else 0
         except TRANSIENT_ERRORS as exc:
             # Sends in flight carry on; claiming resumes at the next poll.
             log.warning("webhook_claim_failed", error=repr(exc))
-        if free > 0 and claimed == free:
+        self._last_claim_full = free > 0 and claimed == free
+        if self._last_claim_full:
             return  # a full batch: more may be due right now
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._policy.poll_seconds)
@@ -118,20 +163,33 @@ class Dispatcher:
             lease_seconds=self._policy.lease_seconds,
         )
         for job in jobs:
-            task = asyncio.create_task(self._deliver(job), name=f"webhook-{job.id}")
-            self._in_flight[task] = job
-            task.add_done_callback(self._finished)
+            self._start(job, claimed=True)
         return len(jobs)
 
+    def _start(self, job: store.ClaimedDelivery, *, claimed: bool) -> None:
+        task = asyncio.create_task(self._deliver(job), name=f"webhook-{job.id}")
+        self._in_flight[task] = (job, claimed)
+        task.add_done_callback(self._finished)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
-        self._wake.set()
+        job, claimed = self._in_flight.pop(task, (None, False))
+        if job is None:
+            return
+        merchant = job.merchant_id
+        # A finished send frees a slot: claim again if something may be waiting for one
+        # (as after any claimed send); a first attempt alone leaves nothing behind.
+        if claimed or self._last_claim_full or merchant in self._held_back:
+            self._wake.set()
+        if merchant in self._held_back and all(
+            other.merchant_id != merchant for other, _ in self._in_flight.values()
+        ):
+            self._held_back.discard(merchant)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
     async def _hand_back_in_flight(self) -> None:
-        jobs = list(self._in_flight.values())
+        jobs = [job for job, _ in self._in_flight.values()]
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
@@ -189,15 +247,7 @@ class Dispatcher:
         # The merchant has been called: keep trying to record it rather than let the lease
         # expire into a duplicate send.
         await retry_transient(
-            lambda: store.record_attempt(
-                self._pool,
-                job,
-                target=target,
-                url_shown=without_credentials(target.url),
-                started_at=started_at,
-                outcome=outcome,
-                decision=decision,
-            ),
+            lambda: self._record(job, target, started_at, outcome, decision),
             RECORD_RETRY_SECONDS,
             what="record webhook attempt",
         )
@@ -213,10 +263,33 @@ class Dispatcher:
             endpoint_disabled=decision.disable_endpoint,
         )
 
+    async def _record(
+        self,
+        job: store.ClaimedDelivery,
+        target: Target,
+        started_at: datetime,
+        outcome: AttemptOutcome,
+        decision: Decision,
+    ) -> bool:
+        url_shown = without_credentials(target.url)
+        if decision.status == "succeeded" and decision.disable_endpoint is None:
+            # Successes finishing together share a statement (`SuccessLog`).
+            success = store.Success(job, target, url_shown, started_at, outcome)
+            return await self._successes.record(success)
+        return await store.record_attempt(
+            self._pool,
+            job,
+            target=target,
+            url_shown=url_shown,
+            started_at=started_at,
+            outcome=outcome,
+            decision=decision,
+        )
+
     async def _send(self, job: store.ClaimedDelivery, target: Target) -> AttemptOutcome:
         assert job.endpoint is not None
         try:
-            secrets = [self._box.open(s) for s in signing_secrets(job.endpoint, self._clock())]
+            secrets = [self._open_secret(s) for s in signing_secrets(job.endpoint, self._clock())]
         except ValueError:
             # A platform key problem, not the merchant's: retried on the normal schedule.
             return AttemptOutcome(None, "signing secret cannot be decrypted")

@@ -3,17 +3,21 @@
 Payment and refund events become a stored `WebhookEvent` body and a delivery, written with
 the inbox claim in one statement (atomic on its own: no BEGIN/COMMIT round trips, three
 events per payment make this the dispatcher's hottest path); the gateway's endpoint changes
-are replicated in a transaction. Sending happens later, in the dispatcher loop, never inside
-a consumer's transaction.
+are replicated in a transaction. Sending happens after the commit, never inside a consumer's
+transaction: a batch's deliveries are inserted already leased, up to the free sending slots,
+and handed to the dispatcher in this process for their first attempt (no claim query); the
+rest are left due for the dispatcher's claim loop, which also takes over a lease whose
+process died once it expires.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -22,23 +26,39 @@ from fluxpay_common.ids import utcnow
 from fluxpay_common.logging import get_logger
 from fluxpay_common.messages import DueEvent, MerchantEndpointChanged, PaymentEvent, RefundEvent
 from webhook_dispatcher.adapters import repository
+from webhook_dispatcher.adapters.delivery_store import ClaimedDelivery
 from webhook_dispatcher.domain.delivery import (
     DeliveryStatus,
-    Endpoint,
     Skip,
     Target,
     Wait,
     resolve_target,
 )
-from webhook_dispatcher.domain.events import WebhookSource, event_body
+from webhook_dispatcher.domain.events import WebhookSource, event_body, event_id
 
 log = get_logger(__name__)
 CONSUMER = "webhook-dispatcher"
 
 
+class FirstAttempts(Protocol):
+    """The dispatcher's door for deliveries leased when they are inserted."""
+
+    def slots(self) -> contextlib.AbstractContextManager[int]:
+        """Sending slots held for one insert (0 when the dispatcher is not running)."""
+        ...
+
+    async def start(self, jobs: Sequence[ClaimedDelivery], held_back: set[uuid.UUID]) -> None:
+        """Attempt `jobs` now; `held_back`: merchants with deliveries left to the claim loop."""
+        ...
+
+
 @dataclass(frozen=True)
 class HandlerConfig:
     endpoint_wait: timedelta
+    # Without it (tests, tools) every new delivery is left to the claim loop.
+    first_attempts: FirstAttempts | None = None
+    endpoint_concurrency: int = 4
+    lease_seconds: float = 60.0
 
 
 async def on_webhook_source(
@@ -52,6 +72,7 @@ async def on_webhook_source(
     """
     endpoint = await repository.load_endpoint(pool, message.merchant_id, message.environment)
     route = resolve_target(message.callback_url, endpoint, timedelta(0), config.endpoint_wait)
+    status: DeliveryStatus
     match route:
         case Target() | Wait():
             status, next_attempt_at, reason = "pending", utcnow(), None
@@ -72,43 +93,59 @@ async def on_webhook_source(
         log.info("webhook_not_delivered", event_type=message.type, status=status)
 
 
-def _delivery_start(
-    message: WebhookSource, endpoint: Endpoint | None, config: HandlerConfig
-) -> tuple[DeliveryStatus, datetime | None, str | None]:
-    route = resolve_target(message.callback_url, endpoint, timedelta(0), config.endpoint_wait)
-    match route:
-        case Target() | Wait():
-            return "pending", utcnow(), None
-        case Skip(status=status, reason=reason):
-            return status, None, reason
-
-
 async def on_webhook_sources(
     pool: asyncpg.Pool, messages: Sequence[WebhookSource], config: HandlerConfig
 ) -> None:
-    """`on_webhook_source` for a run of events: one read of their endpoints, one write."""
+    """`on_webhook_source` for a run of events, in one statement (endpoints read in it); the
+    new deliveries it leased are attempted at once, after the commit."""
     unique: list[WebhookSource] = []
     seen: set[uuid.UUID] = set()
     for m in messages:  # a publisher's duplicate may share the batch: keep the first
         if m.message_id not in seen:
             seen.add(m.message_id)
             unique.append(m)
-    keys = list({(m.merchant_id, m.environment) for m in unique})
-    endpoints = await repository.load_endpoints(pool, keys)
-    events = [
-        repository.NewEvent(
-            m,
-            event_body(m),
-            *_delivery_start(m, endpoints.get((m.merchant_id, m.environment)), config),
+    slots = config.first_attempts.slots() if config.first_attempts else contextlib.nullcontext(0)
+    with slots as free:
+        recorded = await repository.record_events(
+            pool,
+            [(m, event_body(m)) for m in unique],
+            consumer=CONSUMER,
+            wait_for_endpoint=config.endpoint_wait > timedelta(0),
+            lease=repository.Lease(free, config.endpoint_concurrency, config.lease_seconds),
         )
-        for m in unique
-    ]
-    claimed = await repository.record_events(pool, events, consumer=CONSUMER)
-    for event in events:
-        if event.message.message_id not in claimed:
-            log.info("message_already_handled", message_id=event.message.message_id)
-        elif event.status != "pending":
-            log.info("webhook_not_delivered", event_type=event.message.type, status=event.status)
+        leased = [_leased_job(d) for d in recorded.deliveries if d.claim_token is not None]
+        held_back = {
+            d.message.merchant_id
+            for d in recorded.deliveries
+            if d.status == "pending" and d.claim_token is None
+        }
+        if config.first_attempts is not None and (leased or held_back):
+            await config.first_attempts.start(leased, held_back)
+    for m in unique:
+        if m.message_id not in recorded.claimed:
+            log.info("message_already_handled", message_id=m.message_id)
+    for d in recorded.deliveries:
+        if d.status != "pending":
+            log.info("webhook_not_delivered", event_type=d.message.type, status=d.status)
+
+
+def _leased_job(delivery: repository.NewDelivery) -> ClaimedDelivery:
+    assert delivery.claim_token is not None
+    message = delivery.message
+    return ClaimedDelivery(
+        id=delivery.id,
+        claim_token=delivery.claim_token,
+        event_id=event_id(message),
+        event_type=message.type,
+        merchant_id=message.merchant_id,
+        environment=message.environment,
+        callback_url=message.callback_url,
+        attempt_count=0,
+        created_at=delivery.created_at,
+        body=delivery.body,
+        endpoint=delivery.endpoint,
+        traceparent=delivery.traceparent,
+    )
 
 
 async def on_endpoint_changed(
