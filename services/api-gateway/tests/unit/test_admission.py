@@ -10,9 +10,9 @@ import pytest
 from api_gateway.admission import AdmissionLimit, CreateAdmission
 
 
-def fill(limit: AdmissionLimit) -> int:
+def fill(limit: AdmissionLimit, now: float = 0.0) -> int:
     entered = 0
-    while limit.try_enter():
+    while limit.try_enter(now):
         entered += 1
     return entered
 
@@ -20,24 +20,38 @@ def fill(limit: AdmissionLimit) -> int:
 def test_refuses_past_the_ceiling_and_admits_again_when_one_leaves() -> None:
     limit = AdmissionLimit(ceiling=3, floor=1, target_seconds=0.1)
     assert fill(limit) == 3
-    assert not limit.try_enter()
-    limit.leave(0.01)
-    assert limit.try_enter()
+    assert not limit.try_enter(0.0)
+    limit.leave(0.01, 0.0)
+    assert limit.try_enter(0.0)
 
 
 def test_slow_answers_shrink_the_bound_to_the_floor_and_answers_in_time_restore_it() -> None:
     limit = AdmissionLimit(ceiling=64, floor=8, target_seconds=0.1)
     for _ in range(100):
-        assert limit.try_enter()
-        limit.leave(2.0)
+        assert limit.try_enter(0.0)
+        limit.leave(2.0, 0.0)
     assert fill(limit) == 8
     for _ in range(8):
-        limit.leave(0.01)
+        limit.leave(0.01, 0.0)
     assert int(limit.limit) == 16
     for _ in range(100):
-        limit.try_enter()
-        limit.leave(0.01)
+        limit.try_enter(0.0)
+        limit.leave(0.01, 0.0)
     assert int(limit.limit) == 64
+
+
+def test_a_quiet_second_restores_the_bound_a_burst_shrank() -> None:
+    limit = AdmissionLimit(ceiling=64, floor=4, target_seconds=0.1, recovery_seconds=1.0)
+    for _ in range(100):  # a burst answered slowly: the bound falls to the floor
+        assert limit.try_enter(10.0)
+        limit.leave(2.0, 10.0)
+    assert fill(limit, 10.5) == 4  # half a second later it still holds
+    for _ in range(4):
+        limit.leave(2.0, 10.5)  # the last one leaves at 10.5: nothing in flight since
+    assert fill(limit, 11.4) == 4
+    for _ in range(4):
+        limit.leave(2.0, 11.4)
+    assert fill(limit, 12.4) == 64  # a second with nothing in flight: back at the ceiling
 
 
 def test_the_floor_never_exceeds_the_ceiling() -> None:
@@ -71,7 +85,7 @@ async def test_a_create_past_the_bound_is_refused_with_503_retry_after_and_the_e
         reached.append(scope["path"])
 
     middleware = _middleware(limit, app)
-    assert limit.try_enter()  # another create holds the only place
+    assert limit.try_enter(0.0)  # another create holds the only place
     sent = await _call(middleware, "POST", "/api/v1/collect/payments")
     assert reached == []
     start, body = sent
@@ -84,7 +98,7 @@ async def test_a_create_past_the_bound_is_refused_with_503_retry_after_and_the_e
     assert error["doc_url"] == "https://d/errors#service_overloaded"
     # Other requests are not bounded; the place is given back after a create.
     await _call(middleware, "GET", "/api/v1/collect/payments/abc")
-    limit.leave(0.01)
+    limit.leave(0.01, 0.0)
     await _call(middleware, "POST", "/api/v1/collect/payments")
     assert reached == ["/api/v1/collect/payments/abc", "/api/v1/collect/payments"]
     assert limit.in_flight == 0
