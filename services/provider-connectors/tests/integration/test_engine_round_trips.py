@@ -3,16 +3,15 @@ reads: a write against a snapshot happens only while the attempt is still at its
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
 import asyncpg
 import pytest
 from fluxpay_testing.infra import Infra
+from fluxpay_testing.statements import CountingPool, shapes
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import InitiatePayment
@@ -25,32 +24,6 @@ from provider_connectors.service_layer.poller import Poller
 SCHEMA = "connectors"
 # A provider of its own: the module's sandbox worker (if any) never polls these attempts.
 PROVIDER = "counted"
-
-
-class CountingPool:
-    """The pool, with every statement its connections send recorded (BEGIN, COMMIT too)."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self.statements: list[str] = []
-
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self._pool.acquire() as conn:
-            conn.add_query_logger(self._record)
-            try:
-                yield conn
-            finally:
-                conn.remove_query_logger(self._record)
-
-    def _record(self, logged: Any) -> None:
-        self.statements.append(" ".join(logged.query.rstrip(";").split()))
-
-    async def taken(self) -> list[str]:
-        """The statements sent since the last call."""
-        await asyncio.sleep(0)  # query loggers are called soon after, not during, a query
-        taken, self.statements = self.statements, []
-        return taken
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +66,13 @@ async def _outbox_keys(pool: asyncpg.Pool, payment_id: uuid.UUID) -> list[str]:
     return [r["routing_key"] for r in rows]
 
 
-def _shapes(statements: list[str]) -> list[str]:
-    return [" ".join(s.split()[:3]) for s in statements]
-
-
 async def test_a_payment_is_started_and_settled_without_reading_its_attempt(
     pool: asyncpg.Pool, counted: CountingPool, engine: Engine, initiate: InitiatePayment
 ) -> None:
     """Claim and insert in one statement; each status applied by one guarded UPDATE (no
     read, no lock taken first) beside its outbox row; the poller's lease is the read."""
     await engine.initiate(initiate)
-    assert _shapes(await counted.taken()) == [
+    assert shapes(await counted.taken()) == [
         "WITH claimed AS",
         "BEGIN",
         "UPDATE provider_attempt SET",
@@ -114,7 +83,7 @@ async def test_a_payment_is_started_and_settled_without_reading_its_attempt(
     assert await poller.poll_once() == 1
     statements = await counted.taken()
     # The lease of due attempts and refunds (one each per poll, whatever the batch).
-    assert _shapes(statements[2:]) == [
+    assert shapes(statements[2:]) == [
         "BEGIN",
         "UPDATE provider_attempt SET",
         "WITH added AS",
@@ -192,4 +161,4 @@ async def test_a_poll_without_news_is_one_statement(
 
     saved, update = await engine.refresh(initiate.payment_id, no_news, snapshot=snapshot)
     assert update is None and saved.status == "processing"
-    assert _shapes(await counted.taken()) == ["UPDATE provider_attempt SET"]
+    assert shapes(await counted.taken()) == ["UPDATE provider_attempt SET"]
