@@ -101,30 +101,30 @@ async def get_attempt(
     return (_attempt(row), row["version"]) if row else None
 
 
-async def find_payment_id(
+async def find_attempt(
     conn: asyncpg.Connection,
     provider: str,
     *,
     psp_reference: str | None = None,
     reference: str | None = None,
-) -> uuid.UUID | None:
-    """The payment a PSP notification names by its own reference or by ours."""
+) -> tuple[Attempt, int] | None:
+    """The attempt (and its version) a PSP notification names by its own reference or ours."""
+    columns = f"{_ATTEMPT_COLUMNS}, version"
+    row = None
     if psp_reference:
-        found = await conn.fetchval(
-            "SELECT payment_id FROM provider_attempt WHERE provider = $1 AND psp_reference = $2",
+        row = await conn.fetchrow(
+            f"SELECT {columns} FROM provider_attempt WHERE provider = $1 AND psp_reference = $2",
             provider,
             psp_reference,
         )
-        if found:
-            return found  # type: ignore[no-any-return]
-    if reference:
-        return await conn.fetchval(  # type: ignore[no-any-return]
-            "SELECT payment_id FROM provider_attempt WHERE provider = $1 AND reference = $2"
+    if row is None and reference:
+        row = await conn.fetchrow(
+            f"SELECT {columns} FROM provider_attempt WHERE provider = $1 AND reference = $2"
             " ORDER BY created_at DESC LIMIT 1",
             provider,
             reference,
         )
-    return None
+    return (_attempt(row), row["version"]) if row else None
 
 
 async def save_attempt(
