@@ -1,6 +1,8 @@
 """asyncpg access to `provider_attempt`, `provider_refund` and `provider_events`.
 
-Every function runs on the caller's connection, inside the caller's transaction.
+Every function runs on the caller's connection, inside the caller's transaction if it
+opened one (the single statements that claim and insert, or write guarded by a version,
+are atomic alone).
 """
 
 from __future__ import annotations
