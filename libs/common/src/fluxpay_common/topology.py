@@ -7,8 +7,9 @@ role, each with a delivery limit and its own dead-letter queue behind `fluxpay.d
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 
@@ -74,17 +75,31 @@ LEDGER_EVENTS = Route(
     retired_keys=("collect.#",),
 )
 WEBHOOK_EVENTS = Route("webhooks.events", EVENTS, ("collect.#", "merchant.#"))
-# The gateway hears how payments end, for what it owns about them: a payment link's uses
-# and a due's status (payments it started for the merchant).
+# The metadata the gateway writes on the payments it starts for a merchant: a payment
+# link's use, a due. Only those payments' outcomes are routed to the gateway.
+PAYMENT_LINK_USE_KEY = "payment_link_use_id"
+DUE_KEY = "due_id"
+GATEWAY_METADATA_KEYS = (PAYMENT_LINK_USE_KEY, DUE_KEY)
+GATEWAY_OUTCOMES = ("completed", "failed", "cancelled", "expired")
+
+
+def gateway_payment_key(outcome: str) -> str:
+    """The routing key of a gateway payment's outcome (a copy of its `collect.payment.*`)."""
+    return f"gateway.payment.{outcome}"
+
+
+def is_gateway_payment(metadata: Mapping[str, Any] | None) -> bool:
+    return any((metadata or {}).get(key) is not None for key in GATEWAY_METADATA_KEYS)
+
+
+# The gateway hears how its payments end (a payment link's use counted or given back, a due
+# paid) on keys of their own: the orchestrator publishes a copy of the outcome there for those
+# payments only, so the gateway is not handed every payment of the platform to skip.
 GATEWAY_EVENTS = Route(
     "gateway.events",
     EVENTS,
-    (
-        "collect.payment.completed",
-        "collect.payment.failed",
-        "collect.payment.cancelled",
-        "collect.payment.expired",
-    ),
+    ("gateway.payment.*",),
+    retired_keys=tuple(f"collect.payment.{outcome}" for outcome in GATEWAY_OUTCOMES),
 )
 # Merchant reads served by the services that own the data (request/reply from the gateway).
 LEDGER_QUERIES = Route("ledger.queries", COMMANDS, (LEDGER_QUERIES_KEY,))

@@ -1,9 +1,11 @@
 """How payments the gateway started end: a payment link's use is counted or given back;
 a due is paid.
 
-Consumed from `gateway.events` (`collect.payment.completed|failed|cancelled|expired`).
-Payments that are not the gateway's are skipped without touching the database; for the
-others the inbox claim and the effect share one transaction (a redelivery changes nothing).
+Consumed from `gateway.events`, bound to `gateway.payment.*`: the orchestrator publishes
+there a copy of `collect.payment.completed|failed|cancelled|expired` only for payments whose
+metadata names a link use or a due (`topology.GATEWAY_METADATA_KEYS`). Anything else that
+arrives is still skipped without touching the database; for the others the inbox claim and
+the effect share one transaction (a redelivery changes nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncpg
 from api_gateway import dues_store, link_store
 from fluxpay_common import inbox
 from fluxpay_common.messages import Message, PaymentEvent
+from fluxpay_common.topology import DUE_KEY, PAYMENT_LINK_USE_KEY
 
 CONSUMER = "gateway.payment_events"
 ENDED_WITHOUT_PAYING = frozenset(
@@ -34,8 +37,8 @@ def _metadata_id(event: PaymentEvent, name: str) -> uuid.UUID | None:
 async def on_event(pool: asyncpg.Pool, event: Message, _: Any = None) -> None:
     if not isinstance(event, PaymentEvent):
         return
-    use_id = _metadata_id(event, "payment_link_use_id")
-    due_id = _metadata_id(event, "due_id")
+    use_id = _metadata_id(event, PAYMENT_LINK_USE_KEY)
+    due_id = _metadata_id(event, DUE_KEY)
     if use_id is None and due_id is None:
         return
     async with pool.acquire() as conn, conn.transaction():

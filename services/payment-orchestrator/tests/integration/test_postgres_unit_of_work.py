@@ -25,12 +25,14 @@ from fluxpay_common.messages import (
     RefundPayment,
     ReserveRefund,
     SettledMovementsQuery,
+    provider_update_id,
 )
 from fluxpay_common.outbox import OutboxRelay
 from payment_orchestrator.adapters.postgres import postgres_unit_of_work
 from payment_orchestrator.domain.status import PaymentStatus
 from payment_orchestrator.service_layer import handlers
 from payment_orchestrator.service_layer.handlers import Dependencies, Policy
+from payment_orchestrator.service_layer.updates import on_provider_update
 
 SCHEMA = "orchestrator"
 
@@ -225,3 +227,55 @@ async def test_expiry_refunds_and_the_reconciliation_door(
         SettledMovementsQuery(refund_ids=[first.refund.id], payment_ids=[due]), deps
     )
     assert [m["kind"] for m in by_id.data["movements"]] == ["refund"]
+
+
+async def test_the_claim_looks_for_the_predecessor_in_the_same_statement(
+    pool: asyncpg.Pool, deps: Dependencies
+) -> None:
+    payment_id = await _create(deps, uuid.uuid4())
+    applied, missing = provider_update_id(payment_id, 1), provider_update_id(payment_id, 2)
+    await pool.execute(
+        "INSERT INTO inbox_message (message_id, consumer) VALUES ($1, 'test')", applied
+    )
+    async with deps.open_uow() as uow:
+        after_applied = await uow.claim_and_lock(payment_id, uuid.uuid4(), "test", applied)
+        after_missing = await uow.claim_and_lock(payment_id, uuid.uuid4(), "test", missing)
+        unnumbered = await uow.claim_and_lock(payment_id, uuid.uuid4(), "test")
+    assert after_applied.payment is not None and after_applied.payment.id == payment_id
+    assert after_applied.first_time and after_applied.predecessor_applied
+    assert after_missing.first_time and not after_missing.predecessor_applied
+    assert unnumbered.predecessor_applied
+
+
+async def test_an_update_waiting_on_its_predecessors_lock_applies_once_it_commits(
+    pool: asyncpg.Pool, deps: Dependencies
+) -> None:
+    """The claim's snapshot predates the predecessor's commit it waited for: the update must
+    still apply at once rather than be sent back to wait."""
+    payment_id = await _create(deps, uuid.uuid4())
+    completed = ProviderPaymentUpdate(
+        payment_id=payment_id,
+        provider="mtn_momo",
+        status="completed",
+        sequence=2,
+        message_id=provider_update_id(payment_id, 2),
+    )
+    async with pool.acquire() as predecessor, predecessor.transaction():
+        await predecessor.execute(
+            "INSERT INTO inbox_message (message_id, consumer) VALUES ($1, 'test')",
+            provider_update_id(payment_id, 1),
+        )
+        await predecessor.execute("SELECT 1 FROM payment WHERE id = $1 FOR UPDATE", payment_id)
+        waiting = asyncio.create_task(on_provider_update(completed, deps, in_order=True))
+
+        async def blocked() -> bool:
+            return bool(
+                await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%predecessor_applied%' AND datname = current_database()"
+                )
+            )
+
+        await wait_for(blocked, timeout=10, what="the claim waiting for the row lock")
+    payment = await asyncio.wait_for(waiting, 10)
+    assert payment is not None and payment.status is PaymentStatus.COMPLETED

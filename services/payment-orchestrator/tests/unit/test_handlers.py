@@ -656,3 +656,39 @@ async def test_every_report_in_every_status_does_what_the_table_says(
         assert announced == ([decision.event] if decision.changed and decision.event else [])
     else:
         assert after.status is start and world.events(payment)[before:] == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "heard_by_gateway"),
+    [
+        ({"payment_link_id": "l1", "payment_link_use_id": str(uuid.uuid4())}, True),
+        ({"due_id": str(uuid.uuid4()), "period": "2026-11"}, True),
+        ({"order": "42"}, False),
+        (None, False),
+    ],
+)
+@pytest.mark.parametrize("outcome", ["completed", "failed", "cancel", "expired"])
+async def test_only_a_link_or_due_payments_outcome_is_copied_to_the_gateway(
+    make_world, metadata, heard_by_gateway: bool, outcome: str
+) -> None:
+    world = make_world()
+    payment = await world.create(metadata=metadata or {})
+    await world.report(payment, "processing")
+    if outcome == "cancel":
+        await world.send(CancelPayment(reference_or_id=payment.reference, **world.scope()))
+    elif outcome == "expired":
+        world.expire_all()
+        await handlers.expire_due(world.deps)
+    else:
+        await world.report(payment, outcome)
+    event_type = world.events(payment)[-1]
+    [original] = [m for m in world.store.published(event_type) if m.payment.id == payment.id]
+    copies = [m for m in world.store.published("gateway.") if m.payment.id == payment.id]
+    if not heard_by_gateway:
+        assert copies == []
+        return
+    [copy] = copies
+    key = f"gateway.payment.{event_type.removeprefix('collect.payment.')}"
+    assert [p.routing_key for p in world.store.outbox if p.message is copy] == [key]
+    assert copy.type == event_type and copy.payment == original.payment
+    assert copy.message_id == uuid.uuid5(original.message_id, "gateway")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ledger.domain.accounts import Account, AccountKind
 from ledger.domain.books import EntryKind, JournalEntry, UnbalancedEntry, check_balanced
 from ledger.domain.holds import HoldRequest, HoldStatus
+from ledger.service_layer.ports import Recorded
 
 
 class IntegrityError(Exception):
@@ -76,8 +77,24 @@ class MemoryBooks:
             raise IntegrityError(f"{entry.business_key} is already booked")
         self.staged_entries.append(entry)
 
-    async def settle_hold(self, refund_id: uuid.UUID, outcome: HoldStatus) -> None:
-        await self.settle(refund_id, outcome)
+    async def record(
+        self,
+        message_id: uuid.UUID,
+        consumer: str,
+        *,
+        entry: JournalEntry | None,
+        hold: tuple[uuid.UUID, HoldStatus] | None,
+    ) -> Recorded:
+        if not await self.claim(message_id, consumer):
+            return Recorded.HANDLED_BEFORE
+        if hold is not None:
+            await self.settle(*hold)
+        if entry is None:
+            return Recorded.NOTHING_TO_BOOK
+        if await self.is_booked(entry.business_key):
+            return Recorded.ALREADY_BOOKED
+        await self.add(entry)
+        return Recorded.BOOKED
 
     # Holds: the store's transactions run one at a time, which is the advisory lock's effect.
     async def lock_balance(self, key: tuple[uuid.UUID, str, str]) -> None:

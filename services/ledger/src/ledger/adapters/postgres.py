@@ -1,4 +1,9 @@
-"""The books in PostgreSQL: inbox claim, entry and postings in the caller's transaction.
+"""The books in PostgreSQL: an event's inbox claim, its refund hold's end, its entry and
+postings in one statement (atomic without BEGIN/COMMIT) once its accounts' ids are known.
+
+Accounts are immutable rows (the schema refuses UPDATE and DELETE), so their ids are kept in
+process once committed: the common booking reads nothing first. An account seen for the
+first time is looked up (and created) in a transaction with the booking.
 
 The schema enforces what matters even against a bug here: one entry per event, payment and
 refund; balanced entries (deferred constraint trigger); nothing updated or deleted.
@@ -14,22 +19,37 @@ import asyncpg
 
 from fluxpay_common import inbox
 from ledger.domain.accounts import Account
-from ledger.domain.books import EntryKind, JournalEntry
+from ledger.domain.books import JournalEntry
 from ledger.domain.holds import HoldRequest, HoldStatus
-from ledger.service_layer.ports import Books, Holds, OpenBooks, OpenHolds
+from ledger.service_layer.ports import Books, Holds, OpenBooks, OpenHolds, Recorded
 
-_INSERT_ENTRY = """
-INSERT INTO journal_entry (id, event_id, kind, payment_id, refund_id, merchant_id, environment,
-                           currency, provider, reference, late_success, effective_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-"""
-# One round trip for every leg, written in the entry's order.
-_INSERT_POSTINGS = """
-INSERT INTO posting (entry_id, account_id, amount_minor)
-SELECT $1, t.account_id, t.amount_minor
-  FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS t(account_id, amount_minor, n)
- ORDER BY t.n
-"""
+# Written only for a message claimed now; ON CONFLICT (any of the entry's unique indexes:
+# its event, its payment, its refund) leaves a payment or refund booked once.
+_ENTRY_CTE = """
+entry AS (
+    INSERT INTO journal_entry (id, event_id, kind, payment_id, refund_id, merchant_id,
+                               environment, currency, provider, reference, late_success,
+                               effective_at)
+    SELECT {params} WHERE EXISTS (SELECT 1 FROM claimed)
+    ON CONFLICT DO NOTHING RETURNING id
+)"""
+# Every leg, in the entry's order, for the entry written (none if it was not).
+_POSTINGS_CTE = """
+legs AS (
+    INSERT INTO posting (entry_id, account_id, amount_minor)
+    SELECT entry.id, t.account_id, t.amount_minor
+      FROM entry, unnest(${ids}::bigint[], ${amounts}::bigint[]) WITH ORDINALITY
+           AS t(account_id, amount_minor, n)
+     ORDER BY t.n
+)"""
+_SETTLE_HOLD_CTE = """
+settled AS (
+    UPDATE refund_hold SET status = ${status}, settled_at = now()
+     WHERE refund_id = ${refund} AND status = 'held' AND EXISTS (SELECT 1 FROM claimed)
+)"""
+# Account ids kept in process: accounts are never updated or deleted. Bounded all the same.
+ACCOUNT_CACHE_LIMIT = 100_000
+AccountKey = tuple[str, str, str]
 _SELECT_ACCOUNTS = """
 SELECT id, code FROM account WHERE environment = $1 AND currency = $2 AND code = ANY($3::text[])
 """
@@ -64,48 +84,67 @@ VALUES ($1, $2, $3, $4, $5, $6)
 
 
 class PostgresBooks(Books):
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, account_ids: dict[AccountKey, int]) -> None:
         self._conn = conn
+        self._known = account_ids
 
-    async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
-        return await inbox.claim(self._conn, message_id, consumer)
+    async def record(
+        self,
+        message_id: uuid.UUID,
+        consumer: str,
+        *,
+        entry: JournalEntry | None,
+        hold: tuple[uuid.UUID, HoldStatus] | None,
+    ) -> Recorded:
+        accounts = set() if entry is None else {p.account for p in entry.postings}
+        ids = {a: self._known[_key(a)] for a in accounts if _key(a) in self._known}
+        if len(ids) == len(accounts):
+            return await self._record(message_id, consumer, entry, ids, hold)
+        async with self._conn.transaction():
+            ids = await self._account_ids(accounts)
+            recorded = await self._record(message_id, consumer, entry, ids, hold)
+        # Only now: ids of accounts created by a transaction that rolled back do not exist.
+        if len(self._known) + len(ids) > ACCOUNT_CACHE_LIMIT:
+            self._known.clear()
+        self._known.update({_key(a): i for a, i in ids.items()})
+        return recorded
 
-    async def is_booked(self, key: tuple[EntryKind, uuid.UUID]) -> bool:
-        kind, booked_id = key
-        column = "refund_id" if kind is EntryKind.REFUND else "payment_id"
-        found = await self._conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM journal_entry WHERE kind = $1 AND {column} = $2)",
-            kind.value,
-            booked_id,
+    async def _record(
+        self,
+        message_id: uuid.UUID,
+        consumer: str,
+        entry: JournalEntry | None,
+        ids: dict[Account, int],
+        hold: tuple[uuid.UUID, HoldStatus] | None,
+    ) -> Recorded:
+        args: list[object] = [message_id, consumer]
+        ctes = [inbox.claim_cte(1, 2)]
+        if hold is not None:
+            ctes.append(_SETTLE_HOLD_CTE.format(refund=len(args) + 1, status=len(args) + 2))
+            args += [hold[0], hold[1].value]
+        booked = "false"
+        if entry is not None:
+            values = _entry_values(entry)
+            params = ", ".join(f"${len(args) + i}" for i in range(1, len(values) + 1))
+            ctes.append(_ENTRY_CTE.format(params=params))
+            args += values
+            ctes.append(_POSTINGS_CTE.format(ids=len(args) + 1, amounts=len(args) + 2))
+            args += [
+                [ids[p.account] for p in entry.postings],
+                [p.amount_minor for p in entry.postings],
+            ]
+            booked = "EXISTS (SELECT 1 FROM entry)"
+        row = await self._conn.fetchrow(
+            f"WITH {', '.join(ctes)}"
+            f" SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, {booked} AS booked",
+            *args,
         )
-        return bool(found)
-
-    async def add(self, entry: JournalEntry) -> None:
-        ids = await self._account_ids({p.account for p in entry.postings})
-        await self._conn.execute(
-            _INSERT_ENTRY,
-            entry.id,
-            entry.event_id,
-            entry.kind.value,
-            entry.payment_id,
-            entry.refund_id,
-            entry.merchant_id,
-            entry.environment,
-            entry.currency,
-            entry.provider,
-            entry.reference,
-            entry.late_success,
-            entry.effective_at,
-        )
-        await self._conn.execute(
-            _INSERT_POSTINGS,
-            entry.id,
-            [ids[p.account] for p in entry.postings],
-            [p.amount_minor for p in entry.postings],
-        )
-
-    async def settle_hold(self, refund_id: uuid.UUID, outcome: HoldStatus) -> None:
-        await self._conn.execute(_SETTLE_HOLD, refund_id, outcome.value)
+        assert row is not None
+        if not row["claimed"]:
+            return Recorded.HANDLED_BEFORE
+        if entry is None:
+            return Recorded.NOTHING_TO_BOOK
+        return Recorded.BOOKED if row["booked"] else Recorded.ALREADY_BOOKED
 
     async def _account_ids(self, accounts: set[Account]) -> dict[Account, int]:
         """Each account's id, creating on first use the ones that do not exist yet."""
@@ -135,6 +174,27 @@ class PostgresBooks(Books):
                 [a.provider for a in group],
                 ["credit" if a.is_credit_normal else "debit" for a in group],
             )
+
+
+def _key(account: Account) -> AccountKey:
+    return (account.environment, account.currency, account.code)
+
+
+def _entry_values(entry: JournalEntry) -> list[object]:
+    return [
+        entry.id,
+        entry.event_id,
+        entry.kind.value,
+        entry.payment_id,
+        entry.refund_id,
+        entry.merchant_id,
+        entry.environment,
+        entry.currency,
+        entry.provider,
+        entry.reference,
+        entry.late_success,
+        entry.effective_at,
+    ]
 
 
 def _by_books(accounts: Iterable[Account]) -> dict[tuple[str, str], list[Account]]:
@@ -193,15 +253,17 @@ def postgres_holds(pool: asyncpg.Pool) -> OpenHolds:
 
 
 def postgres_books(pool: asyncpg.Pool) -> OpenBooks:
-    """An `OpenBooks` over the pool: each call is one connection and one transaction."""
+    """An `OpenBooks` over the pool: each call is one connection; the account ids found are
+    kept for every later call (accounts never change)."""
+    account_ids: dict[AccountKey, int] = {}
 
     def open_books() -> AbstractAsyncContextManager[Books]:
-        return _transaction(pool)
+        return _books(pool, account_ids)
 
     return open_books
 
 
 @asynccontextmanager
-async def _transaction(pool: asyncpg.Pool) -> AsyncIterator[Books]:
-    async with pool.acquire() as conn, conn.transaction():
-        yield PostgresBooks(conn)
+async def _books(pool: asyncpg.Pool, account_ids: dict[AccountKey, int]) -> AsyncIterator[Books]:
+    async with pool.acquire() as conn:
+        yield PostgresBooks(conn, account_ids)

@@ -1,7 +1,8 @@
 """One handler for every domain event on `ledger.events`; the events that move money book.
 
-Exactly once per event: the inbox claim, the entry and its postings commit together, and
-the database refuses a second entry for the same event, payment or refund.
+Exactly once per event: the inbox claim, the refund hold's end, the entry and its postings
+commit together (one statement once the accounts are known), and a second entry for the
+same event, payment or refund is not written (the database refuses it in any case).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ledger.domain.books import (
 )
 from ledger.domain.fees import FeeSchedule
 from ledger.domain.holds import HoldStatus
-from ledger.service_layer.ports import OpenBooks
+from ledger.service_layer.ports import OpenBooks, Recorded
 
 log = get_logger(__name__)
 CONSUMER = "ledger"
@@ -38,24 +39,28 @@ async def handle_event(
     event: DomainEvent, open_books: OpenBooks, fees: FeeSchedule
 ) -> JournalEntry | None:
     """Book the event if it moved money; the entry written, or None (nothing to book)."""
+    fact = fact_from(event)
+    entry = None if fact is None else book(fact, fees)
+    # The refund's hold ends with the refund, with the entry that books it.
+    hold = (event.refund.id, hold_outcome(event.type)) if isinstance(event, RefundEvent) else None
     async with open_books() as books:
-        if not await books.claim(event.message_id, CONSUMER):
+        recorded = await books.record(event.message_id, CONSUMER, entry=entry, hold=hold)
+    match recorded:
+        case Recorded.HANDLED_BEFORE:
             log.info("event_already_handled", event_type=event.type)
-            return None
-        if isinstance(event, RefundEvent):
-            # The refund's hold ends with the refund, in the transaction that books it.
-            await books.settle_hold(event.refund.id, hold_outcome(event.type))
-        fact = fact_from(event)
-        if fact is None:
-            return None
-        entry = book(fact, fees)
-        if await books.is_booked(entry.business_key):
+        case Recorded.ALREADY_BOOKED:
             # Another event already booked this payment or refund: money moves once.
+            assert entry is not None
             log.warning("already_booked_under_another_event", kind=entry.kind.value)
-            return None
-        await books.add(entry)
-    log.info("entry_booked", kind=entry.kind.value, entry_id=str(entry.id))
-    return entry
+        case Recorded.BOOKED:
+            assert entry is not None
+            log.info("entry_booked", kind=entry.kind.value, entry_id=str(entry.id))
+            return entry
+        case Recorded.NOTHING_TO_BOOK:
+            pass
+        case _:
+            assert_never(recorded)
+    return None
 
 
 def fact_from(event: DomainEvent) -> Fact | None:

@@ -6,30 +6,37 @@ import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from enum import Enum
 from typing import Protocol
 
-from ledger.domain.books import EntryKind, JournalEntry
+from ledger.domain.books import JournalEntry
 from ledger.domain.holds import HoldRequest, HoldStatus
 from ledger.domain.reconciliation import DayFilter, Movement, MovementKey
 
 
+class Recorded(Enum):
+    """What recording an event did."""
+
+    HANDLED_BEFORE = "handled_before"  # a redelivery: nothing done
+    NOTHING_TO_BOOK = "nothing_to_book"  # claimed (and its refund's hold ended, if any)
+    ALREADY_BOOKED = "already_booked"  # claimed; another event booked the payment or refund
+    BOOKED = "booked"
+
+
 class Books(Protocol):
-    """The journal inside one transaction; leaving the context commits, an error rolls back."""
+    """The journal; what `record` writes commits together or not at all."""
 
-    async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
-        """Record the message as handled; False if it already was."""
-        ...
-
-    async def is_booked(self, key: tuple[EntryKind, uuid.UUID]) -> bool:
-        """Whether the payment or refund already has its entry (under any event id)."""
-        ...
-
-    async def add(self, entry: JournalEntry) -> None:
-        """Write the entry and its postings, creating the accounts on first use."""
-        ...
-
-    async def settle_hold(self, refund_id: uuid.UUID, outcome: HoldStatus) -> None:
-        """End the refund's hold, if it has one still held (consumed or released)."""
+    async def record(
+        self,
+        message_id: uuid.UUID,
+        consumer: str,
+        *,
+        entry: JournalEntry | None,
+        hold: tuple[uuid.UUID, HoldStatus] | None,
+    ) -> Recorded:
+        """Claim the message and, if it is new, end the refund's hold (if still held) and
+        write the entry with its postings, unless its payment or refund already has one
+        (creating the accounts on first use), all at once."""
         ...
 
 

@@ -23,7 +23,7 @@ from fluxpay_common.money import to_minor
 from payment_orchestrator.domain.listing import Cursor, Listing, in_page, payment_matches
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, PaymentStatus, RefundStatus
-from payment_orchestrator.service_layer.ports import UnitOfWork
+from payment_orchestrator.service_layer.ports import ProviderClaim, UnitOfWork
 
 
 class IntegrityError(Exception):
@@ -143,12 +143,18 @@ class MemoryUnitOfWork(UnitOfWork):
         return payment
 
     async def claim_and_lock(
-        self, payment_id: uuid.UUID, message_id: uuid.UUID, consumer: str
-    ) -> tuple[Payment | None, bool]:
+        self,
+        payment_id: uuid.UUID,
+        message_id: uuid.UUID,
+        consumer: str,
+        predecessor: uuid.UUID | None = None,
+    ) -> ProviderClaim:
         payment = self._payments().get(payment_id)
         if payment is None:
-            return None, False
-        return payment, await self.claim(message_id, consumer)
+            return ProviderClaim(None, first_time=False, predecessor_applied=False)
+        first_time = await self.claim(message_id, consumer)
+        applied = predecessor is None or await self.handled(predecessor)
+        return ProviderClaim(payment, first_time=first_time, predecessor_applied=applied)
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
         if message_id in self.store.inbox or message_id in self.inbox:

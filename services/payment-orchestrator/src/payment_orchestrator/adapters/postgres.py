@@ -2,7 +2,8 @@
 connection, in one transaction.
 
 The hot paths stay single statements: a payment's new state and its transition record
-(`save`), a provider update's inbox claim and the payment's row lock (`claim_and_lock`).
+(`save`), a provider update's inbox claim, the payment's row lock and the look for its
+predecessor in the inbox (`claim_and_lock`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from fluxpay_common.tracing import current_traceparent
 from payment_orchestrator.domain.listing import Cursor, Listing
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
-from payment_orchestrator.service_layer.ports import OpenUnitOfWork, UnitOfWork
+from payment_orchestrator.service_layer.ports import OpenUnitOfWork, ProviderClaim, UnitOfWork
 
 _PAYMENT_FIELDS = tuple(f.name for f in fields(Payment))
 _REFUND_FIELDS = tuple(f.name for f in fields(Refund))
@@ -61,7 +62,9 @@ _FIND = (
 )
 _CLAIM_AND_LOCK = (
     f"WITH {inbox.claim_cte(2, 3)}"
-    " SELECT p.*, EXISTS (SELECT 1 FROM claimed) AS first_time"
+    " SELECT p.*, EXISTS (SELECT 1 FROM claimed) AS first_time,"
+    " ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM inbox_message i WHERE i.message_id = $4))"
+    " AS predecessor_applied"
     " FROM payment p WHERE p.id = $1 FOR UPDATE OF p"
 )
 _INSERT_REFUND = """
@@ -188,12 +191,22 @@ class PostgresUnitOfWork(UnitOfWork):
         return None if row is None else _payment(row)
 
     async def claim_and_lock(
-        self, payment_id: uuid.UUID, message_id: uuid.UUID, consumer: str
-    ) -> tuple[Payment | None, bool]:
-        row = await self._conn.fetchrow(_CLAIM_AND_LOCK, payment_id, message_id, consumer)
+        self,
+        payment_id: uuid.UUID,
+        message_id: uuid.UUID,
+        consumer: str,
+        predecessor: uuid.UUID | None = None,
+    ) -> ProviderClaim:
+        row = await self._conn.fetchrow(
+            _CLAIM_AND_LOCK, payment_id, message_id, consumer, predecessor
+        )
         if row is None:
-            return None, False
-        return _payment(row), bool(row["first_time"])
+            return ProviderClaim(None, first_time=False, predecessor_applied=False)
+        return ProviderClaim(
+            _payment(row),
+            first_time=bool(row["first_time"]),
+            predecessor_applied=bool(row["predecessor_applied"]),
+        )
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
         return await inbox.claim(self._conn, message_id, consumer)

@@ -15,7 +15,14 @@ from fluxpay_common.messages import (
     RefundEvent,
 )
 from fluxpay_common.metrics import payment_announced
-from fluxpay_common.topology import COMMANDS, EVENTS, connector_key
+from fluxpay_common.topology import (
+    COMMANDS,
+    EVENTS,
+    GATEWAY_OUTCOMES,
+    connector_key,
+    gateway_payment_key,
+    is_gateway_payment,
+)
 from payment_orchestrator.domain.errors import (
     PaymentNotFound,
 )
@@ -101,6 +108,13 @@ async def emit_payment_event(
         charged_amount_minor=payment.charged_amount_minor,
     )
     await uow.publish(EVENTS, event_type, event)
+    outcome = event_type.removeprefix("collect.payment.")
+    if outcome in GATEWAY_OUTCOMES and is_gateway_payment(payment.metadata):
+        # A payment link's or a due's payment: the gateway hears its outcome on a key of its
+        # own (and no other payment's). Its own message id, derived: the outbox holds one row
+        # per id, and a republished copy is still the same message to the gateway's inbox.
+        copy = event.model_copy(update={"message_id": uuid.uuid5(event.message_id, "gateway")})
+        await uow.publish(EVENTS, gateway_payment_key(outcome), copy)
     payment_announced(event_type, payment.provider, payment.environment)
 
 

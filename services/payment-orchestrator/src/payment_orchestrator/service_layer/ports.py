@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from faststream.rabbit import RabbitExchange
@@ -21,6 +22,21 @@ from fluxpay_common.messages import (
 from payment_orchestrator.domain.listing import Cursor, Listing
 from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import RefundStatus
+
+
+@dataclass(frozen=True)
+class ProviderClaim:
+    """A provider update's claim: the payment, locked (None if unknown); whether the update
+    is new (not in the inbox before); whether the predecessor it named is in the inbox.
+
+    `predecessor_applied` is read in the claim's own statement, whose snapshot is taken
+    before it waits for the row lock: a predecessor that held the lock and committed while
+    this statement waited is not seen (look again with `handled` before waiting for it).
+    """
+
+    payment: Payment | None
+    first_time: bool
+    predecessor_applied: bool
 
 
 class UnitOfWork(Protocol):
@@ -47,10 +63,14 @@ class UnitOfWork(Protocol):
         ...
 
     async def claim_and_lock(
-        self, payment_id: uuid.UUID, message_id: uuid.UUID, consumer: str
-    ) -> tuple[Payment | None, bool]:
-        """Lock the payment and record the message as handled, in one statement: the
-        payment (None if unknown) and whether the message is new."""
+        self,
+        payment_id: uuid.UUID,
+        message_id: uuid.UUID,
+        consumer: str,
+        predecessor: uuid.UUID | None = None,
+    ) -> ProviderClaim:
+        """Lock the payment, record the message as handled and look for `predecessor` (if
+        any) in the inbox, in one statement."""
         ...
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool: ...

@@ -79,20 +79,28 @@ async def on_provider_update(
 ) -> Payment | None:
     """Apply a connector's report once (inbox); returns the payment as it now stands.
     `in_order`: raise `UpdateOutOfOrder` while its predecessor is not applied."""
+    previous = None
+    if in_order and update.sequence and update.sequence > 1:
+        previous = provider_update_id(update.payment_id, update.sequence - 1)
     async with deps.open_uow() as uow:
-        payment, first_time = await uow.claim_and_lock(
-            update.payment_id, update.message_id, CONSUMER
+        claim = await uow.claim_and_lock(
+            update.payment_id, update.message_id, CONSUMER, predecessor=previous
         )
+        payment = claim.payment
         if payment is None:
             # Never silently dropped: the consumer nacks (the claim rolls back with the
             # transaction) and the DLQ keeps it.
             raise LookupError(f"provider update for unknown payment {update.payment_id}")
-        if not first_time:
+        if not claim.first_time:
             return payment
-        if in_order and update.sequence and update.sequence > 1:
-            previous = provider_update_id(update.payment_id, update.sequence - 1)
-            if not await uow.handled(previous):
-                raise UpdateOutOfOrder(update.sequence)
+        # A predecessor the claim did not see may have committed while the claim waited for
+        # the row lock (its snapshot is older): a second look spares a rollback and a wait.
+        if (
+            previous is not None
+            and not claim.predecessor_applied
+            and not await uow.handled(previous)
+        ):
+            raise UpdateOutOfOrder(update.sequence)
         change = payment.apply(provider_trigger(update.status), reported_changes(update))
         if isinstance(change, Refusal):
             log.warning(

@@ -1,6 +1,8 @@
 """asyncpg access to `provider_attempt`, `provider_refund` and `provider_events`.
 
-Every function runs on the caller's connection, inside the caller's transaction.
+Every function runs on the caller's connection, inside the caller's transaction if it
+opened one (the single statements that claim and insert, or write guarded by a version,
+are atomic alone).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from fluxpay_common import inbox
 from provider_connectors.domain.model import Attempt, RefundAttempt
 from provider_connectors.domain.status import AttemptStatus, RefundStatus
 
@@ -33,12 +36,15 @@ def _refund(row: asyncpg.Record) -> RefundAttempt:
     return RefundAttempt(**{k: row[k] for k in _REFUND_COLUMNS.replace(" ", "").split(",")})
 
 
-async def insert_attempt(conn: asyncpg.Connection, attempt: Attempt) -> Attempt | None:
-    """Insert a new attempt; None when the payment already has one (a repeated command)."""
-    row = await conn.fetchrow(
-        f"INSERT INTO provider_attempt ({_ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6,"
-        " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        f" ON CONFLICT (payment_id) DO NOTHING RETURNING {_ATTEMPT_COLUMNS}, version",
+_INSERT_ATTEMPT = (
+    "INSERT INTO provider_attempt ({columns}) {values}"
+    " ON CONFLICT (payment_id) DO NOTHING RETURNING {columns}, version"
+)
+_ATTEMPT_PARAMS = ", ".join(f"${i}" for i in range(1, 18))
+
+
+def _attempt_values(attempt: Attempt) -> tuple[Any, ...]:
+    return (
         attempt.payment_id,
         attempt.provider,
         attempt.merchant_id,
@@ -57,7 +63,32 @@ async def insert_attempt(conn: asyncpg.Connection, attempt: Attempt) -> Attempt 
         attempt.updated_at,
         dict(attempt.data),
     )
+
+
+async def insert_attempt(conn: asyncpg.Connection, attempt: Attempt) -> Attempt | None:
+    """Insert a new attempt; None when the payment already has one (a repeated command)."""
+    row = await conn.fetchrow(
+        _INSERT_ATTEMPT.format(columns=_ATTEMPT_COLUMNS, values=f"VALUES ({_ATTEMPT_PARAMS})"),
+        *_attempt_values(attempt),
+    )
     return _attempt(row) if row else None
+
+
+async def claim_and_insert_attempt(
+    conn: asyncpg.Connection, attempt: Attempt, message_id: uuid.UUID, consumer: str
+) -> tuple[Attempt, int] | None:
+    """The command's inbox claim and its new attempt in one statement (atomic without
+    BEGIN/COMMIT): the attempt and its version, or None when the command was handled before
+    or the payment already has an attempt."""
+    values = f"SELECT {_ATTEMPT_PARAMS} WHERE EXISTS (SELECT 1 FROM claimed)"
+    row = await conn.fetchrow(
+        f"WITH {inbox.claim_cte(18, 19)} "
+        + _INSERT_ATTEMPT.format(columns=_ATTEMPT_COLUMNS, values=values),
+        *_attempt_values(attempt),
+        message_id,
+        consumer,
+    )
+    return (_attempt(row), row["version"]) if row else None
 
 
 async def get_attempt(
@@ -72,30 +103,30 @@ async def get_attempt(
     return (_attempt(row), row["version"]) if row else None
 
 
-async def find_payment_id(
+async def find_attempt(
     conn: asyncpg.Connection,
     provider: str,
     *,
     psp_reference: str | None = None,
     reference: str | None = None,
-) -> uuid.UUID | None:
-    """The payment a PSP notification names by its own reference or by ours."""
+) -> tuple[Attempt, int] | None:
+    """The attempt (and its version) a PSP notification names by its own reference or ours."""
+    columns = f"{_ATTEMPT_COLUMNS}, version"
+    row = None
     if psp_reference:
-        found = await conn.fetchval(
-            "SELECT payment_id FROM provider_attempt WHERE provider = $1 AND psp_reference = $2",
+        row = await conn.fetchrow(
+            f"SELECT {columns} FROM provider_attempt WHERE provider = $1 AND psp_reference = $2",
             provider,
             psp_reference,
         )
-        if found:
-            return found  # type: ignore[no-any-return]
-    if reference:
-        return await conn.fetchval(  # type: ignore[no-any-return]
-            "SELECT payment_id FROM provider_attempt WHERE provider = $1 AND reference = $2"
+    if row is None and reference:
+        row = await conn.fetchrow(
+            f"SELECT {columns} FROM provider_attempt WHERE provider = $1 AND reference = $2"
             " ORDER BY created_at DESC LIMIT 1",
             provider,
             reference,
         )
-    return None
+    return (_attempt(row), row["version"]) if row else None
 
 
 async def save_attempt(
@@ -107,11 +138,14 @@ async def save_attempt(
     otp_attempts: int,
     next_poll_at: datetime | None,
     data_patch: dict[str, Any],
-) -> Attempt:
+    version: int | None = None,
+) -> Attempt | None:
+    """Write the attempt (the caller holds its row lock); given `version`, only if the row
+    is still at that version (the UPDATE then takes the lock itself): None if it moved on."""
     row = await conn.fetchrow(
         "UPDATE provider_attempt SET status = $2, psp_reference = $3, otp_attempts = $4,"
         " next_poll_at = $5, data = data || $6::jsonb, version = version + 1,"
-        " updated_at = now() WHERE payment_id = $1"
+        " updated_at = now() WHERE payment_id = $1 AND ($7::bigint IS NULL OR version = $7)"
         f" RETURNING {_ATTEMPT_COLUMNS}",
         payment_id,
         status,
@@ -119,8 +153,9 @@ async def save_attempt(
         otp_attempts,
         next_poll_at,
         data_patch,
+        version,
     )
-    return _attempt(row)
+    return _attempt(row) if row else None
 
 
 async def claim_due_attempts(

@@ -6,7 +6,6 @@ has one effect, and one that failed half-way is accepted again on the PSP's retr
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from enum import Enum
@@ -14,8 +13,13 @@ from enum import Enum
 from fluxpay_common.logging import bound_context, get_logger
 from provider_connectors.adapters import repository as repo
 from provider_connectors.domain.callback_shape import shape_problem
-from provider_connectors.domain.model import CallbackEvent, ProviderResult, RefundResult
-from provider_connectors.service_layer.engine import Engine
+from provider_connectors.domain.model import (
+    Attempt,
+    CallbackEvent,
+    ProviderResult,
+    RefundResult,
+)
+from provider_connectors.service_layer.engine import Engine, apply_result_at
 
 log = get_logger(__name__)
 
@@ -60,18 +64,17 @@ def _parsed(
 
 
 async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOutcome:
-    payment_id = await _payment_id_of(engine, event)
-    if payment_id is None:
+    found = await _attempt_of(engine, event)
+    if found is None:
         log.warning("callback_for_unknown_attempt")
         return CallbackOutcome.UNKNOWN
+    snapshot, version = found
+    payment_id = snapshot.payment_id
     with bound_context(payment_id=payment_id):
         result = event.result or ProviderResult(status=None)
         if event.recheck:
-            async with engine.pool.acquire() as conn:
-                found = await repo.get_attempt(conn, payment_id)
-            assert found is not None
             # The callback is a hint; the PSP's status endpoint is the truth.
-            result = await engine.connector.fetch_status(found[0])
+            result = await engine.connector.fetch_status(snapshot)
         if result.status is None:
             # No news (an unmodelled status, or nothing decided yet): not recorded as
             # seen, so the PSP's resend, or a later notification, is still heard.
@@ -83,13 +86,23 @@ async def _payment_callback(engine: Engine, event: CallbackEvent) -> CallbackOut
             ):
                 log.info("callback_duplicate_ignored")
                 return CallbackOutcome.DUPLICATE
-            locked = await repo.get_attempt(conn, payment_id, lock=True)
-            assert locked is not None
-            if result.next_poll_at is None:
-                # A callback does not stop the polling of an unsettled attempt.
-                result = replace(result, next_poll_at=locked[0].next_poll_at)
-            await engine.apply_locked(conn, locked[0], result)
+            # Applied to the attempt as read above if it is still so (no second read),
+            # else under its row lock as it now stands.
+            applied = await apply_result_at(
+                conn, engine.provider, snapshot, _polling_kept(result, snapshot), version=version
+            )
+            if applied is None:
+                locked = await repo.get_attempt(conn, payment_id, lock=True)
+                assert locked is not None
+                await engine.apply_locked(conn, locked[0], _polling_kept(result, locked[0]))
     return CallbackOutcome.APPLIED
+
+
+def _polling_kept(result: ProviderResult, attempt: Attempt) -> ProviderResult:
+    """A callback does not stop the polling of an unsettled attempt."""
+    if result.next_poll_at is None:
+        return replace(result, next_poll_at=attempt.next_poll_at)
+    return result
 
 
 async def _refund_callback(engine: Engine, event: CallbackEvent) -> CallbackOutcome:
@@ -116,10 +129,13 @@ async def _refund_callback(engine: Engine, event: CallbackEvent) -> CallbackOutc
     return CallbackOutcome.APPLIED
 
 
-async def _payment_id_of(engine: Engine, event: CallbackEvent) -> uuid.UUID | None:
+async def _attempt_of(engine: Engine, event: CallbackEvent) -> tuple[Attempt, int] | None:
+    """The attempt the notification names (by our id, its reference or ours) and its version."""
     async with engine.pool.acquire() as conn:
-        if event.payment_id is not None and await repo.get_attempt(conn, event.payment_id):
-            return event.payment_id
-        return await repo.find_payment_id(
+        if event.payment_id is not None and (
+            found := await repo.get_attempt(conn, event.payment_id)
+        ):
+            return found
+        return await repo.find_attempt(
             conn, engine.provider, psp_reference=event.psp_reference, reference=event.reference
         )

@@ -4,7 +4,9 @@ Rules kept here once for every PSP:
 - a command's inbox claim and its first write share one transaction; the attempt (with
   the connector's idempotency keys) is committed before the PSP is called;
 - PSP calls happen outside database transactions (except OTP, which must be serialized);
-  their results are applied under the attempt's row lock against the stored status;
+  their results are applied under the attempt's row lock against the stored status (when
+  the caller read the attempt at a version, one UPDATE guarded by that version stands for
+  the lock and the second read: it writes only if nothing changed since);
 - each distinct status change is published once, through the outbox, in the transaction
   that stores it; an RPC reply is that same message when the status changed.
 """
@@ -54,6 +56,7 @@ from provider_connectors.domain.model import (
     RefundResult,
 )
 from provider_connectors.domain.status import (
+    AttemptStatus,
     is_publishable,
     is_terminal,
     refund_should_apply,
@@ -120,16 +123,16 @@ class Engine:
     async def initiate(self, cmd: InitiatePayment) -> None:
         attempt = new_attempt(cmd, self.clock(), self.lease)
         attempt = _with_data(attempt, self.connector.prepare(attempt))
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await inbox.claim(conn, cmd.message_id, self.consumer):
-                return
-            stored = await repo.insert_attempt(conn, attempt)
+        async with self.pool.acquire() as conn:
+            stored = await repo.claim_and_insert_attempt(
+                conn, attempt, cmd.message_id, self.consumer
+            )
         if stored is None:
-            log.info("initiate_ignored_attempt_exists")
+            log.info("initiate_ignored_handled_or_attempt_exists")
             return
-        await self.start_at_psp(stored)
+        await self.start_at_psp(*stored)
 
-    async def start_at_psp(self, attempt: Attempt) -> None:
+    async def start_at_psp(self, attempt: Attempt, version: int | None = None) -> None:
         """Ask the PSP to start; an unknown outcome is left to the poller (same keys)."""
         try:
             result = await self.connector.initiate(attempt)
@@ -139,7 +142,7 @@ class Engine:
         except Exception:
             log.exception("initiate_crashed", retry_at=attempt.next_poll_at)
             return
-        await self.apply(attempt, result)
+        await self.apply(attempt, result, version)
 
     async def submit_otp(self, cmd: SubmitOtp) -> ProviderPaymentUpdate:
         await self._start_if_unseen(cmd)
@@ -169,13 +172,14 @@ class Engine:
         return update or payment_update(attempt, cmd.correlation_id)
 
     async def cancel(self, cmd: CancelAtProvider) -> None:
-        found = await self._load(cmd)
-        if found is None or is_terminal(found.status):
+        loaded = await self._load_versioned(cmd)
+        if loaded is None or is_terminal(loaded[0].status):
             await self._claim_only(cmd)
             return
+        found, version = loaded
         # Recorded before the PSP hears of it: the PSP's own news of the cancel (Stripe's
         # `checkout.session.expired`) may arrive first and must read as a cancel, not a timeout.
-        found, _ = await self.apply(found, self._cancel_requested(found))
+        found, _ = await self.apply(found, self._cancel_requested(found), version)
         try:
             result = await self.connector.cancel(found)
         except (FlowNotSupported, ProviderUnavailable) as exc:
@@ -197,16 +201,17 @@ class Engine:
         )
 
     async def sync(self, cmd: SyncStatus) -> ProviderPaymentUpdate:
-        await self._start_if_unseen(cmd)
-        found = await self._load(cmd)
+        found = await self._start_if_unseen(cmd)
         if found is None:
             log.warning("sync_for_unknown_attempt")
             return attempt_not_started(cmd)
         try:
-            attempt, update = await self.refresh(found.payment_id, self.current_status)
+            attempt, update = await self.refresh(
+                cmd.payment_id, self.current_status, snapshot=found
+            )
         except ConnectorError as exc:
             log.warning("sync_status_unavailable", error=str(exc))
-            attempt, update = found, None
+            attempt, update = found[0], None
         await self._claim_only(cmd)
         return update or payment_update(attempt, cmd.correlation_id)
 
@@ -229,31 +234,52 @@ class Engine:
         return await self.connector.initiate(attempt)
 
     async def refresh(
-        self, payment_id: uuid.UUID, fetch: Fetch
+        self, payment_id: uuid.UUID, fetch: Fetch, snapshot: tuple[Attempt, int] | None = None
     ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
         """Fetch the PSP's status and apply it, unless the attempt changed meanwhile (then
-        fetch again from the fresh state: the sandbox decides from the stored state)."""
+        fetch again from the fresh state: the sandbox decides from the stored state).
+        `snapshot`: the attempt and its version as the caller just read them (the poller's
+        lease returns them), spared a read."""
         for _ in range(STALE_RETRIES):
-            async with self.pool.acquire() as conn:
-                found = await repo.get_attempt(conn, payment_id)
-            assert found is not None
-            snapshot, version = found
-            result = await fetch(snapshot)
-            async with self.pool.acquire() as conn, self.transaction(conn):
-                current = await repo.get_attempt(conn, payment_id, lock=True)
-                assert current is not None
-                if current[1] == version:
-                    return await self.apply_locked(conn, current[0], result)
+            if snapshot is None:
+                async with self.pool.acquire() as conn:
+                    snapshot = await repo.get_attempt(conn, payment_id)
+                assert snapshot is not None
+            attempt, version = snapshot
+            result = await fetch(attempt)
+            applied = await self.apply_if_unchanged(attempt, version, result)
+            if applied is not None:
+                return applied
+            snapshot = None
         log.warning("status_refresh_gave_up_on_contention")
-        return snapshot, None
+        return attempt, None
 
     async def apply(
-        self, attempt: Attempt, result: ProviderResult
+        self, attempt: Attempt, result: ProviderResult, version: int | None = None
     ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
+        """Apply to the attempt as stored now: at once when it is still at `version` (the
+        version `attempt` was read at), else under its row lock, read again."""
+        if version is not None:
+            applied = await self.apply_if_unchanged(attempt, version, result)
+            if applied is not None:
+                return applied
         async with self.pool.acquire() as conn, self.transaction(conn):
             locked = await repo.get_attempt(conn, attempt.payment_id, lock=True)
             assert locked is not None
             return await self.apply_locked(conn, locked[0], result)
+
+    async def apply_if_unchanged(
+        self, snapshot: Attempt, version: int, result: ProviderResult
+    ) -> tuple[Attempt, ProviderPaymentUpdate | None] | None:
+        """Apply against a snapshot without reading the row again: the UPDATE, guarded by
+        the snapshot's version, takes the row lock and writes only if nothing changed since
+        (None otherwise: nothing written). A write with nothing else in its transaction
+        (no update to publish, no review to keep) is a single statement: no BEGIN/COMMIT."""
+        async with self.pool.acquire() as conn:
+            if not needs_transaction(snapshot, result):
+                return await apply_result_at(conn, self.provider, snapshot, result, version=version)
+            async with self.transaction(conn):
+                return await apply_result_at(conn, self.provider, snapshot, result, version=version)
 
     async def apply_locked(
         self, conn: asyncpg.Connection, current: Attempt, result: ProviderResult
@@ -352,36 +378,42 @@ class Engine:
 
     # ------------------------------------------------------------ helpers
 
-    async def _load(self, cmd: ProviderCommand) -> Attempt | None:
+    async def _load_versioned(self, cmd: ProviderCommand) -> tuple[Attempt, int] | None:
         async with self.pool.acquire() as conn:
-            found = await repo.get_attempt(conn, cmd.payment_id)
-        return found[0] if found else None
+            return await repo.get_attempt(conn, cmd.payment_id)
 
-    async def _start_if_unseen(self, cmd: SubmitOtp | SyncStatus) -> None:
+    async def _start_if_unseen(self, cmd: SubmitOtp | SyncStatus) -> tuple[Attempt, int] | None:
         """The initiate travels through the orchestrator's outbox, this request directly, so
         the request may come first: start the attempt from the copy it carries. The copy has
         the initiate's message id, so whichever arrives second is a duplicate (inbox), and
-        the attempt row is inserted once either way."""
+        the attempt row is inserted once either way. Returns the attempt as it now stands."""
+        found = await self._load_versioned(cmd)
         initiate = cmd.initiate
-        if initiate is None or (initiate.payment_id, initiate.provider) != (
-            cmd.payment_id,
-            self.provider,
-        ):
-            return
-        if await self._load(cmd) is None:
-            log.info("initiate_overtaken_starting_from_request", request=cmd.type)
-            await self.initiate(initiate)
+        if found is not None or initiate is None:
+            return found
+        if (initiate.payment_id, initiate.provider) != (cmd.payment_id, self.provider):
+            return None
+        log.info("initiate_overtaken_starting_from_request", request=cmd.type)
+        await self.initiate(initiate)
+        return await self._load_versioned(cmd)
 
     async def _claim_only(self, cmd: ProviderCommand) -> None:
         async with self.pool.acquire() as conn:
             await inbox.claim(conn, cmd.message_id, self.consumer)
 
 
-async def apply_result(
-    conn: asyncpg.Connection, provider: str, current: Attempt, result: ProviderResult
-) -> tuple[Attempt, ProviderPaymentUpdate | None]:
-    """Apply a PSP's (or an operator's) word to a locked attempt against its stored status;
-    publish a status change once, through the outbox; keep the review queue in step."""
+@dataclass(frozen=True)
+class _Outcome:
+    """What a result does to an attempt, decided against its stored status."""
+
+    accepted: bool
+    status: AttemptStatus
+    patch: dict[str, Any]
+    publish: bool
+    sequence: int
+
+
+def _outcome(current: Attempt, result: ProviderResult) -> _Outcome:
     new_status = current.status
     accepted = result.status is not None and (
         result.status == current.status or should_apply(current.status, result.status)
@@ -393,13 +425,45 @@ async def apply_result(
         patch.update(result.data_patch())
         patch["failure_code"] = result.failure_code
         patch["failure_message"] = result.failure_message
-    elif result.status is not None:
-        log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
     publish = new_status != current.status and is_publishable(new_status)
     # The orchestrator applies a payment's updates in this order (update n after n-1).
     sequence = int(current.data.get(UPDATE_SEQUENCE, 0)) + 1
     if publish:
         patch[UPDATE_SEQUENCE] = sequence
+    return _Outcome(accepted, new_status, patch, publish, sequence)
+
+
+def needs_transaction(current: Attempt, result: ProviderResult) -> bool:
+    """Whether applying `result` writes more than the attempt's row: an update to publish
+    (outbox), or, for a live attempt, the review queue to keep in step."""
+    return current.environment == "live" or _outcome(current, result).publish
+
+
+async def apply_result(
+    conn: asyncpg.Connection, provider: str, current: Attempt, result: ProviderResult
+) -> tuple[Attempt, ProviderPaymentUpdate | None]:
+    """Apply a PSP's (or an operator's) word to a locked attempt against its stored status;
+    publish a status change once, through the outbox; keep the review queue in step."""
+    applied = await apply_result_at(conn, provider, current, result, version=None)
+    assert applied is not None, "a locked attempt is always written"
+    return applied
+
+
+async def apply_result_at(
+    conn: asyncpg.Connection,
+    provider: str,
+    current: Attempt,
+    result: ProviderResult,
+    *,
+    version: int | None,
+) -> tuple[Attempt, ProviderPaymentUpdate | None] | None:
+    """`apply_result`; with `version`, `current` is an unlocked snapshot at that version and
+    the write happens only if the row is still at it (None when it is not: nothing written)."""
+    outcome = _outcome(current, result)
+    if not outcome.accepted and result.status is not None:
+        log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
+    new_status = outcome.status
+    accepted = outcome.accepted
     saved = await repo.save_attempt(
         conn,
         current.payment_id,
@@ -407,11 +471,15 @@ async def apply_result(
         psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
         otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
         next_poll_at=None if is_terminal(new_status) else result.next_poll_at,
-        data_patch=patch,
+        data_patch=outcome.patch,
+        version=version,
     )
+    if saved is None:
+        return None
     await _keep_review_in_step(conn, saved)
-    if not publish:
+    if not outcome.publish:
         return saved, None
+    sequence = outcome.sequence
     update = payment_update(saved, sequence=sequence)
     # From the poller or a PSP callback there is no current trace: the payment's goes on.
     with within_trace_of("provider update", current.data.get("traceparent")):

@@ -52,7 +52,7 @@ class Poller:
                 conn, engine.provider, now, lease_until, self.batch
             )
         await asyncio.gather(
-            *(self._guarded(self._poll_attempt(a)) for a, _ in attempts),
+            *(self._guarded(self._poll_attempt(a, version)) for a, version in attempts),
             *(self._guarded(self._poll_refund(r)) for r in refunds),
         )
         return len(attempts) + len(refunds)
@@ -66,12 +66,15 @@ class Poller:
             except Exception:
                 log.exception("poll_crashed_will_retry")
 
-    async def _poll_attempt(self, attempt: Attempt) -> None:
+    async def _poll_attempt(self, attempt: Attempt, version: int) -> None:
         with (
             bound_context(payment_id=attempt.payment_id),
             continued("poll payment", attempt.data.get("traceparent")),
         ):
-            await self.engine.refresh(attempt.payment_id, self.engine.current_status)
+            # The lease returned the attempt as it stands: no need to read it again.
+            await self.engine.refresh(
+                attempt.payment_id, self.engine.current_status, snapshot=(attempt, version)
+            )
 
     async def _poll_refund(self, refund: RefundAttempt) -> None:
         with (
