@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 from faststream.rabbit import RabbitBroker, RabbitExchange
 
 from fluxpay_common.logging import get_logger
@@ -104,15 +105,15 @@ class _Collector:
 _COLLECTOR: ContextVar[_Collector | None] = ContextVar("fluxpay_outbox_collector", default=None)
 
 
-async def add_to_outbox(
-    conn: asyncpg.Connection, exchange: RabbitExchange | str, routing_key: str, message: Message
-) -> None:
+def _values(
+    exchange: RabbitExchange | str, routing_key: str, message: Message
+) -> tuple[uuid.UUID, str, str, bytes, dict[str, Any], str | None]:
     name = exchange.name if isinstance(exchange, RabbitExchange) else exchange
     headers = {
         **inject_headers(),
         "x-message-type": getattr(message, "type", type(message).__name__),
     }
-    values = (
+    return (
         message.message_id,
         name,
         routing_key,
@@ -120,6 +121,12 @@ async def add_to_outbox(
         headers,
         message.correlation_id or None,
     )
+
+
+async def add_to_outbox(
+    conn: asyncpg.Connection, exchange: RabbitExchange | str, routing_key: str, message: Message
+) -> None:
+    values = _values(exchange, routing_key, message)
     collector = _COLLECTOR.get()
     # Only the collector's own connection: a write on another one is another transaction.
     if collector is None or collector.conn is not conn:
@@ -127,6 +134,87 @@ async def add_to_outbox(
         return
     row_id = await conn.fetchval(_INSERT_DIRECT, *values)
     collector.rows.append(OutboxRow(row_id, *values))
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRows:
+    """Outbox rows that a caller's own statement inserts (a CTE beside its state change),
+    so state and messages take one round trip. Handed over like `add_to_outbox`'s: inside
+    `relay.transaction(conn)` to its collector (published after COMMIT); outside any
+    transaction, with a relay, straight after the statement (it committed by itself);
+    otherwise they are left to the sweep, woken by a NOTIFY.
+
+    Build with `statement_rows(conn, relay, messages)`; put `cte(first_param, when)` in the
+    statement's WITH list, pass `args()` after the statement's own, select
+    `RETURNED` in the result, and call `written(conn, row)` once the statement returned.
+    """
+
+    values: list[tuple[uuid.UUID, str, str, bytes, dict[str, Any], str | None]]
+    direct: bool
+    relay: OutboxRelay | None
+    collector: _Collector | None
+
+    def cte(self, first_param: int, when: str = "true") -> str:
+        """`outboxed AS (INSERT ...)`: the rows, in the given order, inserted only `when`
+        (an SQL condition, e.g. that the state change wrote its row)."""
+        p = [f"${first_param + i}" for i in range(7)]
+        return (
+            f"outboxed AS (INSERT INTO outbox_message ({_COLUMNS}, direct, created_at)"
+            " SELECT m.message_id, m.exchange, m.routing_key, m.body, m.headers::jsonb,"
+            f" m.correlation_id, {p[6]}::boolean, clock_timestamp()"
+            f" FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::text[], {p[3]}::bytea[],"
+            f" {p[4]}::text[], {p[5]}::text[]) WITH ORDINALITY"
+            " AS m(message_id, exchange, routing_key, body, headers, correlation_id, ord)"
+            f" WHERE {when} ORDER BY m.ord RETURNING id, message_id)"
+        )
+
+    def args(self) -> list[Any]:
+        columns = list(zip(*self.values, strict=True)) if self.values else [()] * 6
+        ids, exchanges, keys, bodies, headers, correlations = columns
+        return [
+            list(ids),
+            list(exchanges),
+            list(keys),
+            list(bodies),
+            [orjson.dumps(h).decode() for h in headers],
+            list(correlations),
+            self.direct,
+        ]
+
+    async def written(self, conn: asyncpg.Connection, row: asyncpg.Record | None) -> None:
+        """The statement returned `row` (with the `RETURNED` columns): hand its rows over."""
+        if row is None or not row["outbox_ids"]:
+            return
+        ids = dict(zip(row["outbox_message_ids"], row["outbox_ids"], strict=True))
+        rows = [OutboxRow(ids[v[0]], *v) for v in self.values if v[0] in ids]
+        if self.collector is not None:
+            self.collector.rows.extend(rows)
+        elif self.direct and self.relay is not None:
+            self.relay.hand_over(rows)
+        else:
+            await conn.execute(_NOTIFY)
+
+
+# The columns a statement with `StatementRows.cte` selects for `written`.
+RETURNED = (
+    "(SELECT array_agg(id) FROM outboxed) AS outbox_ids,"
+    " (SELECT array_agg(message_id) FROM outboxed) AS outbox_message_ids"
+)
+_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}_' || current_schema(), '')"
+
+
+def statement_rows(
+    conn: asyncpg.Connection,
+    relay: OutboxRelay | None,
+    messages: Sequence[tuple[RabbitExchange | str, str, Message]],
+) -> StatementRows:
+    """The outbox rows of `messages` for a statement on `conn` (see `StatementRows`)."""
+    values = [_values(exchange, key, message) for exchange, key, message in messages]
+    collector = _COLLECTOR.get()
+    if collector is not None and collector.conn is conn:
+        return StatementRows(values, True, None, collector)
+    direct = relay is not None and not conn.is_in_transaction()
+    return StatementRows(values, direct, relay, None)
 
 
 def outbox_transaction(

@@ -9,10 +9,10 @@ which is what the row locks guarantee for the payments they touch. The clock is 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from faststream.rabbit import RabbitExchange
@@ -21,9 +21,9 @@ from fluxpay_common.ids import parse_uuid
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
 from fluxpay_common.money import to_minor
 from payment_orchestrator.domain.listing import Cursor, Listing, in_page, payment_matches
-from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
+from payment_orchestrator.domain.payment import Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, PaymentStatus, RefundStatus
-from payment_orchestrator.service_layer.ports import ProviderClaim, UnitOfWork
+from payment_orchestrator.service_layer.ports import Outgoing, ProviderClaim, UnitOfWork
 
 
 class IntegrityError(Exception):
@@ -118,28 +118,18 @@ class MemoryUnitOfWork(UnitOfWork):
             None,
         )
 
-    async def add(self, new: NewPayment, message_id: uuid.UUID | None) -> Payment | None:
-        if await self.by_reference(new.merchant_id, new.environment, new.reference):
+    def now(self) -> datetime:
+        return self.store.now
+
+    async def add(
+        self, payment: Payment, message_id: uuid.UUID | None, messages: Sequence[Outgoing] = ()
+    ) -> Payment | None:
+        if await self.by_reference(payment.merchant_id, payment.environment, payment.reference):
             return None
-        now = self.store.now
-        payment = Payment(
-            **{name: getattr(new, name) for name in _NEW_FIELDS},
-            psp_reference=None,
-            failure_code=None,
-            failure_message=None,
-            fee_minor=None,
-            charged_amount_minor=None,
-            refunded_amount=0,
-            late_success=False,
-            expires_at=now + timedelta(seconds=new.expires_in_seconds),
-            created_at=now,
-            updated_at=now,
-            completed_at=None,
-            version=1,
-            provider_checkout_url=None,
-        )
         self.payments[payment.id] = payment
         self.transitions.append(Transition(payment.id, None, payment.status, "created", message_id))
+        for exchange, routing_key, message in messages:
+            await self.publish(exchange, routing_key, message)
         return payment
 
     async def claim_and_lock(
@@ -176,22 +166,26 @@ class MemoryUnitOfWork(UnitOfWork):
         return self._payments().get(payment_id)
 
     async def save(
-        self, change: PaymentChange, reason: str, message_id: uuid.UUID | None
+        self,
+        change: PaymentChange,
+        reason: str,
+        message_id: uuid.UUID | None,
+        messages: Sequence[Outgoing] = (),
     ) -> Payment:
         stored = self._payments()[change.after.id]
-        now = self.store.now
         completed = change.after.status is PaymentStatus.COMPLETED
         payment = replace(
             change.after,
-            updated_at=now,
             version=stored.version + 1,
-            completed_at=now if completed else stored.completed_at,
+            completed_at=change.after.updated_at if completed else stored.completed_at,
         )
         self.payments[payment.id] = payment
         if change.transition.changed:
             self.transitions.append(
                 Transition(payment.id, change.before.status, payment.status, reason, message_id)
             )
+        for exchange, routing_key, message in messages:
+            await self.publish(exchange, routing_key, message)
         return payment
 
     async def due_for_expiry(self, batch: int) -> list[Payment]:
@@ -356,25 +350,3 @@ class MemoryUnitOfWork(UnitOfWork):
 
     async def publish(self, exchange: RabbitExchange, routing_key: str, message: Message) -> None:
         self.outbox.append(Published(exchange.name, routing_key, message))
-
-
-_NEW_FIELDS = (
-    "id",
-    "merchant_id",
-    "environment",
-    "reference",
-    "idempotency_key",
-    "status",
-    "amount",
-    "currency",
-    "country",
-    "mode",
-    "operator",
-    "customer",
-    "description",
-    "callback_url",
-    "external_merchant_id",
-    "metadata",
-    "provider",
-    "otp_attempts_left",
-)

@@ -9,9 +9,10 @@ predecessor in the inbox (`claim_and_lock`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import fields
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -21,31 +22,44 @@ from fluxpay_common import inbox
 from fluxpay_common.ids import parse_uuid
 from fluxpay_common.inspection import rows_as_json
 from fluxpay_common.messages import Message, SettledMovement, SettledMovementsQuery
-from fluxpay_common.outbox import OutboxRelay, add_to_outbox, outbox_transaction
+from fluxpay_common.outbox import (
+    RETURNED,
+    OutboxRelay,
+    add_to_outbox,
+    outbox_transaction,
+    statement_rows,
+)
 from fluxpay_common.tracing import current_traceparent
 from payment_orchestrator.domain.listing import Cursor, Listing
-from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
+from payment_orchestrator.domain.payment import Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
-from payment_orchestrator.service_layer.ports import OpenUnitOfWork, ProviderClaim, UnitOfWork
+from payment_orchestrator.service_layer.ports import (
+    OpenUnitOfWork,
+    Outgoing,
+    ProviderClaim,
+    UnitOfWork,
+)
 
 _PAYMENT_FIELDS = tuple(f.name for f in fields(Payment))
 _REFUND_FIELDS = tuple(f.name for f in fields(Refund))
 
-_INSERT_PAYMENT = """
+# The payment, its `created` transition and the messages announcing it (outbox), in one
+# statement: atomic without BEGIN/COMMIT. A taken reference writes nothing.
+_INSERT_PAYMENT = f"""
 WITH created AS (
     INSERT INTO payment (id, merchant_id, environment, reference, idempotency_key, status,
                          amount, currency, country, mode, operator, customer, description,
                          callback_url, external_merchant_id, metadata, provider,
-                         otp_attempts_left, expires_at, traceparent)
+                         otp_attempts_left, expires_at, created_at, updated_at, traceparent)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-            now() + make_interval(secs => $19), $21)
+            $19, $20, $20, $22)
     ON CONFLICT (merchant_id, environment, reference) DO NOTHING
     RETURNING *
 ), recorded AS (
     INSERT INTO payment_transition (payment_id, from_status, to_status, reason, message_id)
-    SELECT id, NULL, status, 'created', $20 FROM created
-)
-SELECT * FROM created
+    SELECT id, NULL, status, 'created', $21 FROM created
+), {{outbox}}
+SELECT created.*, {RETURNED} FROM created
 """
 _INSPECT = """
 SELECT p.*,
@@ -132,8 +146,9 @@ _LIST_REFUNDS = (
 
 
 class PostgresUnitOfWork(UnitOfWork):
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, relay: OutboxRelay | None = None) -> None:
         self._conn = conn
+        self._relay = relay
 
     async def find(
         self,
@@ -163,31 +178,40 @@ class PostgresUnitOfWork(UnitOfWork):
         )
         return None if row is None else _payment(row)
 
-    async def add(self, new: NewPayment, message_id: uuid.UUID | None) -> Payment | None:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def add(
+        self, payment: Payment, message_id: uuid.UUID | None, messages: Sequence[Outgoing] = ()
+    ) -> Payment | None:
+        outbox = statement_rows(self._conn, self._relay, messages)
         row = await self._conn.fetchrow(
-            _INSERT_PAYMENT,
-            new.id,
-            new.merchant_id,
-            new.environment,
-            new.reference,
-            new.idempotency_key,
-            new.status.value,
-            new.amount,
-            new.currency,
-            new.country,
-            new.mode,
-            new.operator,
-            new.customer,
-            new.description,
-            new.callback_url,
-            new.external_merchant_id,
-            new.metadata,
-            new.provider,
-            new.otp_attempts_left,
-            new.expires_in_seconds,
+            _INSERT_PAYMENT.format(outbox=outbox.cte(23, "EXISTS (SELECT 1 FROM created)")),
+            payment.id,
+            payment.merchant_id,
+            payment.environment,
+            payment.reference,
+            payment.idempotency_key,
+            payment.status.value,
+            payment.amount,
+            payment.currency,
+            payment.country,
+            payment.mode,
+            payment.operator,
+            payment.customer,
+            payment.description,
+            payment.callback_url,
+            payment.external_merchant_id,
+            payment.metadata,
+            payment.provider,
+            payment.otp_attempts_left,
+            payment.expires_at,
+            payment.created_at,
             message_id,
             current_traceparent(),
+            *outbox.args(),
         )
+        await outbox.written(self._conn, row)
         return None if row is None else _payment(row)
 
     async def claim_and_lock(
@@ -227,25 +251,33 @@ class PostgresUnitOfWork(UnitOfWork):
         return None if row is None else _payment(row)
 
     async def save(
-        self, change: PaymentChange, reason: str, message_id: uuid.UUID | None
+        self,
+        change: PaymentChange,
+        reason: str,
+        message_id: uuid.UUID | None,
+        messages: Sequence[Outgoing] = (),
     ) -> Payment:
-        after, transition = change.after, change.transition
         update_sql, args = _update(change)
-        if not transition.changed:
-            return _payment(await self._conn.fetchrow(update_sql, *args))
-        n = len(args)
-        # The new state and its transition record in one statement (one round trip).
+        recorded = ""
+        if change.transition.changed:
+            n = len(args)
+            recorded = (
+                " recorded AS (INSERT INTO payment_transition (payment_id, from_status,"
+                f" to_status, reason, message_id) SELECT id, ${n + 1}, status, ${n + 2},"
+                f" ${n + 3} FROM updated),"
+            )
+            args += [change.transition.previous.value, reason, message_id]
+        # The new state, its transition record and its messages in one statement.
+        outbox = statement_rows(self._conn, self._relay, messages)
         row = await self._conn.fetchrow(
-            f"WITH updated AS ({update_sql}), recorded AS ("
-            " INSERT INTO payment_transition (payment_id, from_status, to_status, reason,"
-            f" message_id) SELECT id, ${n + 1}, status, ${n + 2}, ${n + 3} FROM updated)"
-            " SELECT * FROM updated",
+            f"WITH updated AS ({update_sql}),{recorded}"
+            f" {outbox.cte(len(args) + 1, 'EXISTS (SELECT 1 FROM updated)')}"
+            f" SELECT updated.*, {RETURNED} FROM updated",
             *args,
-            transition.previous.value,
-            reason,
-            message_id,
+            *outbox.args(),
         )
-        assert row is not None, f"payment {after.id} vanished under its lock"
+        assert row is not None, f"payment {change.after.id} vanished under its lock"
+        await outbox.written(self._conn, row)
         return _payment(row)
 
     async def due_for_expiry(self, batch: int) -> list[Payment]:
@@ -365,17 +397,24 @@ class PostgresUnitOfWork(UnitOfWork):
 
 def _update(change: PaymentChange) -> tuple[str, list[Any]]:
     """UPDATE of the status and the change's columns (only those: a provider update
-    touches a few), with the clock's fields set by the database."""
+    touches a few), with the clock's fields `stored_at` gave the change (the events built
+    from it show what is stored)."""
     assignments = "".join(f", {column} = ${i}" for i, column in enumerate(change.columns, start=3))
     n = len(change.columns) + 3
     sql = (
-        "UPDATE payment SET status = $2, updated_at = now(), version = version + 1,"
-        " completed_at = CASE WHEN $2 = 'completed' THEN now() ELSE completed_at END,"
+        f"UPDATE payment SET status = $2, updated_at = ${n + 1}, version = version + 1,"
+        f" completed_at = CASE WHEN $2 = 'completed' THEN ${n + 1} ELSE completed_at END,"
         f" late_success = late_success OR ${n}{assignments} WHERE id = $1 RETURNING *"
     )
     after = change.after
     values = [getattr(after, column) for column in change.columns]
-    return sql, [after.id, after.status.value, *values, change.transition.late_success]
+    return sql, [
+        after.id,
+        after.status.value,
+        *values,
+        change.transition.late_success,
+        after.updated_at,
+    ]
 
 
 def _list_args(listing: Listing) -> list[Any]:
@@ -425,7 +464,7 @@ async def _unit_of_work(
 ) -> AsyncIterator[UnitOfWork]:
     async with pool.acquire() as conn:
         if not transactional:
-            yield PostgresUnitOfWork(conn)
+            yield PostgresUnitOfWork(conn, relay)
             return
         async with outbox_transaction(conn, relay):
-            yield PostgresUnitOfWork(conn)
+            yield PostgresUnitOfWork(conn, relay)

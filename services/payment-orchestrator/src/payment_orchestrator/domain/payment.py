@@ -10,8 +10,8 @@ it overrides.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from payment_orchestrator.domain.errors import (
@@ -179,6 +179,29 @@ class NewPayment:
     # Seconds from the store's clock to the deadline (the merchant's delay, scaled in tests).
     expires_in_seconds: float
 
+    def stored_at(self, now: datetime) -> Payment:
+        """The payment as the store keeps it when created at `now` (one clock read: the
+        events announcing it are built before the statement that stores it)."""
+        return Payment(
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name in _NEW_FIELDS},
+            psp_reference=None,
+            failure_code=None,
+            failure_message=None,
+            fee_minor=None,
+            charged_amount_minor=None,
+            refunded_amount=0,
+            late_success=False,
+            expires_at=now + timedelta(seconds=self.expires_in_seconds),
+            created_at=now,
+            updated_at=now,
+            completed_at=None,
+            version=1,
+            provider_checkout_url=None,
+        )
+
+
+_NEW_FIELDS = frozenset(f.name for f in fields(Payment)) - {"traceparent"}
+
 
 @dataclass(frozen=True)
 class PaymentChange:
@@ -190,6 +213,18 @@ class PaymentChange:
     # Columns besides the status to write (a provider's `None` included: it clears).
     columns: tuple[str, ...]
     needs_write: bool
+
+    def stored_at(self, now: datetime) -> PaymentChange:
+        """The change with the clock's fields the store writes at `now` (the version the
+        locked row moves to, the completion time of a completed payment)."""
+        completed = self.after.status is PaymentStatus.COMPLETED
+        after = replace(
+            self.after,
+            updated_at=now,
+            version=self.before.version + 1,
+            completed_at=now if completed else self.before.completed_at,
+        )
+        return replace(self, after=after)
 
 
 @dataclass(frozen=True)

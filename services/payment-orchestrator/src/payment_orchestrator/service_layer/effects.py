@@ -33,6 +33,7 @@ from payment_orchestrator.domain.payment import (
 )
 from payment_orchestrator.service_layer.dependencies import Dependencies, PaymentCommand
 from payment_orchestrator.service_layer.ports import (
+    Outgoing,
     UnitOfWork,
 )
 from payment_orchestrator.views import refund_view
@@ -55,25 +56,31 @@ async def save_change(
     reason: str,
     cause: Message | None,
 ) -> Payment:
-    """Persist a decided change with the messages its transition names."""
+    """Persist a decided change with the messages its transition names, in one statement
+    (the messages are built from the payment as the write stores it)."""
     if not change.needs_write:
         return change.before
-    payment = await uow.save(change, reason, cause.message_id if cause else None)
+    change = change.stored_at(uow.now())
     transition = change.transition
-    if not transition.changed:
-        return payment
     correlation_id = cause.correlation_id if cause is not None else ""
-    if transition.event is not None:
-        await emit_payment_event(
-            uow,
-            deps,
-            transition.event,
-            payment,
-            correlation_id,
-            late_success=transition.late_success,
-        )
-    if transition.late_success:
+    messages = _transition_messages(deps, change, correlation_id) if transition.changed else []
+    payment = await uow.save(change, reason, cause.message_id if cause else None, messages)
+    if transition.event is not None and transition.changed:
+        payment_announced(transition.event, payment.provider, payment.environment)
+    if transition.changed and transition.late_success:
         log.warning("late_success_recorded", previous=transition.previous.value)
+    return payment
+
+
+def _transition_messages(
+    deps: Dependencies, change: PaymentChange, correlation_id: str
+) -> list[Outgoing]:
+    payment, transition = change.after, change.transition
+    messages: list[Outgoing] = []
+    if transition.event is not None:
+        messages += payment_event_messages(
+            deps, transition.event, payment, correlation_id, late_success=transition.late_success
+        )
     if transition.cancel_at_provider and payment.provider:
         cancel = CancelAtProvider(
             correlation_id=correlation_id,
@@ -82,8 +89,8 @@ async def save_change(
             environment=payment.environment,
             provider=payment.provider,
         )
-        await uow.publish(COMMANDS, connector_key(payment.provider), cancel)
-    return payment
+        messages.append((COMMANDS, connector_key(payment.provider), cancel))
+    return messages
 
 
 async def emit_payment_event(
@@ -95,6 +102,22 @@ async def emit_payment_event(
     *,
     late_success: bool = False,
 ) -> None:
+    for exchange, key, message in payment_event_messages(
+        deps, event_type, payment, correlation_id, late_success=late_success
+    ):
+        await uow.publish(exchange, key, message)
+    payment_announced(event_type, payment.provider, payment.environment)
+
+
+def payment_event_messages(
+    deps: Dependencies,
+    event_type: str,
+    payment: Payment,
+    correlation_id: str,
+    *,
+    late_success: bool = False,
+) -> list[Outgoing]:
+    """The payment's event, and the gateway's copy of a link's or a due's outcome."""
     event = PaymentEvent(
         type=event_type,  # type: ignore[arg-type]
         correlation_id=correlation_id,
@@ -107,15 +130,15 @@ async def emit_payment_event(
         fee_minor=payment.fee_minor,
         charged_amount_minor=payment.charged_amount_minor,
     )
-    await uow.publish(EVENTS, event_type, event)
+    messages: list[Outgoing] = [(EVENTS, event_type, event)]
     outcome = event_type.removeprefix("collect.payment.")
     if outcome in GATEWAY_OUTCOMES and is_gateway_payment(payment.metadata):
         # A payment link's or a due's payment: the gateway hears its outcome on a key of its
         # own (and no other payment's). Its own message id, derived: the outbox holds one row
         # per id, and a republished copy is still the same message to the gateway's inbox.
         copy = event.model_copy(update={"message_id": uuid.uuid5(event.message_id, "gateway")})
-        await uow.publish(EVENTS, gateway_payment_key(outcome), copy)
-    payment_announced(event_type, payment.provider, payment.environment)
+        messages.append((EVENTS, gateway_payment_key(outcome), copy))
+    return messages
 
 
 async def emit_refund_event(
@@ -136,9 +159,12 @@ async def emit_refund_event(
 
 
 async def initiate_at_provider(uow: UnitOfWork, payment: Payment, correlation_id: str) -> None:
+    await uow.publish(*initiate_message(payment, correlation_id))
+
+
+def initiate_message(payment: Payment, correlation_id: str) -> Outgoing:
     assert payment.provider is not None
-    initiate = initiate_command(payment, correlation_id)
-    await uow.publish(COMMANDS, connector_key(payment.provider), initiate)
+    return (COMMANDS, connector_key(payment.provider), initiate_command(payment, correlation_id))
 
 
 def initiate_command(payment: Payment, correlation_id: str) -> InitiatePayment:

@@ -20,6 +20,7 @@ from fluxpay_common.messages import (
     SubmitOtp,
     SyncStatus,
 )
+from fluxpay_common.metrics import payment_announced
 from fluxpay_common.rpc import RpcTimeout, RpcUnavailable
 from payment_orchestrator.domain.errors import (
     OperatorUnavailable,
@@ -48,11 +49,12 @@ from payment_orchestrator.domain.state_machine import (
 from payment_orchestrator.domain.status import PaymentStatus
 from payment_orchestrator.service_layer.dependencies import Dependencies
 from payment_orchestrator.service_layer.effects import (
-    emit_payment_event,
     find_payment,
     initiate_at_provider,
     initiate_command,
+    initiate_message,
     is_otp_operator,
+    payment_event_messages,
     save_change,
 )
 from payment_orchestrator.service_layer.ports import (
@@ -61,6 +63,7 @@ from payment_orchestrator.service_layer.ports import (
 from payment_orchestrator.service_layer.updates import on_provider_update
 
 log = get_logger(__name__)
+CREATED = "collect.payment.created"
 
 
 async def create_payment(cmd: CreatePayment, deps: Dependencies) -> Reply:
@@ -87,17 +90,19 @@ async def create_payment(cmd: CreatePayment, deps: Dependencies) -> Reply:
         otp_attempts_left=otp_attempts(status),
         expires_in_seconds=cmd.expires_in_seconds * deps.policy.expiry_time_scale,
     )
-    async with deps.open_uow() as uow:
-        payment = await uow.add(new, cmd.message_id)
+    # One statement (the payment, its transition, its event and the provider's command):
+    # atomic by itself, so no transaction around it.
+    async with deps.open_uow(transactional=False) as uow:
+        stored = new.stored_at(uow.now())
+        messages = payment_event_messages(deps, CREATED, stored, cmd.correlation_id)
+        if provider is not None:
+            messages.append(initiate_message(stored, cmd.correlation_id))
+        payment = await uow.add(stored, cmd.message_id, messages)
         if payment is None:
             return await _same_request_again(uow, cmd, deps)
-        with bound_context(payment_id=payment.id):
-            await emit_payment_event(
-                uow, deps, "collect.payment.created", payment, cmd.correlation_id
-            )
-            if provider is not None:
-                await initiate_at_provider(uow, payment, cmd.correlation_id)
-            log.info("payment_created", status=payment.status.value, provider=provider)
+    with bound_context(payment_id=payment.id):
+        payment_announced(CREATED, payment.provider, payment.environment)
+        log.info("payment_created", status=payment.status.value, provider=provider)
     return Reply(payment=deps.view(payment), created=True)
 
 

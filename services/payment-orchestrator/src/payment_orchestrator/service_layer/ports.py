@@ -5,9 +5,10 @@ RabbitMQ); `adapters/memory.py` is the fake the handler tests run on."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from faststream.rabbit import RabbitExchange
@@ -20,8 +21,11 @@ from fluxpay_common.messages import (
     SettledMovementsQuery,
 )
 from payment_orchestrator.domain.listing import Cursor, Listing
-from payment_orchestrator.domain.payment import NewPayment, Payment, PaymentChange, Refund
+from payment_orchestrator.domain.payment import Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import RefundStatus
+
+# A message to publish through the outbox: (exchange, routing key, message).
+Outgoing = tuple[RabbitExchange, str, Message]
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,16 @@ class UnitOfWork(Protocol):
         self, merchant_id: uuid.UUID, environment: str, reference: str
     ) -> Payment | None: ...
 
-    async def add(self, new: NewPayment, message_id: uuid.UUID | None) -> Payment | None:
-        """Store a new payment and its `created` transition; None if the reference is taken."""
+    def now(self) -> datetime:
+        """The store's clock: the time a write made now records (`stored_at`)."""
+        ...
+
+    async def add(
+        self, payment: Payment, message_id: uuid.UUID | None, messages: Sequence[Outgoing] = ()
+    ) -> Payment | None:
+        """Store a new payment (`NewPayment.stored_at(uow.now())`), its `created` transition
+        and the messages announcing it, in one statement; None (and nothing written) if the
+        reference is taken."""
         ...
 
     async def claim_and_lock(
@@ -87,10 +99,15 @@ class UnitOfWork(Protocol):
     async def lock(self, payment_id: uuid.UUID) -> Payment | None: ...
 
     async def save(
-        self, change: PaymentChange, reason: str, message_id: uuid.UUID | None
+        self,
+        change: PaymentChange,
+        reason: str,
+        message_id: uuid.UUID | None,
+        messages: Sequence[Outgoing] = (),
     ) -> Payment:
-        """Write the change and, when the status moved, its transition record, in one
-        statement; the payment as stored."""
+        """Write the change (`change.stored_at(uow.now())`), its transition record when the
+        status moved and the messages it causes (through the outbox), in one statement; the
+        payment as stored."""
         ...
 
     async def due_for_expiry(self, batch: int) -> list[Payment]:
@@ -148,7 +165,8 @@ class UnitOfWork(Protocol):
 
 
 class OpenUnitOfWork(Protocol):
-    """A unit of work; `transactional=False` for reads alone (no BEGIN/COMMIT round trips)."""
+    """A unit of work; `transactional=False` for reads, or one write that is a single
+    statement (atomic by itself): no BEGIN/COMMIT round trips."""
 
     def __call__(
         self, *, transactional: bool = True
