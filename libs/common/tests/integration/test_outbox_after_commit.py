@@ -19,7 +19,7 @@ from fluxpay_testing.infra import Infra, wait_for
 from fluxpay_common import topology
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import ProviderPaymentUpdate
-from fluxpay_common.outbox import OutboxRelay, add_to_outbox
+from fluxpay_common.outbox import RETURNED, OutboxRelay, add_to_outbox, statement_rows
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import ServiceSettings
 
@@ -250,3 +250,73 @@ async def test_beyond_its_bound_the_queue_leaves_rows_to_the_sweep(pool, broker,
     sweeper = OutboxRelay(pool, broker, direct_grace_seconds=0)
     assert await sweeper.publish_pending() == 2
     assert sorted(await probe.drain()) == sorted(queued + left)
+
+
+# ---------------------------------------------------------------- rows of a caller's statement
+
+
+async def _statement(
+    conn: asyncpg.Connection, relay: OutboxRelay | None, key: str, when: str = "true"
+) -> list[uuid.UUID]:
+    """One statement writing two messages, as a hot unit of work writes them with its state."""
+    messages = [_update(), _update()]
+    rows = statement_rows(conn, relay, [(topology.PROVIDER, key, m) for m in messages])
+    row = await conn.fetchrow(f"WITH {rows.cte(1, when)} SELECT {RETURNED}", *rows.args())
+    await rows.written(conn, row)
+    return [m.message_id for m in messages]
+
+
+async def test_a_statements_rows_are_handed_over_once_it_committed_by_itself(
+    pool, broker, probe
+) -> None:
+    relay = OutboxRelay(pool, broker, idle_poll_seconds=NEVER, direct_grace_seconds=NEVER)
+    async with running(relay):
+        async with pool.acquire() as conn:
+            ids = await _statement(conn, relay, probe.key)
+            skipped = await _statement(conn, relay, probe.key, when="false")
+        await wait_for(lambda: _all_marked(pool, ids), what="the statement's rows published")
+    assert await probe.drain() == ids
+    stored = await pool.fetch(
+        "SELECT message_id, direct FROM outbox_message WHERE message_id = ANY($1::uuid[])"
+        " ORDER BY id",
+        ids + skipped,
+    )
+    assert [(r["message_id"], r["direct"]) for r in stored] == [(i, True) for i in ids]
+
+
+async def test_a_statements_rows_in_a_relay_transaction_wait_for_its_commit(
+    pool, broker, probe
+) -> None:
+    relay = OutboxRelay(pool, broker, idle_poll_seconds=NEVER, direct_grace_seconds=NEVER)
+    async with running(relay):
+        with contextlib.suppress(RuntimeError):
+            async with pool.acquire() as conn, relay.transaction(conn):
+                rolled_back = await _statement(conn, relay, probe.key)
+                raise RuntimeError("abort the unit of work")
+        async with pool.acquire() as conn, relay.transaction(conn):
+            committed = await _statement(conn, relay, probe.key)
+        await wait_for(lambda: _all_marked(pool, committed), what="the committed rows")
+    # Handed over before the rollback, the first two would have been published too.
+    assert await probe.drain() == committed
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM outbox_message WHERE message_id = ANY($1::uuid[])", rolled_back
+    )
+    assert stored == 0
+
+
+async def test_a_statements_rows_without_a_relay_wake_the_sweep(pool, broker, probe) -> None:
+    relay = OutboxRelay(pool, broker, idle_poll_seconds=NEVER)
+    async with running(relay):
+        for _ in range(2):  # the second one certainly finds the relay asleep, listening
+            async with pool.acquire() as conn:
+                ids = await _statement(conn, None, probe.key)
+            await wait_for(
+                lambda i=ids: _all_marked(pool, i),  # type: ignore[misc]
+                timeout=10,
+                what="the NOTIFY to wake the relay",
+            )
+    direct = await pool.fetchval(
+        "SELECT bool_or(direct) FROM outbox_message WHERE message_id = ANY($1::uuid[])", ids
+    )
+    assert direct is False
+    assert len(await probe.drain()) == 4
