@@ -8,14 +8,22 @@ are atomic alone).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from faststream.rabbit import RabbitExchange
 
 from fluxpay_common import inbox
+from fluxpay_common.messages import Message
+from fluxpay_common.outbox import RETURNED, OutboxRelay, statement_rows
 from provider_connectors.domain.model import Attempt, RefundAttempt
 from provider_connectors.domain.status import AttemptStatus, RefundStatus
+
+# In the attempt's data: how many updates were published for the payment (their sequence).
+UPDATE_SEQUENCE = "update_seq"
 
 _ATTEMPT_COLUMNS = (
     "payment_id, provider, merchant_id, environment, reference, amount, currency, operator,"
@@ -129,6 +137,33 @@ async def find_attempt(
     return (_attempt(row), row["version"]) if row else None
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """The outbox messages announcing an attempt's write, numbered after `previous_sequence`
+    (the sequence stored in its data when they were built); `relay` publishes them once the
+    statement (or the transaction it runs in) commits."""
+
+    messages: Sequence[tuple[RabbitExchange | str, str, Message]]
+    previous_sequence: int
+    relay: OutboxRelay | None
+
+
+_SAVE_ATTEMPT = (
+    "UPDATE provider_attempt SET status = $2, psp_reference = $3, otp_attempts = $4,"
+    " next_poll_at = $5, data = data || $6::jsonb, version = version + 1,"
+    " updated_at = now() WHERE payment_id = $1 AND ($7::bigint IS NULL OR version = $7)"
+)
+# The attempt's new state and the update announcing it (outbox) in one statement: atomic
+# without BEGIN/COMMIT, the row inserted only when the guarded UPDATE wrote. Guarded too by
+# the sequence the update was numbered from: the number it carries is the one stored.
+_SAVE_ATTEMPT_ANNOUNCED = (
+    f"WITH saved AS ({_SAVE_ATTEMPT}"
+    f" AND coalesce((data ->> '{UPDATE_SEQUENCE}')::bigint, 0) = $8 RETURNING {_ATTEMPT_COLUMNS}),"
+    " {outbox}"
+    f" SELECT saved.*, {RETURNED} FROM saved"
+)
+
+
 async def save_attempt(
     conn: asyncpg.Connection,
     payment_id: uuid.UUID,
@@ -139,22 +174,24 @@ async def save_attempt(
     next_poll_at: datetime | None,
     data_patch: dict[str, Any],
     version: int | None = None,
+    announce: Announcement | None = None,
 ) -> Attempt | None:
     """Write the attempt (the caller holds its row lock); given `version`, only if the row
-    is still at that version (the UPDATE then takes the lock itself): None if it moved on."""
+    is still at that version (the UPDATE then takes the lock itself): None if it moved on.
+    With `announce`, its messages go to the outbox in the same statement, only if the row
+    was written and its stored sequence is still the one they were numbered after."""
+    args = (payment_id, status, psp_reference, otp_attempts, next_poll_at, data_patch, version)
+    if announce is None:
+        row = await conn.fetchrow(f"{_SAVE_ATTEMPT} RETURNING {_ATTEMPT_COLUMNS}", *args)
+        return _attempt(row) if row else None
+    outbox = statement_rows(conn, announce.relay, announce.messages)
     row = await conn.fetchrow(
-        "UPDATE provider_attempt SET status = $2, psp_reference = $3, otp_attempts = $4,"
-        " next_poll_at = $5, data = data || $6::jsonb, version = version + 1,"
-        " updated_at = now() WHERE payment_id = $1 AND ($7::bigint IS NULL OR version = $7)"
-        f" RETURNING {_ATTEMPT_COLUMNS}",
-        payment_id,
-        status,
-        psp_reference,
-        otp_attempts,
-        next_poll_at,
-        data_patch,
-        version,
+        _SAVE_ATTEMPT_ANNOUNCED.format(outbox=outbox.cte(9, "EXISTS (SELECT 1 FROM saved)")),
+        *args,
+        announce.previous_sequence,
+        *outbox.args(),
     )
+    await outbox.written(conn, row)
     return _attempt(row) if row else None
 
 

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any, assert_never
 
 import asyncpg
+import orjson
 from faststream.rabbit.annotations import RabbitMessage
 
 from fluxpay_common import inbox
@@ -77,7 +78,7 @@ Fetch = Callable[[Attempt], Awaitable[ProviderResult]]
 # A status fetched from a snapshot that changed meanwhile is fetched again, this many times.
 STALE_RETRIES = 3
 # In the attempt's data: how many updates were published for the payment (their sequence).
-UPDATE_SEQUENCE = "update_seq"
+UPDATE_SEQUENCE = repo.UPDATE_SEQUENCE
 
 
 @dataclass
@@ -273,18 +274,23 @@ class Engine:
     ) -> tuple[Attempt, ProviderPaymentUpdate | None] | None:
         """Apply against a snapshot without reading the row again: the UPDATE, guarded by
         the snapshot's version, takes the row lock and writes only if nothing changed since
-        (None otherwise: nothing written). A write with nothing else in its transaction
-        (no update to publish, no review to keep) is a single statement: no BEGIN/COMMIT."""
+        (None otherwise: nothing written, nothing published). The write and the update it
+        publishes are one statement (no BEGIN/COMMIT), handed to the relay once it returned;
+        only a live attempt's review queue, kept in step, needs a transaction."""
         async with self.pool.acquire() as conn:
-            if not needs_transaction(snapshot, result):
-                return await apply_result_at(conn, self.provider, snapshot, result, version=version)
+            if not needs_transaction(snapshot):
+                return await apply_result_at(
+                    conn, self.provider, snapshot, result, version=version, relay=self.relay
+                )
             async with self.transaction(conn):
-                return await apply_result_at(conn, self.provider, snapshot, result, version=version)
+                return await apply_result_at(
+                    conn, self.provider, snapshot, result, version=version, relay=self.relay
+                )
 
     async def apply_locked(
         self, conn: asyncpg.Connection, current: Attempt, result: ProviderResult
     ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
-        return await apply_result(conn, self.provider, current, result)
+        return await apply_result(conn, self.provider, current, result, self.relay)
 
     # ------------------------------------------------------------ refunds
 
@@ -433,18 +439,22 @@ def _outcome(current: Attempt, result: ProviderResult) -> _Outcome:
     return _Outcome(accepted, new_status, patch, publish, sequence)
 
 
-def needs_transaction(current: Attempt, result: ProviderResult) -> bool:
-    """Whether applying `result` writes more than the attempt's row: an update to publish
-    (outbox), or, for a live attempt, the review queue to keep in step."""
-    return current.environment == "live" or _outcome(current, result).publish
+def needs_transaction(current: Attempt) -> bool:
+    """Whether applying a result to `current` writes more than one statement: a live
+    attempt keeps the review queue in step (an update to publish shares the attempt's)."""
+    return current.environment == "live"
 
 
 async def apply_result(
-    conn: asyncpg.Connection, provider: str, current: Attempt, result: ProviderResult
+    conn: asyncpg.Connection,
+    provider: str,
+    current: Attempt,
+    result: ProviderResult,
+    relay: OutboxRelay | None = None,
 ) -> tuple[Attempt, ProviderPaymentUpdate | None]:
     """Apply a PSP's (or an operator's) word to a locked attempt against its stored status;
     publish a status change once, through the outbox; keep the review queue in step."""
-    applied = await apply_result_at(conn, provider, current, result, version=None)
+    applied = await apply_result_at(conn, provider, current, result, version=None, relay=relay)
     assert applied is not None, "a locked attempt is always written"
     return applied
 
@@ -456,36 +466,79 @@ async def apply_result_at(
     result: ProviderResult,
     *,
     version: int | None,
+    relay: OutboxRelay | None = None,
 ) -> tuple[Attempt, ProviderPaymentUpdate | None] | None:
     """`apply_result`; with `version`, `current` is an unlocked snapshot at that version and
-    the write happens only if the row is still at it (None when it is not: nothing written)."""
+    the write happens only if the row is still at it (None when it is not: nothing written).
+
+    A status change's update is built before the write, from `current` (as stored: the
+    version guard or the row lock says so) with the change applied, and inserted in the
+    outbox by the attempt's own statement. Outside a transaction, `relay` gets it once the
+    statement returned; inside `relay.transaction`, after COMMIT."""
     outcome = _outcome(current, result)
     if not outcome.accepted and result.status is not None:
         log.info("stale_provider_status_ignored", stored=current.status, reported=result.status)
-    new_status = outcome.status
-    accepted = outcome.accepted
-    saved = await repo.save_attempt(
-        conn,
-        current.payment_id,
-        status=new_status,
-        psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
-        otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
-        next_poll_at=None if is_terminal(new_status) else result.next_poll_at,
-        data_patch=outcome.patch,
-        version=version,
-    )
+    written = _as_written(current, result, outcome)
+    if not outcome.publish:
+        saved = await _save(conn, written, outcome.patch, version, None)
+        if saved is not None:
+            await _keep_review_in_step(conn, saved)
+        return None if saved is None else (saved, None)
+    update = payment_update(written, sequence=outcome.sequence)
+    messages = [(PROVIDER, provider_update_key(provider, outcome.status), update)]
+    # From the poller or a PSP callback there is no current trace: the payment's goes on.
+    with within_trace_of("provider update", current.data.get("traceparent")):
+        announce = repo.Announcement(messages, outcome.sequence - 1, relay)
+        saved = await _save(conn, written, outcome.patch, version, announce)
     if saved is None:
         return None
     await _keep_review_in_step(conn, saved)
-    if not outcome.publish:
-        return saved, None
-    sequence = outcome.sequence
-    update = payment_update(saved, sequence=sequence)
-    # From the poller or a PSP callback there is no current trace: the payment's goes on.
-    with within_trace_of("provider update", current.data.get("traceparent")):
-        await add_to_outbox(conn, PROVIDER, provider_update_key(provider, new_status), update)
-    log.info("provider_status_changed", previous=current.status, status=new_status)
+    _check_announced(saved, update)
+    log.info("provider_status_changed", previous=current.status, status=outcome.status)
     return saved, update
+
+
+def _as_written(current: Attempt, result: ProviderResult, outcome: _Outcome) -> Attempt:
+    """The attempt as the write will store it: `current` is the stored row (its version
+    or its lock says so), its data merged with the patch as jsonb `||` does (top level),
+    the values as JSON gives them back."""
+    accepted = outcome.accepted
+    return replace(
+        current,
+        status=outcome.status,
+        psp_reference=(result.psp_reference if accepted else None) or current.psp_reference,
+        otp_attempts=(result.otp_attempts if accepted else None) or current.otp_attempts,
+        next_poll_at=None if is_terminal(outcome.status) else result.next_poll_at,
+        data=orjson.loads(orjson.dumps({**current.data, **outcome.patch})),
+    )
+
+
+async def _save(
+    conn: asyncpg.Connection,
+    written: Attempt,
+    patch: dict[str, Any],
+    version: int | None,
+    announce: repo.Announcement | None,
+) -> Attempt | None:
+    return await repo.save_attempt(
+        conn,
+        written.payment_id,
+        status=written.status,
+        psp_reference=written.psp_reference,
+        otp_attempts=written.otp_attempts,
+        next_poll_at=written.next_poll_at,
+        data_patch=patch,
+        version=version,
+        announce=announce,
+    )
+
+
+def _check_announced(saved: Attempt, update: ProviderPaymentUpdate) -> None:
+    """The update was built before the write: it must read as the stored attempt does."""
+    stored = payment_update(saved, update.correlation_id, sequence=update.sequence)
+    fields = {"occurred_at"}
+    if stored.model_dump(exclude=fields) != update.model_dump(exclude=fields):
+        log.error("provider_update_differs_from_stored_attempt", sequence=update.sequence)
 
 
 async def _keep_review_in_step(conn: asyncpg.Connection, saved: Attempt) -> None:
