@@ -7,8 +7,9 @@ Rules kept here once for every PSP:
   their results are applied under the attempt's row lock against the stored status (when
   the caller read the attempt at a version, one UPDATE guarded by that version stands for
   the lock and the second read: it writes only if nothing changed since);
-- each distinct status change is published once, through the outbox, in the transaction
-  that stores it; an RPC reply is that same message when the status changed.
+- each distinct status change is published once, through the outbox, by the statement
+  that stores it (its outbox row in a CTE of the attempt's UPDATE); an RPC reply is that
+  same message when the status changed.
 """
 
 from __future__ import annotations
