@@ -11,8 +11,8 @@ import asyncpg
 from fluxpay_common.messages import CreatePayment, ListPayments, ListRefunds
 from payment_orchestrator.service_layer import handlers
 
-# The module's database and handlers, as the unit of work's tests have them.
-from .test_postgres_unit_of_work import deps, pool  # noqa: F401
+# The handlers over the module's database, as the unit of work's tests have them.
+from .test_postgres_unit_of_work import deps  # noqa: F401
 
 
 async def _create(deps: Any, merchant: uuid.UUID, reference: str | None = None) -> uuid.UUID:  # noqa: F811
@@ -42,7 +42,7 @@ async def _page(deps: Any, merchant: uuid.UUID, **filters: Any) -> dict[str, Any
 
 async def test_pages_walk_payments_created_at_the_same_instant_once_each(
     deps: Any,  # noqa: F811
-    pool: asyncpg.Pool,  # noqa: F811
+    pool: asyncpg.Pool,
 ) -> None:
     merchant = uuid.uuid4()
     ids = [await _create(deps, merchant) for _ in range(5)]

@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import asyncpg
 import pytest
-from fluxpay_testing.infra import Infra, wait_for
+from fluxpay_testing.infra import wait_for
 
-from fluxpay_common.db import create_pool, migrate
-from fluxpay_common.fees import FeeSchedule
 from fluxpay_common.messages import (
     CreatePayment,
-    Message,
     ProviderPaymentUpdate,
     ProviderRefundUpdate,
     RefundPayment,
-    ReserveRefund,
     SettledMovementsQuery,
     provider_update_id,
 )
@@ -31,36 +26,15 @@ from fluxpay_common.outbox import OutboxRelay
 from payment_orchestrator.adapters.postgres import postgres_unit_of_work
 from payment_orchestrator.domain.status import PaymentStatus
 from payment_orchestrator.service_layer import handlers
-from payment_orchestrator.service_layer.handlers import Dependencies, Policy
+from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.updates import on_provider_update
 
 SCHEMA = "orchestrator"
 
 
-@pytest.fixture(scope="module")
-async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(infra.database_url, SCHEMA)
-    await migrate(pool, SCHEMA, resources.files("payment_orchestrator") / "migrations")
-    yield pool
-    await pool.close()
-
-
-async def _no_connector(provider: str, request: Message) -> Any:
-    raise AssertionError("no synchronous connector call in these flows")
-
-
-async def _ledger_holds_everything(request: ReserveRefund) -> tuple[bool, int]:
-    return True, 10**12
-
-
 @pytest.fixture
-def deps(pool: asyncpg.Pool) -> Dependencies:
-    return Dependencies(
-        open_uow=postgres_unit_of_work(pool),
-        call_connector=_no_connector,
-        reserve_refund=_ledger_holds_everything,
-        policy=Policy({"BJ:mtn": "mtn_momo"}, "https://pay.test/checkout", FeeSchedule()),
-    )
+def deps(pool: asyncpg.Pool, dependencies: Callable[..., Dependencies]) -> Dependencies:
+    return dependencies(postgres_unit_of_work(pool))
 
 
 async def _create(deps: Dependencies, merchant: uuid.UUID, **fields: Any) -> uuid.UUID:

@@ -7,24 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from importlib import resources
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
-from fluxpay_testing.infra import Infra, wait_for
+from fluxpay_testing.infra import wait_for
 from fluxpay_testing.statements import CountingPool, shapes
 
-from fluxpay_common.db import create_pool, migrate
-from fluxpay_common.fees import FeeSchedule
 from fluxpay_common.messages import (
     CreatePayment,
-    Message,
     ProviderPaymentUpdate,
-    ReserveRefund,
     provider_update_id,
 )
 from fluxpay_common.outbox import OutboxRelay
@@ -35,18 +30,10 @@ from payment_orchestrator.domain.state_machine import Trigger
 from payment_orchestrator.domain.status import PaymentStatus
 from payment_orchestrator.service_layer import handlers
 from payment_orchestrator.service_layer.effects import payment_event_messages
-from payment_orchestrator.service_layer.handlers import Dependencies, Policy
+from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.updates import OrderWait, on_published_update
 
 SCHEMA = "orchestrator"
-
-
-@pytest.fixture(scope="module")
-async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(infra.database_url, SCHEMA)
-    await migrate(pool, SCHEMA, resources.files("payment_orchestrator") / "migrations")
-    yield pool
-    await pool.close()
 
 
 class _RecordingBroker:
@@ -73,22 +60,13 @@ async def relay(pool: asyncpg.Pool) -> AsyncIterator[tuple[OutboxRelay, _Recordi
     await task
 
 
-async def _no_connector(provider: str, request: Message) -> Any:
-    raise AssertionError("no synchronous connector call in these flows")
-
-
-async def _ledger_holds_everything(request: ReserveRefund) -> tuple[bool, int]:
-    return True, 10**12
-
-
 @pytest.fixture
-def deps(counted: CountingPool, relay: tuple[OutboxRelay, _RecordingBroker]) -> Dependencies:
-    return Dependencies(
-        open_uow=postgres_unit_of_work(counted, relay[0]),  # type: ignore[arg-type]
-        call_connector=_no_connector,
-        reserve_refund=_ledger_holds_everything,
-        policy=Policy({"BJ:mtn": "mtn_momo"}, "https://pay.test/checkout", FeeSchedule()),
-    )
+def deps(
+    counted: CountingPool,
+    relay: tuple[OutboxRelay, _RecordingBroker],
+    dependencies: Callable[..., Dependencies],
+) -> Dependencies:
+    return dependencies(postgres_unit_of_work(counted, relay[0]))  # type: ignore[arg-type]
 
 
 def _create_command(merchant: uuid.UUID, **fields: Any) -> CreatePayment:
