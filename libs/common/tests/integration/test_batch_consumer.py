@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import aio_pika
 import pytest
 from fluxpay_testing.infra import Infra, wait_for
+from fluxpay_testing.queues import failed_update, publish_raw, queue_depth
 
 from fluxpay_common import topology
 from fluxpay_common.batch_consumer import BatchConsumer
@@ -44,27 +45,12 @@ async def route(infra: Infra) -> AsyncIterator[topology.Route]:
     await broker.stop()
 
 
-def _update(failure_code: str | None = None) -> ProviderPaymentUpdate:
-    return ProviderPaymentUpdate(
-        payment_id=uuid.uuid4(), provider="sandbox", status="failed", failure_code=failure_code
-    )
-
-
-async def _publish(channel: aio_pika.abc.AbstractChannel, route: topology.Route, body: bytes):
-    await channel.default_exchange.publish(aio_pika.Message(body), routing_key=route.queue)
-
-
-async def _counts(channel: aio_pika.abc.AbstractChannel, name: str) -> int:
-    queue = await channel.declare_queue(name, passive=True)
-    return int(queue.declaration_result.message_count or 0)
-
-
 async def test_a_batch_is_handled_in_order_in_one_call_and_acknowledged_at_once(
     infra, channel, route
 ) -> None:
-    updates = [_update() for _ in range(5)]
+    updates = [failed_update() for _ in range(5)]
     for update in updates:
-        await _publish(channel, route, update.to_bytes())
+        await publish_raw(channel, route.queue, update.to_bytes())
     calls: list[list[uuid.UUID]] = []
 
     async def handler(batch: Sequence[ProviderPaymentUpdate]) -> None:
@@ -82,19 +68,19 @@ async def test_a_batch_is_handled_in_order_in_one_call_and_acknowledged_at_once(
     await connection.close()  # anything not acknowledged would return to the queue
 
     assert calls == [[u.payment_id for u in updates]]
-    assert await _counts(channel, route.queue) == 0
+    assert await queue_depth(channel, route.queue) == 0
 
 
 async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_handled(
     infra, channel, route
 ) -> None:
-    good = [_update() for _ in range(3)]
-    poison = _update("poison")
+    good = [failed_update() for _ in range(3)]
+    poison = failed_update("poison")
     bodies = [good[0].to_bytes(), b'{"not": "a contract"}', poison.to_bytes(), *(
         g.to_bytes() for g in good[1:]
     )]  # fmt: skip
     for body in bodies:
-        await _publish(channel, route, body)
+        await publish_raw(channel, route.queue, body)
     handled: list[uuid.UUID] = []
 
     async def handler(batch: Sequence[ProviderPaymentUpdate]) -> None:
@@ -124,7 +110,7 @@ async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_ha
 
 
 async def _has(channel, name: str, n: int) -> bool:
-    return await _counts(channel, name) >= n
+    return await queue_depth(channel, name) >= n
 
 
 async def _has_all(handled: list[uuid.UUID], good: list[ProviderPaymentUpdate]) -> bool:
@@ -132,4 +118,4 @@ async def _has_all(handled: list[uuid.UUID], good: list[ProviderPaymentUpdate]) 
 
 
 async def _empty(channel, name: str) -> bool:
-    return await _counts(channel, name) == 0
+    return await queue_depth(channel, name) == 0

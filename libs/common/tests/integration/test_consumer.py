@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from fluxpay_testing.infra import Infra, wait_for
 from fluxpay_testing.proxy import TcpProxy
+from fluxpay_testing.queues import failed_update, publish_raw, queue_depth
 from prometheus_client import REGISTRY
 
 from fluxpay_common import consumer, topology
@@ -21,7 +22,6 @@ from fluxpay_common.consumers import Consumers
 from fluxpay_common.db import create_pool
 from fluxpay_common.messages import (
     LedgerQuery,
-    ProviderPaymentUpdate,
     QueryReply,
     ledger_query_adapter,
     provider_update_adapter,
@@ -59,21 +59,6 @@ async def route(channel: aio_pika.abc.AbstractChannel) -> topology.Route:
     return route
 
 
-def _update(failure_code: str | None = None) -> ProviderPaymentUpdate:
-    return ProviderPaymentUpdate(
-        payment_id=uuid.uuid4(), provider="sandbox", status="failed", failure_code=failure_code
-    )
-
-
-async def _publish(channel: aio_pika.abc.AbstractChannel, route: topology.Route, body: bytes):
-    await channel.default_exchange.publish(aio_pika.Message(body), routing_key=route.queue)
-
-
-async def _count(channel: aio_pika.abc.AbstractChannel, name: str) -> int:
-    queue = await channel.declare_queue(name, passive=True)
-    return int(queue.declaration_result.message_count or 0)
-
-
 def _dead_lettered(route: topology.Route, reason: str) -> float:
     labels = {"queue": route.queue, "reason": reason}
     return REGISTRY.get_sample_value("fluxpay_messages_dead_lettered_total", labels) or 0.0
@@ -100,8 +85,8 @@ async def test_unparseable_message_is_dead_lettered_at_once(infra, channel, rout
         handled.append(update)
 
     consumers = await _consuming(infra.rabbitmq_url, route, handler)
-    await _publish(channel, route, b'{"not": "a contract"}')
-    await wait_for(lambda: _count(channel, f"{route.queue}.dlq"), what="the dead letter")
+    await publish_raw(channel, route.queue, b'{"not": "a contract"}')
+    await wait_for(lambda: queue_depth(channel, f"{route.queue}.dlq"), what="the dead letter")
     await consumers.stop()
     assert handled == []
     assert _dead_lettered(route, "unparseable") == 1
@@ -117,13 +102,13 @@ async def test_failing_handler_is_redelivered_up_to_the_delivery_limit_then_dead
         raise RuntimeError("a bug, not a transient failure")
 
     consumers = await _consuming(infra.rabbitmq_url, route, handler)
-    await _publish(channel, route, _update().to_bytes())
-    await wait_for(lambda: _count(channel, f"{route.queue}.dlq"), what="the dead letter")
+    await publish_raw(channel, route.queue, failed_update().to_bytes())
+    await wait_for(lambda: queue_depth(channel, f"{route.queue}.dlq"), what="the dead letter")
     await consumers.stop()
     # Delivered, returned DELIVERY_LIMIT times, then dead-lettered by the quorum queue.
     assert len(attempts) == DELIVERY_LIMIT + 1
     assert _dead_lettered(route, "handler_failed") == 1, "counted once, on the last delivery"
-    assert await _count(channel, route.queue) == 0
+    assert await queue_depth(channel, route.queue) == 0
 
 
 async def test_dead_letter_raised_by_a_handler_is_not_redelivered(infra, channel, route) -> None:
@@ -134,8 +119,8 @@ async def test_dead_letter_raised_by_a_handler_is_not_redelivered(infra, channel
         raise consumer.DeadLetter("redelivery cannot help")
 
     consumers = await _consuming(infra.rabbitmq_url, route, handler)
-    await _publish(channel, route, _update().to_bytes())
-    await wait_for(lambda: _count(channel, f"{route.queue}.dlq"), what="the dead letter")
+    await publish_raw(channel, route.queue, failed_update().to_bytes())
+    await wait_for(lambda: queue_depth(channel, f"{route.queue}.dlq"), what="the dead letter")
     await consumers.stop()
     assert len(attempts) == 1
 
@@ -167,8 +152,8 @@ async def test_reply_is_sent_after_the_handlers_commit_and_the_request_acked(
     await pool.close()
     assert reply.data == {"booked": str(query.message_id)}
     assert seen_at_reply == [True]
-    assert await _count(channel, route.queue) == 0
-    assert await _count(channel, f"{route.queue}.dlq") == 0
+    assert await queue_depth(channel, route.queue) == 0
+    assert await queue_depth(channel, f"{route.queue}.dlq") == 0
 
 
 async def _effect_exists(pool: asyncpg.Pool, message_id: uuid.UUID) -> bool:
@@ -194,7 +179,7 @@ async def test_a_queue_handles_up_to_prefetch_messages_at_once(infra, channel, r
 
     consumers = await _consuming(infra.rabbitmq_url, route, handler, prefetch=3)
     for _ in range(5):
-        await _publish(channel, route, _update().to_bytes())
+        await publish_raw(channel, route.queue, failed_update().to_bytes())
     await wait_for(lambda: _ready(len(in_hand) == 3), what="three messages in hand")
     release.set()
     await wait_for(lambda: _ready(len(done) == 5), what="all five handled")
@@ -218,7 +203,7 @@ async def test_graceful_stop_lets_the_message_in_hand_finish_and_acks_it(
         handled.append(update.payment_id)
 
     consumers = await _consuming(infra.rabbitmq_url, route, handler)
-    await _publish(channel, route, _update().to_bytes())
+    await publish_raw(channel, route.queue, failed_update().to_bytes())
     await asyncio.wait_for(entered.wait(), 10)
     stopping = asyncio.create_task(consumers.stop())
     for _ in range(20):
@@ -227,7 +212,7 @@ async def test_graceful_stop_lets_the_message_in_hand_finish_and_acks_it(
     release.set()
     await asyncio.wait_for(stopping, 10)
     assert len(handled) == 1
-    assert await _count(channel, route.queue) == 0, "acknowledged, not returned"
+    assert await queue_depth(channel, route.queue) == 0, "acknowledged, not returned"
 
 
 async def test_consumers_come_back_after_the_connection_drops(infra, channel, route) -> None:
@@ -243,8 +228,8 @@ async def test_consumers_come_back_after_the_connection_drops(infra, channel, ro
     assert await consumers.attached()
     await proxy.cut()
     await wait_for(lambda: _not(consumers.attached()), what="the consumers detached")
-    after = _update()
-    await _publish(channel, route, after.to_bytes())
+    after = failed_update()
+    await publish_raw(channel, route.queue, after.to_bytes())
     await proxy.restore()
     await wait_for(consumers.attached, timeout=30, what="the consumers back")
     await wait_for(lambda: _ready(after.payment_id in handled), what="the message handled")
