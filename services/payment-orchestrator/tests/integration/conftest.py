@@ -13,6 +13,7 @@ from fluxpay_testing.infra import Infra
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.fees import FeeSchedule
 from fluxpay_common.messages import Message, ReserveRefund
+from payment_orchestrator.adapters.postgres import postgres_unit_of_work
 from payment_orchestrator.service_layer.handlers import Dependencies, Policy
 from payment_orchestrator.service_layer.ports import OpenUnitOfWork
 
@@ -49,3 +50,11 @@ def dependencies() -> Callable[[OpenUnitOfWork], Dependencies]:
         )
 
     return over
+
+
+@pytest.fixture
+def deps(
+    pool: asyncpg.Pool, dependencies: Callable[[OpenUnitOfWork], Dependencies]
+) -> Dependencies:
+    """The handlers over the module's database."""
+    return dependencies(postgres_unit_of_work(pool))

@@ -8,31 +8,13 @@ from typing import Any
 
 import asyncpg
 
-from fluxpay_common.messages import CreatePayment, ListPayments, ListRefunds
+from fluxpay_common.messages import ListPayments, ListRefunds
 from payment_orchestrator.service_layer import handlers
 
-# The handlers over the module's database, as the unit of work's tests have them.
-from .test_postgres_unit_of_work import deps  # noqa: F401
+from .commands import create_payment
 
 
-async def _create(deps: Any, merchant: uuid.UUID, reference: str | None = None) -> uuid.UUID:  # noqa: F811
-    command = CreatePayment(
-        merchant_id=merchant,
-        environment="live",
-        idempotency_key=str(uuid.uuid4()),
-        reference=reference or f"order-{uuid.uuid4().hex[:8]}",
-        amount=3000,
-        currency="XOF",
-        country="BJ",
-        operator="mtn",
-        customer={"phone": "+22997000001"},
-    )
-    reply = await handlers.handle_command(command, deps)
-    assert reply.payment is not None, reply.error
-    return reply.payment.id
-
-
-async def _page(deps: Any, merchant: uuid.UUID, **filters: Any) -> dict[str, Any]:  # noqa: F811
+async def _page(deps: Any, merchant: uuid.UUID, **filters: Any) -> dict[str, Any]:
     reply = await handlers.handle_command(
         ListPayments(merchant_id=merchant, environment="live", **filters), deps
     )
@@ -41,11 +23,11 @@ async def _page(deps: Any, merchant: uuid.UUID, **filters: Any) -> dict[str, Any
 
 
 async def test_pages_walk_payments_created_at_the_same_instant_once_each(
-    deps: Any,  # noqa: F811
+    deps: Any,
     pool: asyncpg.Pool,
 ) -> None:
     merchant = uuid.uuid4()
-    ids = [await _create(deps, merchant) for _ in range(5)]
+    ids = [await create_payment(deps, merchant) for _ in range(5)]
     # Same created_at for all: only the id orders them.
     await pool.execute(
         "UPDATE orchestrator.payment SET created_at = now() WHERE id = ANY($1::uuid[])", ids
@@ -60,10 +42,10 @@ async def test_pages_walk_payments_created_at_the_same_instant_once_each(
     assert walked == sorted((str(i) for i in ids), key=uuid.UUID, reverse=True)
 
 
-async def test_filters_and_reference_prefix_run_as_sql(deps: Any) -> None:  # noqa: F811
+async def test_filters_and_reference_prefix_run_as_sql(deps: Any) -> None:
     merchant = uuid.uuid4()
-    await _create(deps, merchant, reference="inv_%-2026-1")
-    other = await _create(deps, merchant, reference="inv-2026-2")
+    await create_payment(deps, merchant, reference="inv_%-2026-1")
+    other = await create_payment(deps, merchant, reference="inv-2026-2")
     # A LIKE wildcard in the prefix is matched as itself.
     assert [p["id"] for p in (await _page(deps, merchant, reference_prefix="inv-"))["data"]] == [
         str(other)
@@ -75,13 +57,13 @@ async def test_filters_and_reference_prefix_run_as_sql(deps: Any) -> None:  # no
     assert (await _page(deps, uuid.uuid4()))["data"] == []
 
 
-async def test_refund_lists_join_their_payment(deps: Any) -> None:  # noqa: F811
+async def test_refund_lists_join_their_payment(deps: Any) -> None:
     merchant = uuid.uuid4()
     reply = await handlers.handle_command(
         ListRefunds(merchant_id=merchant, environment="live", payment="none"), deps
     )
     assert reply.error is not None and reply.error.code == "payment_not_found"
-    await _create(deps, merchant)
+    await create_payment(deps, merchant)
     empty = await handlers.handle_command(
         ListRefunds(merchant_id=merchant, environment="live", country="BJ"), deps
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,6 @@ import pytest
 from fluxpay_testing.infra import wait_for
 
 from fluxpay_common.messages import (
-    CreatePayment,
     ProviderPaymentUpdate,
     ProviderRefundUpdate,
     RefundPayment,
@@ -29,30 +27,7 @@ from payment_orchestrator.service_layer import handlers
 from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.updates import on_provider_update
 
-SCHEMA = "orchestrator"
-
-
-@pytest.fixture
-def deps(pool: asyncpg.Pool, dependencies: Callable[..., Dependencies]) -> Dependencies:
-    return dependencies(postgres_unit_of_work(pool))
-
-
-async def _create(deps: Dependencies, merchant: uuid.UUID, **fields: Any) -> uuid.UUID:
-    command = CreatePayment(
-        merchant_id=merchant,
-        environment="live",
-        idempotency_key=str(uuid.uuid4()),
-        reference=f"order-{uuid.uuid4().hex[:8]}",
-        amount=3000,
-        currency="XOF",
-        country="BJ",
-        operator="mtn",
-        customer={"phone": "+22997000001"},
-        **fields,
-    )
-    reply = await handlers.handle_command(command, deps)
-    assert reply.payment is not None, reply.error
-    return reply.payment.id
+from .commands import create_payment
 
 
 async def _report(deps: Dependencies, payment_id: uuid.UUID, status: str, **fields: Any) -> None:
@@ -69,7 +44,7 @@ async def test_a_payment_its_transitions_and_its_outbox_in_the_database(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
     merchant = uuid.uuid4()
-    payment_id = await _create(deps, merchant)
+    payment_id = await create_payment(deps, merchant)
     await _report(deps, payment_id, "processing", psp_reference="psp-1")
     await _report(deps, payment_id, "completed", fee_minor=4_500, charged_amount_minor=306_000)
     row = await pool.fetchrow("SELECT * FROM payment WHERE id = $1", payment_id)
@@ -119,7 +94,7 @@ async def test_a_unit_of_work_hands_its_messages_to_the_relay_once_it_commits(
     direct = replace(deps, open_uow=postgres_unit_of_work(pool, relay))
     task = asyncio.create_task(relay.run())
     try:
-        payment_id = await _create(direct, uuid.uuid4())
+        payment_id = await create_payment(direct, uuid.uuid4())
         await _report(direct, payment_id, "processing", psp_reference="psp-1")
         await _report(direct, payment_id, "completed", fee_minor=0, charged_amount_minor=3000)
 
@@ -144,7 +119,7 @@ async def test_a_unit_of_work_hands_its_messages_to_the_relay_once_it_commits(
 async def test_a_redelivered_update_is_claimed_once_and_a_late_success_recorded(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
-    payment_id = await _create(deps, uuid.uuid4())
+    payment_id = await create_payment(deps, uuid.uuid4())
     failed = ProviderPaymentUpdate(
         payment_id=payment_id, provider="mtn_momo", status="failed", failure_code="timeout"
     )
@@ -162,14 +137,14 @@ async def test_expiry_refunds_and_the_reconciliation_door(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
     merchant = uuid.uuid4()
-    due = await _create(deps, merchant, expires_in_seconds=300)
+    due = await create_payment(deps, merchant, expires_in_seconds=300)
     await pool.execute(
         "UPDATE payment SET expires_at = now() - interval '1 second' WHERE id = $1", due
     )
     assert await handlers.expire_due(deps) >= 1
     assert await pool.fetchval("SELECT status FROM payment WHERE id = $1", due) == "expired"
 
-    paid = await _create(deps, merchant)
+    paid = await create_payment(deps, merchant)
     await _report(deps, paid, "completed")
     refund = RefundPayment(
         merchant_id=merchant,
@@ -206,7 +181,7 @@ async def test_expiry_refunds_and_the_reconciliation_door(
 async def test_the_claim_looks_for_the_predecessor_in_the_same_statement(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
-    payment_id = await _create(deps, uuid.uuid4())
+    payment_id = await create_payment(deps, uuid.uuid4())
     applied, missing = provider_update_id(payment_id, 1), provider_update_id(payment_id, 2)
     await pool.execute(
         "INSERT INTO inbox_message (message_id, consumer) VALUES ($1, 'test')", applied
@@ -226,7 +201,7 @@ async def test_an_update_waiting_on_its_predecessors_lock_applies_once_it_commit
 ) -> None:
     """The claim's snapshot predates the predecessor's commit it waited for: the update must
     still apply at once rather than be sent back to wait."""
-    payment_id = await _create(deps, uuid.uuid4())
+    payment_id = await create_payment(deps, uuid.uuid4())
     completed = ProviderPaymentUpdate(
         payment_id=payment_id,
         provider="mtn_momo",

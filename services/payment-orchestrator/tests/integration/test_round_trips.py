@@ -18,7 +18,6 @@ from fluxpay_testing.infra import wait_for
 from fluxpay_testing.statements import CountingPool, shapes
 
 from fluxpay_common.messages import (
-    CreatePayment,
     ProviderPaymentUpdate,
     provider_update_id,
 )
@@ -33,7 +32,7 @@ from payment_orchestrator.service_layer.effects import payment_event_messages
 from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.updates import OrderWait, on_published_update
 
-SCHEMA = "orchestrator"
+from .commands import create_command
 
 
 class _RecordingBroker:
@@ -69,21 +68,6 @@ def deps(
     return dependencies(postgres_unit_of_work(counted, relay[0]))  # type: ignore[arg-type]
 
 
-def _create_command(merchant: uuid.UUID, **fields: Any) -> CreatePayment:
-    return CreatePayment(
-        merchant_id=merchant,
-        environment="live",
-        idempotency_key=str(uuid.uuid4()),
-        reference=f"order-{uuid.uuid4().hex[:8]}",
-        amount=3000,
-        currency="XOF",
-        country="BJ",
-        operator="mtn",
-        customer={"phone": "+22997000001"},
-        **fields,
-    )
-
-
 def _update(payment_id: uuid.UUID, status: str, sequence: int) -> ProviderPaymentUpdate:
     return ProviderPaymentUpdate(
         payment_id=payment_id,
@@ -97,7 +81,7 @@ def _update(payment_id: uuid.UUID, status: str, sequence: int) -> ProviderPaymen
 
 async def _warm_up(counted: CountingPool, deps: Dependencies) -> None:
     """asyncpg looks a statement's new types up once per connection: not counted."""
-    reply = await handlers.handle_command(_create_command(uuid.uuid4()), deps)
+    reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None
     for sequence, status in enumerate(("processing", "completed"), start=1):
         await handlers.handle_event(_update(reply.payment.id, status, sequence), deps)
@@ -130,7 +114,7 @@ async def test_a_create_is_one_statement_and_an_update_four_round_trips(
     relay: tuple[OutboxRelay, _RecordingBroker],
 ) -> None:
     await _warm_up(counted, deps)
-    reply = await handlers.handle_command(_create_command(uuid.uuid4()), deps)
+    reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None and reply.created
     payment_id = reply.payment.id
     assert shapes(await counted.taken(), 2) == ["WITH created"]
@@ -156,7 +140,7 @@ async def test_the_events_show_the_clock_the_rows_store(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
     """The events are built before the statement writes: they must carry what it stored."""
-    reply = await handlers.handle_command(_create_command(uuid.uuid4()), deps)
+    reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None
     payment_id = reply.payment.id
     await handlers.handle_event(_update(payment_id, "completed", 1), deps)
@@ -179,7 +163,7 @@ async def test_a_link_payments_outcome_and_its_gateway_copy_in_the_save_statemen
     deps: Dependencies,
     relay: tuple[OutboxRelay, _RecordingBroker],
 ) -> None:
-    command = _create_command(uuid.uuid4(), metadata={PAYMENT_LINK_USE_KEY: "use-1"})
+    command = create_command(uuid.uuid4(), metadata={PAYMENT_LINK_USE_KEY: "use-1"})
     reply = await handlers.handle_command(command, deps)
     assert reply.payment is not None
     await _warm_up(counted, deps)
@@ -195,7 +179,7 @@ async def test_a_link_payments_outcome_and_its_gateway_copy_in_the_save_statemen
 async def test_a_redelivered_update_and_a_repeated_create_write_nothing_more(
     pool: asyncpg.Pool, counted: CountingPool, deps: Dependencies
 ) -> None:
-    command = _create_command(uuid.uuid4())
+    command = create_command(uuid.uuid4())
     first = await handlers.handle_command(command, deps)
     again = await handlers.handle_command(command, deps)
     assert first.payment is not None and again.payment == first.payment and not again.created
@@ -222,7 +206,7 @@ async def test_a_redelivered_update_and_a_repeated_create_write_nothing_more(
 async def test_concurrent_updates_of_one_payment_apply_in_order_once_each(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
-    reply = await handlers.handle_command(_create_command(uuid.uuid4()), deps)
+    reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None
     payment_id = reply.payment.id
     processing = _update(payment_id, "processing", 1)
@@ -252,7 +236,7 @@ async def test_concurrent_updates_of_one_payment_apply_in_order_once_each(
 async def test_a_save_rolled_back_leaves_no_row_and_hands_nothing_over(
     pool: asyncpg.Pool, deps: Dependencies, relay: tuple[OutboxRelay, _RecordingBroker]
 ) -> None:
-    reply = await handlers.handle_command(_create_command(uuid.uuid4()), deps)
+    reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None
     payment_id = reply.payment.id
     await _published(pool, relay[1], payment_id, 2)
@@ -282,7 +266,7 @@ async def test_without_a_relay_the_rows_wait_for_the_sweep(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
     plain = replace(deps, open_uow=postgres_unit_of_work(pool))
-    reply = await handlers.handle_command(_create_command(uuid.uuid4()), plain)
+    reply = await handlers.handle_command(create_command(uuid.uuid4()), plain)
     assert reply.payment is not None
     rows = await _outbox(pool, reply.payment.id)
     assert [r["direct"] for r in rows] == [False, False]
