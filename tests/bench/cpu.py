@@ -31,6 +31,14 @@ def pids_of(command: str) -> list[int]:
     return [int(line) for line in found.stdout.split()]
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core; idle and I/O wait left out)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
 async def database_backends(dsn: str) -> list[int]:
     """The PostgreSQL backends serving the benchmark's own database (the platform's pools)."""
     conn = await asyncpg.connect(dsn)

@@ -5,14 +5,30 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 
 import aio_pika
 import asyncpg
 
+from tests.bench.cpu import machine_busy_seconds
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """A bare operation's rate, and the whole machine's CPU per operation meanwhile (server
+    and Python client together: what the platform pays per operation at the least)."""
+
+    per_second: float
+    cpu_ms_each: float
+
+
+def _ceiling(done: int, elapsed: float, busy: float) -> Ceiling:
+    return Ceiling(done / elapsed, busy * 1000 / max(done, 1))
+
 
 async def asyncpg_transactions_per_second(
     dsn: str, seconds: float = 5.0, workers: int = 16
-) -> float:
+) -> Ceiling:
     """Small write transactions (insert + update, like a state change with its outbox row)."""
     pool = await asyncpg.create_pool(dsn, min_size=workers, max_size=workers)
     table = f"bench_{uuid.uuid4().hex[:8]}"
@@ -29,15 +45,15 @@ async def asyncpg_transactions_per_second(
                 await conn.execute(f"UPDATE {table} SET n = 1 WHERE id = $1", key)
             done += 1
 
-    started = time.monotonic()
+    started, busy = time.monotonic(), machine_busy_seconds()
     await asyncio.gather(*(worker() for _ in range(workers)))
-    elapsed = time.monotonic() - started
+    elapsed, busy = time.monotonic() - started, machine_busy_seconds() - busy
     await pool.execute(f"DROP TABLE {table}")
     await pool.close()
-    return done / elapsed
+    return _ceiling(done, elapsed, busy)
 
 
-async def rabbitmq_messages_per_second(url: str, count: int = 20000) -> float:
+async def rabbitmq_messages_per_second(url: str, count: int = 20000) -> Ceiling:
     """Persistent publish with confirms into a quorum queue and consume with acks."""
     connection = await aio_pika.connect(url)
     channel = await connection.channel(publisher_confirms=True)
@@ -55,7 +71,7 @@ async def rabbitmq_messages_per_second(url: str, count: int = 20000) -> float:
             received.set()
 
     await queue.consume(on_message)
-    started = time.monotonic()
+    started, busy = time.monotonic(), machine_busy_seconds()
     batch = 500
     for offset in range(0, count, batch):
         await asyncio.gather(
@@ -68,7 +84,7 @@ async def rabbitmq_messages_per_second(url: str, count: int = 20000) -> float:
             )
         )
     await asyncio.wait_for(received.wait(), 120)
-    elapsed = time.monotonic() - started
+    elapsed, busy = time.monotonic() - started, machine_busy_seconds() - busy
     await queue.delete(if_unused=False, if_empty=False)
     await connection.close()
-    return count / elapsed
+    return _ceiling(count, elapsed, busy)

@@ -30,6 +30,9 @@ async def test_bench_accounts_for_every_payment_and_where_its_cpu_went() -> None
     assert figures["payments_delivered"] == figures["payments_offered"], figures
     assert figures["accepted payments not completed after drain"] == "0"
     assert figures["errors (API phase)"] == figures["errors (E2E phase)"] == "0"
+    # The bare infrastructure's cost per operation, for the README's arithmetic.
+    assert float(figures["infra: machine CPU per transaction (ms; 4 round trips)"]) > 0
+    assert float(figures["infra: machine CPU per message (ms)"]) > 0
     cpu = figures["cpu_ms_per_payment"]
     for process in ("gateway", "orchestrator", "ledger", "webhooks", "connector-sandbox"):
         assert cpu[process] > 0, cpu
