@@ -12,7 +12,8 @@ The platform's policy is unchanged:
   for `retry_seconds`;
 - any other failure of a batch is narrowed down: each message is handled alone, and the one
   that fails is nacked with requeue, so the quorum queue's `x-delivery-limit` dead-letters
-  it while the others go through;
+  it while the others go through; one whose handler raises `consumer.DeadLetter` (redelivery
+  cannot help) is rejected, dead-lettered at once;
 - the handler claims each message's id in the inbox in the same transaction as its effect,
   so a redelivered batch (a crash before the ack) changes nothing twice.
 
@@ -32,8 +33,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import TypeAdapter, ValidationError
 
-from fluxpay_common.consumer import retry_transient
+from fluxpay_common.consumer import DeadLetter, retry_transient
 from fluxpay_common.logging import get_logger
+from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES
 from fluxpay_common.topology import Route
 from fluxpay_common.tracing import current_traceparent, span_from_headers
 
@@ -108,6 +110,7 @@ class BatchConsumer(Generic[T]):
         for message in batch:
             value = self._parse(message)
             if value is None:
+                DEAD_LETTERED.labels(self._route.queue, "unparseable").inc()
                 await message.reject(requeue=False)
             else:
                 parsed.append((message, value))
@@ -163,7 +166,19 @@ class BatchConsumer(Generic[T]):
         message, _ = one
         try:
             await self._handle_traced([one])
+        except DeadLetter as exc:
+            HANDLER_FAILURES.labels(self._route.queue).inc()
+            DEAD_LETTERED.labels(self._route.queue, "handler_failed").inc()
+            log.error(
+                "message_dead_lettered",
+                queue=self._route.queue,
+                message_id=message.message_id,
+                reason=str(exc),
+            )
+            await message.reject(requeue=False)
+            return
         except Exception as exc:
+            HANDLER_FAILURES.labels(self._route.queue).inc()
             # Nacked: redelivered until the queue's delivery limit dead-letters it.
             log.error(
                 "message_handler_failed",

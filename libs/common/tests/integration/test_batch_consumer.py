@@ -13,6 +13,7 @@ from fluxpay_testing.queues import failed_update, publish_raw, queue_depth
 
 from fluxpay_common import topology
 from fluxpay_common.batch_consumer import BatchConsumer
+from fluxpay_common.consumer import DeadLetter
 from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_adapter
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import ServiceSettings
@@ -107,6 +108,45 @@ async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_ha
         await message.ack()
         dead.append(message.body)
     assert sorted(dead) == sorted([b'{"not": "a contract"}', poison.to_bytes()])
+
+
+async def test_a_dead_letter_raised_for_one_message_rejects_it_at_once_and_the_rest_handled(
+    infra, channel, route
+) -> None:
+    good = [failed_update() for _ in range(3)]
+    unbookable = failed_update("unbookable")
+    for update in (good[0], unbookable, *good[1:]):
+        await publish_raw(channel, route.queue, update.to_bytes())
+    handled: list[uuid.UUID] = []
+    tries: list[uuid.UUID] = []
+
+    async def handler(batch: Sequence[ProviderPaymentUpdate]) -> None:
+        tries.extend(u.payment_id for u in batch if u.failure_code == "unbookable")
+        if any(u.failure_code == "unbookable" for u in batch):
+            raise DeadLetter("redelivery cannot help")
+        handled.extend(u.payment_id for u in batch)
+
+    consumer = BatchConsumer(
+        infra.rabbitmq_url, route, provider_update_adapter, handler, batch_size=10, retry_seconds=0
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        dlq = f"{route.queue}.dlq"
+        await wait_for(lambda: _has(channel, dlq, 1), timeout=30, what="the dead letter")
+        await wait_for(lambda: _has_all(handled, good), timeout=30, what="the good messages")
+        await wait_for(lambda: _empty(channel, route.queue), timeout=30, what="all settled")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(handled) == sorted(g.payment_id for g in good)  # each once
+    # Delivered once: tried in its batch and alone (a nack would bring it back up to the limit).
+    assert len(tries) == 2
+    queue = await channel.get_queue(dlq, ensure=False)
+    message = await queue.get(fail=False)
+    assert message is not None
+    await message.ack()
+    assert message.body == unbookable.to_bytes()
+    assert message.headers["x-death"][0]["reason"] == "rejected"  # type: ignore[index]
 
 
 async def _has(channel, name: str, n: int) -> bool:

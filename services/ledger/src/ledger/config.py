@@ -12,3 +12,6 @@ class Settings(ServiceSettings):
     ledger_fees: FeeSchedule = Field(default_factory=FeeSchedule)
     # How long reconciliation waits for the orchestrator's answer (a day can be large).
     reconcile_rpc_timeout: float = 30.0
+    # Events taken from `ledger.events` per transaction (fluxpay_common.batch_consumer): one
+    # statement, one commit and one ack for as many as are already delivered.
+    ledger_event_batch_size: int = Field(default=50, ge=1)

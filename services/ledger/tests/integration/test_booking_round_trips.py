@@ -21,7 +21,7 @@ from ledger.domain.books import book
 from ledger.domain.fees import FeeSchedule
 from ledger.entrypoints.main import SCHEMA, migrations
 from ledger.service_layer.handlers import CONSUMER, fact_from, handle_event
-from ledger.service_layer.ports import OpenBooks
+from ledger.service_layer.ports import Booking, OpenBooks
 
 FEES = FeeSchedule()
 
@@ -134,10 +134,8 @@ async def test_accounts_of_a_booking_that_rolled_back_are_not_remembered(
     with pytest.raises(asyncpg.PostgresError, match="does not balance"):
         async with open_books() as books:
             await books.record(
-                event.message_id,
+                [Booking(event.message_id, dataclasses.replace(entry, postings=postings), None)],
                 CONSUMER,
-                entry=dataclasses.replace(entry, postings=postings),
-                hold=None,
             )
     assert (
         await pool.fetchval(

@@ -22,7 +22,7 @@ from fluxpay_common.messages import LedgerQuery, Message, QueryReply
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.rpc import RpcClient
 from ledger.config import Settings
-from ledger.entrypoints.main import SCHEMA, migrations, register
+from ledger.entrypoints.main import SCHEMA, migrations, register, started
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,10 @@ async def worker(infra: Infra) -> AsyncIterator[runtime.WorkerContext]:
     await topology.declare_topology(broker, settings.delivery_limit)
     await broker.start()
     await ctx.consumers.start()
+    await started(ctx)
     yield ctx
     await ctx.consumers.stop()
+    await supervisor.stop()
     await broker.stop()
     await pool.close()
 

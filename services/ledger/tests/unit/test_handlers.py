@@ -11,7 +11,7 @@ from fluxpay_common.messages import MerchantEndpointChanged
 from ledger.adapters.memory import MemoryStore
 from ledger.domain.books import EntryKind, UnbookableEvent
 from ledger.domain.fees import FeeSchedule
-from ledger.service_layer.handlers import handle_event
+from ledger.service_layer.handlers import handle_event, handle_events
 
 FEES = FeeSchedule()
 
@@ -76,4 +76,24 @@ async def test_event_without_provider_is_refused_and_leaves_no_trace() -> None:
     event = payment_event(payment_view(), uuid.uuid4(), provider=None)
     with pytest.raises(UnbookableEvent):
         await handle_event(event, store.transaction, FEES)
+    assert store.inbox == set() and store.entries == []
+
+
+async def test_a_batch_books_each_event_once_and_its_duplicates_nothing() -> None:
+    store, merchant, payment = MemoryStore(), uuid.uuid4(), payment_view()
+    completed = payment_event(payment, merchant)
+    late = payment_event(payment, merchant, late_success=True)
+    other = payment_event(payment_view(), merchant)
+    booked = await handle_events([completed, completed, late, other], store.transaction, FEES)
+    assert [e.event_id for e in booked] == [completed.message_id, other.message_id]
+    assert [e.event_id for e in store.entries] == [completed.message_id, other.message_id]
+    assert store.inbox == {completed.message_id, late.message_id, other.message_id}
+
+
+async def test_an_unbookable_event_refuses_its_whole_batch_before_anything_is_written() -> None:
+    store, merchant = MemoryStore(), uuid.uuid4()
+    good = payment_event(payment_view(), merchant)
+    nameless = payment_event(payment_view(), merchant, provider=None)
+    with pytest.raises(UnbookableEvent):
+        await handle_events([good, nameless], store.transaction, FEES)
     assert store.inbox == set() and store.entries == []

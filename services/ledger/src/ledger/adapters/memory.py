@@ -9,14 +9,14 @@ as a cache would, so tests can check it against the sum of postings.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from ledger.domain.accounts import Account, AccountKind
 from ledger.domain.books import EntryKind, JournalEntry, UnbalancedEntry, check_balanced
 from ledger.domain.holds import HoldRequest, HoldStatus
-from ledger.service_layer.ports import Recorded
+from ledger.service_layer.ports import Booking, Recorded
 
 
 class IntegrityError(Exception):
@@ -77,23 +77,19 @@ class MemoryBooks:
             raise IntegrityError(f"{entry.business_key} is already booked")
         self.staged_entries.append(entry)
 
-    async def record(
-        self,
-        message_id: uuid.UUID,
-        consumer: str,
-        *,
-        entry: JournalEntry | None,
-        hold: tuple[uuid.UUID, HoldStatus] | None,
-    ) -> Recorded:
-        if not await self.claim(message_id, consumer):
+    async def record(self, bookings: Sequence[Booking], consumer: str) -> list[Recorded]:
+        return [await self._record_one(b, consumer) for b in bookings]
+
+    async def _record_one(self, booking: Booking, consumer: str) -> Recorded:
+        if not await self.claim(booking.message_id, consumer):
             return Recorded.HANDLED_BEFORE
-        if hold is not None:
-            await self.settle(*hold)
-        if entry is None:
+        if booking.hold is not None:
+            await self.settle(*booking.hold)
+        if booking.entry is None:
             return Recorded.NOTHING_TO_BOOK
-        if await self.is_booked(entry.business_key):
+        if await self.is_booked(booking.entry.business_key):
             return Recorded.ALREADY_BOOKED
-        await self.add(entry)
+        await self.add(booking.entry)
         return Recorded.BOOKED
 
     # Holds: the store's transactions run one at a time, which is the advisory lock's effect.

@@ -1,9 +1,10 @@
-"""The books in PostgreSQL: an event's inbox claim, its refund hold's end, its entry and
-postings in one statement (atomic without BEGIN/COMMIT) once its accounts' ids are known.
+"""The books in PostgreSQL: a batch of events' inbox claims, the refund holds they end, their
+entries and postings in one statement (atomic without BEGIN/COMMIT) once their accounts' ids
+are known.
 
 Accounts are immutable rows (the schema refuses UPDATE and DELETE), so their ids are kept in
 process once committed: the common booking reads nothing first. An account seen for the
-first time is looked up (and created) in a transaction with the booking.
+first time is looked up (and created) in a transaction with the batch's booking.
 
 The schema enforces what matters even against a bug here: one entry per event, payment and
 refund; balanced entries (deferred constraint trigger); nothing updated or deleted.
@@ -12,41 +13,65 @@ refund; balanced entries (deferred constraint trigger); nothing updated or delet
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 
-from fluxpay_common import inbox
 from ledger.domain.accounts import Account
 from ledger.domain.books import JournalEntry
 from ledger.domain.holds import HoldRequest, HoldStatus
-from ledger.service_layer.ports import Books, Holds, OpenBooks, OpenHolds, Recorded
+from ledger.service_layer.ports import Booking, Books, Holds, OpenBooks, OpenHolds, Recorded
 
-# Written only for a message claimed now; ON CONFLICT (any of the entry's unique indexes:
-# its event, its payment, its refund) leaves a payment or refund booked once.
-_ENTRY_CTE = """
+# A batch of events in one statement, atomic without BEGIN/COMMIT. In lock order: the inbox
+# claims (by message id; a message claimed by another transaction waits for it, then counts
+# as handled), complete before anything else is written (`ids`, an InitPlan); the entries of
+# the messages claimed now, by payment or refund (ON CONFLICT, on any of the entry's unique
+# indexes: its event, its payment, its refund, leaves a payment or refund booked once; in a
+# batch, by the first of its events in delivery order); their postings, in the entry's
+# order; the refund holds they end, by refund id (the first claimed event of a refund decides).
+_RECORD = """
+WITH claimed AS (
+    INSERT INTO inbox_message (message_id, consumer)
+    SELECT m.id, $1 FROM unnest($2::uuid[]) AS m(id) ORDER BY m.id
+    ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+),
+claimed_ids AS (SELECT coalesce(array_agg(message_id), '{}') AS ids FROM claimed),
 entry AS (
     INSERT INTO journal_entry (id, event_id, kind, payment_id, refund_id, merchant_id,
                                environment, currency, provider, reference, late_success,
                                effective_at)
-    SELECT {params} WHERE EXISTS (SELECT 1 FROM claimed)
-    ON CONFLICT DO NOTHING RETURNING id
-)"""
-# Every leg, in the entry's order, for the entry written (none if it was not).
-_POSTINGS_CTE = """
+    SELECT t.id, t.event_id, t.kind, t.payment_id, t.refund_id, t.merchant_id, t.environment,
+           t.currency, t.provider, t.reference, t.late_success, t.effective_at
+      FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[], $8::uuid[],
+                  $9::text[], $10::text[], $11::text[], $12::text[], $13::boolean[],
+                  $14::timestamptz[]) WITH ORDINALITY
+           AS t(id, event_id, kind, payment_id, refund_id, merchant_id, environment, currency,
+                provider, reference, late_success, effective_at, n)
+     WHERE t.event_id = ANY ((SELECT ids FROM claimed_ids)::uuid[])
+     ORDER BY t.kind, coalesce(t.refund_id, t.payment_id), t.n
+    ON CONFLICT DO NOTHING RETURNING id, event_id
+),
 legs AS (
     INSERT INTO posting (entry_id, account_id, amount_minor)
-    SELECT entry.id, t.account_id, t.amount_minor
-      FROM entry, unnest(${ids}::bigint[], ${amounts}::bigint[]) WITH ORDINALITY
-           AS t(account_id, amount_minor, n)
+    SELECT t.entry_id, t.account_id, t.amount_minor
+      FROM unnest($15::uuid[], $16::bigint[], $17::bigint[]) WITH ORDINALITY
+           AS t(entry_id, account_id, amount_minor, n)
+      JOIN entry ON entry.id = t.entry_id
      ORDER BY t.n
-)"""
-_SETTLE_HOLD_CTE = """
+),
 settled AS (
-    UPDATE refund_hold SET status = ${status}, settled_at = now()
-     WHERE refund_id = ${refund} AND status = 'held' AND EXISTS (SELECT 1 FROM claimed)
-)"""
+    UPDATE refund_hold h SET status = s.status, settled_at = now()
+      FROM (SELECT DISTINCT ON (t.refund_id) t.refund_id, t.status
+              FROM unnest($18::uuid[], $19::uuid[], $20::text[]) WITH ORDINALITY
+                   AS t(message_id, refund_id, status, n)
+             WHERE t.message_id = ANY ((SELECT ids FROM claimed_ids)::uuid[])
+             ORDER BY t.refund_id, t.n) AS s
+     WHERE h.refund_id = s.refund_id AND h.status = 'held'
+)
+SELECT (SELECT ids FROM claimed_ids) AS claimed,
+       (SELECT coalesce(array_agg(event_id), '{}') FROM entry) AS booked
+"""
 # Account ids kept in process: accounts are never updated or deleted. Bounded all the same.
 ACCOUNT_CACHE_LIMIT = 100_000
 AccountKey = tuple[str, str, str]
@@ -88,21 +113,14 @@ class PostgresBooks(Books):
         self._conn = conn
         self._known = account_ids
 
-    async def record(
-        self,
-        message_id: uuid.UUID,
-        consumer: str,
-        *,
-        entry: JournalEntry | None,
-        hold: tuple[uuid.UUID, HoldStatus] | None,
-    ) -> Recorded:
-        accounts = set() if entry is None else {p.account for p in entry.postings}
+    async def record(self, bookings: Sequence[Booking], consumer: str) -> list[Recorded]:
+        accounts = {p.account for b in bookings if b.entry for p in b.entry.postings}
         ids = {a: self._known[_key(a)] for a in accounts if _key(a) in self._known}
         if len(ids) == len(accounts):
-            return await self._record(message_id, consumer, entry, ids, hold)
+            return await self._record(bookings, consumer, ids)
         async with self._conn.transaction():
             ids = await self._account_ids(accounts)
-            recorded = await self._record(message_id, consumer, entry, ids, hold)
+            recorded = await self._record(bookings, consumer, ids)
         # Only now: ids of accounts created by a transaction that rolled back do not exist.
         if len(self._known) + len(ids) > ACCOUNT_CACHE_LIMIT:
             self._known.clear()
@@ -110,41 +128,26 @@ class PostgresBooks(Books):
         return recorded
 
     async def _record(
-        self,
-        message_id: uuid.UUID,
-        consumer: str,
-        entry: JournalEntry | None,
-        ids: dict[Account, int],
-        hold: tuple[uuid.UUID, HoldStatus] | None,
-    ) -> Recorded:
-        args: list[object] = [message_id, consumer]
-        ctes = [inbox.claim_cte(1, 2)]
-        if hold is not None:
-            ctes.append(_SETTLE_HOLD_CTE.format(refund=len(args) + 1, status=len(args) + 2))
-            args += [hold[0], hold[1].value]
-        booked = "false"
-        if entry is not None:
-            values = _entry_values(entry)
-            params = ", ".join(f"${len(args) + i}" for i in range(1, len(values) + 1))
-            ctes.append(_ENTRY_CTE.format(params=params))
-            args += values
-            ctes.append(_POSTINGS_CTE.format(ids=len(args) + 1, amounts=len(args) + 2))
-            args += [
-                [ids[p.account] for p in entry.postings],
-                [p.amount_minor for p in entry.postings],
-            ]
-            booked = "EXISTS (SELECT 1 FROM entry)"
+        self, bookings: Sequence[Booking], consumer: str, ids: dict[Account, int]
+    ) -> list[Recorded]:
+        entries = [b.entry for b in bookings if b.entry is not None]
+        postings = [(e.id, p) for e in entries for p in e.postings]
+        holds = [(b.message_id, b.hold) for b in bookings if b.hold is not None]
         row = await self._conn.fetchrow(
-            f"WITH {', '.join(ctes)}"
-            f" SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, {booked} AS booked",
-            *args,
+            _RECORD,
+            consumer,
+            [b.message_id for b in bookings],
+            *_entry_columns(entries),
+            [entry_id for entry_id, _ in postings],
+            [ids[p.account] for _, p in postings],
+            [p.amount_minor for _, p in postings],
+            [message_id for message_id, _ in holds],
+            [refund_id for _, (refund_id, _) in holds],
+            [outcome.value for _, (_, outcome) in holds],
         )
         assert row is not None
-        if not row["claimed"]:
-            return Recorded.HANDLED_BEFORE
-        if entry is None:
-            return Recorded.NOTHING_TO_BOOK
-        return Recorded.BOOKED if row["booked"] else Recorded.ALREADY_BOOKED
+        claimed, booked = set(row["claimed"]), set(row["booked"])
+        return [_recorded(b, claimed, booked) for b in bookings]
 
     async def _account_ids(self, accounts: set[Account]) -> dict[Account, int]:
         """Each account's id, creating on first use the ones that do not exist yet."""
@@ -180,26 +183,36 @@ def _key(account: Account) -> AccountKey:
     return (account.environment, account.currency, account.code)
 
 
-def _entry_values(entry: JournalEntry) -> list[object]:
+def _recorded(booking: Booking, claimed: set[uuid.UUID], booked: set[uuid.UUID]) -> Recorded:
+    if booking.message_id not in claimed:
+        return Recorded.HANDLED_BEFORE
+    if booking.entry is None:
+        return Recorded.NOTHING_TO_BOOK
+    return Recorded.BOOKED if booking.entry.event_id in booked else Recorded.ALREADY_BOOKED
+
+
+def _entry_columns(entries: Sequence[JournalEntry]) -> list[list[object]]:
+    """The entries as the statement's twelve arrays, one per journal_entry column."""
     return [
-        entry.id,
-        entry.event_id,
-        entry.kind.value,
-        entry.payment_id,
-        entry.refund_id,
-        entry.merchant_id,
-        entry.environment,
-        entry.currency,
-        entry.provider,
-        entry.reference,
-        entry.late_success,
-        entry.effective_at,
+        [e.id for e in entries],
+        [e.event_id for e in entries],
+        [e.kind.value for e in entries],
+        [e.payment_id for e in entries],
+        [e.refund_id for e in entries],
+        [e.merchant_id for e in entries],
+        [e.environment for e in entries],
+        [e.currency for e in entries],
+        [e.provider for e in entries],
+        [e.reference for e in entries],
+        [e.late_success for e in entries],
+        [e.effective_at for e in entries],
     ]
 
 
 def _by_books(accounts: Iterable[Account]) -> dict[tuple[str, str], list[Account]]:
+    """By environment and currency, in that order (accounts are created in one order)."""
     groups: dict[tuple[str, str], list[Account]] = {}
-    for account in accounts:
+    for account in sorted(accounts, key=_key):
         groups.setdefault((account.environment, account.currency), []).append(account)
     return groups
 

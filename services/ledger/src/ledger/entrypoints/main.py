@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 from fluxpay_common import runtime
+from fluxpay_common.batch_consumer import BatchConsumer, BatchHandler
 from fluxpay_common.consumer import DeadLetter, Delivery, subscribe
 from fluxpay_common.logging import configure_logging, get_logger
 from fluxpay_common.messages import (
@@ -28,7 +29,7 @@ from ledger import bootstrap
 from ledger.config import Settings
 from ledger.domain.books import UnbalancedEntry, UnbookableEvent
 from ledger.entrypoints.reconcile import add_reconcile_arguments, run_reconcile
-from ledger.service_layer.handlers import handle_event
+from ledger.service_layer.handlers import handle_events
 from ledger.service_layer.requests import Dependencies, handle_request
 
 log = get_logger(__name__)
@@ -44,40 +45,57 @@ _WIRED: dict[str, Dependencies] = {}
 
 
 async def register(ctx: runtime.WorkerContext) -> None:
-    """Book `ledger.events` (settled payments and refunds); answer `ledger.queries` (the
-    gateway's reads, the orchestrator's refund holds, the operator's reconciliation)."""
+    """Answer `ledger.queries` (the gateway's reads, the orchestrator's refund holds, the
+    operator's reconciliation); `ledger.events` is booked in batches once the topology is
+    declared (`started`)."""
     settings = ctx.settings
     assert isinstance(settings, Settings)
     deps = _WIRED["deps"] = bootstrap.dependencies(ctx.pool, settings)
-    limit, retry = settings.delivery_limit, settings.handler_retry_seconds
-
-    async def on_event(event: DomainEvent, _: Delivery) -> None:
-        try:
-            await handle_event(event, deps.open_books, deps.fees)
-        except (UnbookableEvent, UnbalancedEntry) as exc:
-            # Redelivery cannot help: dead-letter now; replay the message once it is fixed.
-            log.error("event_dead_lettered_unbookable", event_type=event.type, reason=str(exc))
-            raise DeadLetter(str(exc)) from exc
 
     async def on_request(request: LedgerRequest, _: Delivery) -> QueryReply | None:
         return await handle_request(request, deps)
 
     subscribe(
         ctx.consumers,
-        LEDGER_EVENTS,
-        domain_event_adapter,
-        on_event,
-        delivery_limit=limit,
-        retry_seconds=retry,
-    )
-    subscribe(
-        ctx.consumers,
         LEDGER_QUERIES,
         ledger_request_adapter,
         on_request,
-        delivery_limit=limit,
-        retry_seconds=retry,
+        delivery_limit=settings.delivery_limit,
+        retry_seconds=settings.handler_retry_seconds,
     )
+
+
+async def started(ctx: runtime.WorkerContext) -> None:
+    """Book `ledger.events` (settled payments and refunds): a batch per transaction."""
+    settings = ctx.settings
+    assert isinstance(settings, Settings)
+    events = BatchConsumer(
+        settings.rabbitmq_url.get_secret_value(),
+        LEDGER_EVENTS,
+        domain_event_adapter,
+        book_events(_WIRED["deps"]),
+        batch_size=settings.ledger_event_batch_size,
+        retry_seconds=settings.handler_retry_seconds,
+    )
+    ctx.supervisor.start("ledger-events", events.run)
+
+
+def book_events(deps: Dependencies) -> BatchHandler[DomainEvent]:
+    """The batch handler of `ledger.events`: an unbookable event is a `DeadLetter`."""
+
+    async def on_events(events: Sequence[DomainEvent]) -> None:
+        try:
+            await handle_events(events, deps.open_books, deps.fees)
+        except (UnbookableEvent, UnbalancedEntry) as exc:
+            # Redelivery cannot help: dead-letter now; replay the message once it is fixed.
+            # A batch of several is then booked event by event: the others go through.
+            if len(events) == 1:
+                log.error(
+                    "event_dead_lettered_unbookable", event_type=events[0].type, reason=str(exc)
+                )
+            raise DeadLetter(str(exc)) from exc
+
+    return on_events
 
 
 async def _stopped(_: runtime.WorkerContext) -> None:
@@ -92,6 +110,7 @@ async def serve(settings: Settings) -> None:
         schema=SCHEMA,
         migrations=migrations(),
         register=register,
+        started=started,
         stopped=_stopped,
     )
 

@@ -1,15 +1,19 @@
 """One handler for every domain event on `ledger.events`; the events that move money book.
 
-Exactly once per event: the inbox claim, the refund hold's end, the entry and its postings
-commit together (one statement once the accounts are known), and a second entry for the
-same event, payment or refund is not written (the database refuses it in any case).
+Events come in batches (`fluxpay_common.batch_consumer`): a batch is booked at once, one
+statement once the accounts are known, one commit. Exactly once per event: each event's
+inbox claim, its refund hold's end, its entry and postings commit together, and a second
+entry for the same event, payment or refund is not written (the database refuses it in any
+case). An event the books cannot take fails the batch before anything is written; the
+consumer then books the batch event by event, and that one alone is dead-lettered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import assert_never
 
-from fluxpay_common.logging import get_logger
+from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import (
     DomainEvent,
     MerchantEndpointChanged,
@@ -29,7 +33,7 @@ from ledger.domain.books import (
 )
 from ledger.domain.fees import FeeSchedule
 from ledger.domain.holds import HoldStatus
-from ledger.service_layer.ports import OpenBooks, Recorded
+from ledger.service_layer.ports import Booking, OpenBooks, Recorded
 
 log = get_logger(__name__)
 CONSUMER = "ledger"
@@ -39,12 +43,41 @@ async def handle_event(
     event: DomainEvent, open_books: OpenBooks, fees: FeeSchedule
 ) -> JournalEntry | None:
     """Book the event if it moved money; the entry written, or None (nothing to book)."""
+    booked = await handle_events([event], open_books, fees)
+    return booked[0] if booked else None
+
+
+async def handle_events(
+    events: Sequence[DomainEvent], open_books: OpenBooks, fees: FeeSchedule
+) -> list[JournalEntry]:
+    """Book the events that moved money, in delivery order, in one transaction; the entries
+    written. Raises `UnbookableEvent` / `UnbalancedEntry` before writing anything."""
+    unique = _first_of_each(events)
+    bookings = [booking_of(event, fees) for event in unique]
+    async with open_books() as books:
+        recorded = await books.record(bookings, CONSUMER)
+    for event, booking, outcome in zip(unique, bookings, recorded, strict=True):
+        with bound_context(**_ids(event)):
+            _log(event, booking.entry, outcome)
+    if len(unique) < len(events):  # handled with the first: as one by one, once
+        log.info("event_already_handled", duplicates=len(events) - len(unique))
+    return [
+        b.entry
+        for b, outcome in zip(bookings, recorded, strict=True)
+        if b.entry is not None and outcome is Recorded.BOOKED
+    ]
+
+
+def booking_of(event: DomainEvent, fees: FeeSchedule) -> Booking:
+    """What recording the event writes: its entry if it moved money, the hold it ends."""
     fact = fact_from(event)
     entry = None if fact is None else book(fact, fees)
     # The refund's hold ends with the refund, with the entry that books it.
     hold = (event.refund.id, hold_outcome(event.type)) if isinstance(event, RefundEvent) else None
-    async with open_books() as books:
-        recorded = await books.record(event.message_id, CONSUMER, entry=entry, hold=hold)
+    return Booking(event.message_id, entry, hold)
+
+
+def _log(event: DomainEvent, entry: JournalEntry | None, recorded: Recorded) -> None:
     match recorded:
         case Recorded.HANDLED_BEFORE:
             log.info("event_already_handled", event_type=event.type)
@@ -55,12 +88,31 @@ async def handle_event(
         case Recorded.BOOKED:
             assert entry is not None
             log.info("entry_booked", kind=entry.kind.value, entry_id=str(entry.id))
-            return entry
         case Recorded.NOTHING_TO_BOOK:
             pass
         case _:
             assert_never(recorded)
-    return None
+
+
+def _first_of_each(events: Sequence[DomainEvent]) -> list[DomainEvent]:
+    """A publisher's duplicate may share the batch: the first of each message id."""
+    seen: set[object] = set()
+    unique = []
+    for event in events:
+        if event.message_id not in seen:
+            seen.add(event.message_id)
+            unique.append(event)
+    return unique
+
+
+def _ids(event: DomainEvent) -> dict[str, object]:
+    """What each log line of the event carries, as one by one the consumer bound it."""
+    payment = getattr(event, "payment", None)
+    return {
+        "message_id": event.message_id,
+        "correlation_id": event.correlation_id or None,
+        "payment_id": None if payment is None else payment.id,
+    }
 
 
 def fact_from(event: DomainEvent) -> Fact | None:

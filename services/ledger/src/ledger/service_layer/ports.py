@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Protocol
@@ -23,20 +24,24 @@ class Recorded(Enum):
     BOOKED = "booked"
 
 
+@dataclass(frozen=True)
+class Booking:
+    """One event to record: its message id, the entry it books (None: nothing to book) and
+    the refund hold it ends (refund id, outcome), if any."""
+
+    message_id: uuid.UUID
+    entry: JournalEntry | None
+    hold: tuple[uuid.UUID, HoldStatus] | None
+
+
 class Books(Protocol):
     """The journal; what `record` writes commits together or not at all."""
 
-    async def record(
-        self,
-        message_id: uuid.UUID,
-        consumer: str,
-        *,
-        entry: JournalEntry | None,
-        hold: tuple[uuid.UUID, HoldStatus] | None,
-    ) -> Recorded:
-        """Claim the message and, if it is new, end the refund's hold (if still held) and
-        write the entry with its postings, unless its payment or refund already has one
-        (creating the accounts on first use), all at once."""
+    async def record(self, bookings: Sequence[Booking], consumer: str) -> list[Recorded]:
+        """For each booking, in order (message ids distinct): claim the message and, if it is
+        new, end the refund's hold (if still held) and write the entry with its postings,
+        unless its payment or refund already has one (creating the accounts on first use).
+        All at once; what each booking did, in the same order."""
         ...
 
 
