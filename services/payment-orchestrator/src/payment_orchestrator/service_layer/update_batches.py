@@ -15,7 +15,9 @@ The guarantees of the one-by-one path (`updates.on_published_update`) hold:
   transaction. One whose predecessor is neither applied (inbox) nor earlier in the batch is
   left out of the transaction and, once it committed, goes through the one-by-one path,
   which waits for its predecessor (another orchestrator's batch) up to its budget and then
-  applies it anyway, as before;
+  applies it anyway, as before. The wait holds this consumer (the batch is acknowledged
+  after it): a predecessor queued behind its successor on the same consumer (a requeue, or
+  each in another orchestrator's prefetch while both wait) costs up to the budget;
 - the payments are locked in id order, in one statement, before anything is written: two
   batches that share payments queue on the first one, they never deadlock (the other
   writers lock one payment, or skip locked rows: the expiry sweep).
@@ -23,6 +25,7 @@ The guarantees of the one-by-one path (`updates.on_published_update`) hold:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
@@ -105,7 +108,18 @@ async def on_payment_updates(
     for update in plan.seen:
         with _context(update):
             log.info("message_already_handled")
+    # A payment's late updates in sequence order; payments apart, so one missing
+    # predecessor does not add its wait to the others'.
+    chains: dict[uuid.UUID, list[ProviderPaymentUpdate]] = {}
     for update in plan.late:
+        chains.setdefault(update.payment_id, []).append(update)
+    await asyncio.gather(*(_in_order(chain, deps, wait) for chain in chains.values()))
+
+
+async def _in_order(
+    chain: Sequence[ProviderPaymentUpdate], deps: Dependencies, wait: OrderWait
+) -> None:
+    for update in chain:
         with _context(update):
             await on_published_update(update, deps, wait)
 
