@@ -10,7 +10,8 @@ import pytest
 from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_id
 from payment_orchestrator.domain.status import PaymentStatus as S
 from payment_orchestrator.service_layer import handlers
-from payment_orchestrator.service_layer.update_batches import plan_batch
+from payment_orchestrator.service_layer.update_batches import on_update_batch, plan_batch
+from payment_orchestrator.service_layer.updates import OrderWait
 
 
 def numbered(payment_id: uuid.UUID, status: str, sequence: int) -> ProviderPaymentUpdate:
@@ -75,3 +76,18 @@ async def test_a_batch_with_an_unknown_payment_applies_nothing(make_world) -> No
     assert world.payment(payment.id).status is S.PENDING
     await handlers.handle_update_batch(batch[:1], world.deps)
     assert world.payment(payment.id).status is S.PROCESSING
+
+
+async def test_updates_after_a_gap_wait_in_order_even_though_the_batch_claimed_them(
+    make_world,
+) -> None:
+    """2 and 3 without 1: 2 is late, so 3 is too (2's claim in the batch is no application)."""
+    world = make_world()
+    payment = await world.create()
+    batch = [numbered(payment.id, "processing", 2), numbered(payment.id, "completed", 3)]
+    await on_update_batch(batch, world.deps, OrderWait(budget_seconds=0.05))
+    assert world.events(payment) == [
+        "collect.payment.created",
+        "collect.payment.processing",
+        "collect.payment.completed",
+    ]

@@ -95,7 +95,8 @@ async def on_payment_updates(
             # The claim's look may predate a predecessor committed while it waited for a
             # lock (its snapshot is older): a second look spares a wait.
             missing = [p for u in plan.late if (p := _predecessor(u)) is not None]
-            seen = await uow.handled_among(missing)
+            # Our own claims are in the inbox too: a late predecessor is not applied.
+            seen = await uow.handled_among(missing) - claim.claimed
             if seen:
                 plan = plan_batch(unique, claim.claimed, claim.applied | seen)
         if plan.late:
