@@ -95,7 +95,7 @@ async def test_a_batch_applies_several_payments_updates_in_order_in_one_transact
     # One claim-and-lock for the batch, one save per change, one commit.
     assert shapes(await counted.taken(), 2) == [
         "BEGIN",
-        "WITH claimed",
+        "WITH locked",
         *["WITH updated"] * 6,
         "COMMIT",
     ]
@@ -124,7 +124,7 @@ async def test_a_redelivered_batch_changes_nothing(
     await handlers.handle_update_batch(batch, deps)
     await counted.taken()
     await handlers.handle_update_batch(batch, deps)
-    assert shapes(await counted.taken(), 2) == ["BEGIN", "WITH claimed", "COMMIT"]
+    assert shapes(await counted.taken(), 2) == ["BEGIN", "WITH locked", "COMMIT"]
     for payment_id in payments:
         assert await moves(pool, payment_id) == ["pending", "processing", "completed"]
         assert await events(pool, payment_id) == ["collect.payment.created", *EVENTS]

@@ -83,13 +83,16 @@ _CLAIM_AND_LOCK = (
     " FROM payment p WHERE p.id = $1 FOR UPDATE OF p"
 )
 # A batch of provider updates: the payments locked in id order (LockRows runs above the
-# sort), every message claimed, the predecessors looked for, in one statement.
+# sort), then every message claimed (the count makes the claim wait for all the locks: a
+# claim that waits on another transaction's never holds a lock that one still needs), the
+# predecessors looked for, in one statement.
 _CLAIM_AND_LOCK_MANY = """
-WITH claimed AS (
-    INSERT INTO inbox_message (message_id, consumer)
-    SELECT unnest($2::uuid[]), $3 ON CONFLICT (message_id) DO NOTHING RETURNING message_id
-), locked AS (
+WITH locked AS MATERIALIZED (
     SELECT p.* FROM payment p WHERE p.id = ANY($1::uuid[]) ORDER BY p.id FOR UPDATE OF p
+), claimed AS (
+    INSERT INTO inbox_message (message_id, consumer)
+    SELECT m, $3 FROM unnest($2::uuid[]) AS m WHERE (SELECT count(*) FROM locked) > 0
+    ON CONFLICT (message_id) DO NOTHING RETURNING message_id
 )
 SELECT locked.*,
     (SELECT array_agg(message_id) FROM claimed) AS claimed_ids,
