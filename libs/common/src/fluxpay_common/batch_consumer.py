@@ -32,8 +32,9 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import TypeAdapter, ValidationError
 
-from fluxpay_common.consumer import retry_transient
+from fluxpay_common.consumer import last_delivery, retry_transient
 from fluxpay_common.logging import get_logger
+from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES
 from fluxpay_common.topology import Route
 from fluxpay_common.tracing import current_traceparent, span_from_headers
 
@@ -66,13 +67,17 @@ class BatchConsumer(Generic[T]):
         *,
         batch_size: int,
         retry_seconds: float,
+        delivery_limit: int | None = None,
     ) -> None:
+        """`delivery_limit`: the queue's, to count a message the last nack dead-letters
+        (`fluxpay_messages_dead_lettered_total`, which pages)."""
         self._url = url
         self._route = route
         self._adapter = adapter
         self._handler = handler
         self._batch_size = batch_size
         self._retry_seconds = retry_seconds
+        self._delivery_limit = delivery_limit
         self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
 
     async def run(self) -> None:
@@ -108,6 +113,7 @@ class BatchConsumer(Generic[T]):
         for message in batch:
             value = self._parse(message)
             if value is None:
+                DEAD_LETTERED.labels(self._route.queue, "unparseable").inc()
                 await message.reject(requeue=False)
             else:
                 parsed.append((message, value))
@@ -165,6 +171,10 @@ class BatchConsumer(Generic[T]):
             await self._handle_traced([one])
         except Exception as exc:
             # Nacked: redelivered until the queue's delivery limit dead-letters it.
+            HANDLER_FAILURES.labels(self._route.queue).inc()
+            limit = self._delivery_limit
+            if limit is not None and last_delivery(message.headers, limit):
+                DEAD_LETTERED.labels(self._route.queue, "handler_failed").inc()
             log.error(
                 "message_handler_failed",
                 queue=self._route.queue,

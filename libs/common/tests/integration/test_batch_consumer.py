@@ -10,6 +10,7 @@ import aio_pika
 import pytest
 from fluxpay_testing.infra import Infra, wait_for
 from fluxpay_testing.queues import failed_update, publish_raw, queue_depth
+from prometheus_client import REGISTRY
 
 from fluxpay_common import topology
 from fluxpay_common.batch_consumer import BatchConsumer
@@ -89,7 +90,13 @@ async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_ha
         handled.extend(u.payment_id for u in batch)
 
     consumer = BatchConsumer(
-        infra.rabbitmq_url, route, provider_update_adapter, handler, batch_size=10, retry_seconds=0
+        infra.rabbitmq_url,
+        route,
+        provider_update_adapter,
+        handler,
+        batch_size=10,
+        retry_seconds=0,
+        delivery_limit=DELIVERY_LIMIT,
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -107,6 +114,10 @@ async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_ha
         await message.ack()
         dead.append(message.body)
     assert sorted(dead) == sorted([b'{"not": "a contract"}', poison.to_bytes()])
+    # Both counted where the operator is paged (FluxPayDeadLetters).
+    for reason in ("unparseable", "handler_failed"):
+        labels = {"queue": route.queue, "reason": reason}
+        assert REGISTRY.get_sample_value("fluxpay_messages_dead_lettered_total", labels) == 1
 
 
 async def _has(channel, name: str, n: int) -> bool:

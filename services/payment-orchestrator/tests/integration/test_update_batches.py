@@ -15,6 +15,7 @@ import pytest
 from fluxpay_testing.infra import Infra, wait_for
 from fluxpay_testing.queues import publish_raw, queue_depth
 from fluxpay_testing.statements import CountingPool, shapes
+from prometheus_client import REGISTRY
 
 from fluxpay_common import topology
 from fluxpay_common.batch_consumer import BatchConsumer
@@ -213,7 +214,7 @@ async def test_an_unknown_payment_is_dead_lettered_and_its_batch_applied(
 
     consumer = BatchConsumer(
         infra.rabbitmq_url, route, provider_update_adapter, on_updates, batch_size=10,
-        retry_seconds=0,
+        retry_seconds=0, delivery_limit=2,
     )  # fmt: skip
     task = asyncio.create_task(consumer.run())
     try:
@@ -228,6 +229,9 @@ async def test_an_unknown_payment_is_dead_lettered_and_its_batch_applied(
         await asyncio.gather(task, return_exceptions=True)
     for payment_id in known:
         assert await moves(pool, payment_id) == ["pending", "processing"]
+    # What pages the operator (FluxPayDeadLetters).
+    labels = {"queue": route.queue, "reason": "handler_failed"}
+    assert REGISTRY.get_sample_value("fluxpay_messages_dead_lettered_total", labels) == 1
     dlq = await channel.get_queue(route.dead_letter_queue().name, ensure=False)
     dead = await dlq.get()
     await dead.ack()

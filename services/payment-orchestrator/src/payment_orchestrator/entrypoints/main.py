@@ -61,6 +61,7 @@ async def _main() -> None:
             on_updates,
             batch_size=settings.provider_update_batch_size,
             retry_seconds=settings.handler_retry_seconds,
+            delivery_limit=settings.delivery_limit,
         )
         ctx.supervisor.start("provider-updates", updates.run)
         ctx.supervisor.start(

@@ -30,6 +30,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from fluxpay_common.batch_consumer import traceparent_of
 from fluxpay_common.logging import bound_context, get_logger
@@ -165,7 +166,7 @@ def _predecessor(update: ProviderPaymentUpdate) -> uuid.UUID | None:
 @contextlib.contextmanager
 def _context(update: ProviderPaymentUpdate | ProviderRefundUpdate) -> Iterator[None]:
     """Each update's log lines carry its ids; what it writes (outbox headers) its trace."""
-    ids = {
+    ids: dict[str, Any] = {
         "message_id": update.message_id,
         "correlation_id": update.correlation_id,
         "payment_id": update.payment_id,
