@@ -13,7 +13,7 @@ from fluxpay_testing.queues import failed_update, publish_raw, queue_depth
 from prometheus_client import REGISTRY
 
 from fluxpay_common import topology
-from fluxpay_common.batch_consumer import BatchConsumer
+from fluxpay_common.batch_consumer import BatchConsumer, Late
 from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_adapter
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import ServiceSettings
@@ -130,3 +130,42 @@ async def _has_all(handled: list[uuid.UUID], good: list[ProviderPaymentUpdate]) 
 
 async def _empty(channel, name: str) -> bool:
     return await queue_depth(channel, name) == 0
+
+
+async def test_a_late_message_is_acknowledged_once_finished_while_later_batches_go_on(
+    infra, channel, route
+) -> None:
+    """The first message can only finish once the second is handled, in a later batch: its
+    work is returned as late, and the consumer reads on meanwhile."""
+    first, second = failed_update(), failed_update()
+    for update in (first, second):
+        await publish_raw(channel, route.queue, update.to_bytes())
+    second_handled = asyncio.Event()
+    finished: list[uuid.UUID] = []
+
+    async def finish_first() -> None:
+        await second_handled.wait()
+        finished.append(first.payment_id)
+
+    async def handler(batch: Sequence[ProviderPaymentUpdate]) -> Late | None:
+        if batch[0].payment_id == first.payment_id:
+            return {0: finish_first}
+        second_handled.set()
+        return None
+
+    consumer = BatchConsumer(
+        infra.rabbitmq_url, route, provider_update_adapter, handler, batch_size=1, retry_seconds=0
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: _settled(consumer, finished), timeout=30, what="both settled")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert finished == [first.payment_id]
+    # Anything not acknowledged would be back in the queue once the consumer is gone.
+    assert await queue_depth(channel, route.queue) == 0
+
+
+async def _settled(consumer: BatchConsumer, finished: list[uuid.UUID]) -> bool:
+    return bool(finished) and consumer.unsettled == 0

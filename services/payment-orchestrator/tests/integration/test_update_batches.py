@@ -157,12 +157,12 @@ async def test_a_successor_without_its_predecessor_waits_for_it_after_the_commit
         await create_payment(deps, uuid.uuid4()),
     )
     first = [update(early, "completed", 2), update(other, "processing", 1)]
-    waiting = asyncio.create_task(on_update_batch(first, deps, OrderWait(budget_seconds=30)))
-
-    async def committed_without_the_successor() -> bool:
-        return await moves(pool, other) == ["pending", "processing"]
-
-    await wait_for(committed_without_the_successor, timeout=10, what="the batch committed")
+    late = await on_update_batch(first, deps, OrderWait(budget_seconds=30))
+    # The batch committed without the successor, left to finish (the consumer runs it).
+    assert list(late) == [0]
+    assert await moves(pool, other) == ["pending", "processing"]
+    waiting = asyncio.create_task(late[0]())
+    await asyncio.wait({waiting}, timeout=0.2)
     assert not waiting.done()
     assert await moves(pool, early) == ["pending"]
     # Its predecessor, in a batch of its own (another orchestrator's, or the next one).
@@ -177,7 +177,8 @@ async def test_a_successor_whose_predecessor_never_comes_applies_after_the_wait(
 ) -> None:
     payment_id = await create_payment(deps, uuid.uuid4())
     batch = [update(payment_id, "completed", 2)]
-    await on_update_batch(batch, deps, OrderWait(budget_seconds=0.05))
+    late = await on_update_batch(batch, deps, OrderWait(budget_seconds=0.05))
+    await late[0]()
     assert await moves(pool, payment_id) == ["pending", "completed"]
 
 

@@ -3,6 +3,7 @@ leaves for after its commit, and what it found already handled."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -85,7 +86,9 @@ async def test_updates_after_a_gap_wait_in_order_even_though_the_batch_claimed_t
     world = make_world()
     payment = await world.create()
     batch = [numbered(payment.id, "processing", 2), numbered(payment.id, "completed", 3)]
-    await on_update_batch(batch, world.deps, OrderWait(budget_seconds=0.05))
+    late = await on_update_batch(batch, world.deps, OrderWait(budget_seconds=0.05))
+    assert sorted(late) == [0, 1]
+    await asyncio.gather(*(finish() for finish in late.values()))
     assert world.events(payment) == [
         "collect.payment.created",
         "collect.payment.processing",

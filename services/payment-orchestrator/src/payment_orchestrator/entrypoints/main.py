@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 from fluxpay_common import runtime
-from fluxpay_common.batch_consumer import BatchConsumer
+from fluxpay_common.batch_consumer import BatchConsumer, Late
 from fluxpay_common.consumer import Delivery, subscribe
 from fluxpay_common.messages import (
     Message,
@@ -51,8 +51,8 @@ async def _main() -> None:
         """Provider updates are consumed in batches once the topology is declared."""
         deps = wired["deps"]
 
-        async def on_updates(updates: Sequence[Any]) -> None:
-            await handlers.handle_update_batch(updates, deps)
+        async def on_updates(updates: Sequence[Any]) -> Late:
+            return await handlers.handle_update_batch(updates, deps)
 
         updates = BatchConsumer(
             settings.rabbitmq_url.get_secret_value(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from fluxpay_common.batch_consumer import Late
 from fluxpay_common.messages import (
     CancelPayment,
     ConfirmPayment,
@@ -102,9 +103,10 @@ async def handle_event(event: Message, deps: Dependencies) -> None:
 
 async def handle_update_batch(
     updates: Sequence[ProviderPaymentUpdate | ProviderRefundUpdate], deps: Dependencies
-) -> None:
-    """The provider updates queue, consumed in batches: `update_batches.on_update_batch`."""
-    await on_update_batch(updates, deps)
+) -> Late:
+    """The provider updates queue, consumed in batches: `update_batches.on_update_batch`
+    (returns the updates left to finish after the batch, for the consumer to run)."""
+    return await on_update_batch(updates, deps)
 
 
 def error_body(refused: CommandRefused) -> ErrorBody:

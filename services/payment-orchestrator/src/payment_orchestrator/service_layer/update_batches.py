@@ -13,11 +13,11 @@ The guarantees of the one-by-one path (`updates.on_published_update`) hold:
   the queue's delivery limit dead-letters it;
 - per-payment order: a payment's updates in the batch apply in `sequence` order inside the
   transaction. One whose predecessor is neither applied (inbox) nor earlier in the batch is
-  left out of the transaction and, once it committed, goes through the one-by-one path,
-  which waits for its predecessor (another orchestrator's batch) up to its budget and then
-  applies it anyway, as before. The wait holds this consumer (the batch is acknowledged
-  after it): a predecessor queued behind its successor on the same consumer (a requeue, or
-  each in another orchestrator's prefetch while both wait) costs up to the budget;
+  left out of the transaction (unclaimed) and handed back to the consumer as late
+  (`batch_consumer.Late`): it goes through the one-by-one path, which waits for its
+  predecessor up to its budget and then applies it anyway, as before, while the consumer
+  goes on with the next batches (where the predecessor may be) and acknowledges it once
+  applied;
 - the payments are locked in id order, in one statement, before anything is written: two
   batches that share payments queue on the first one, they never deadlock (the other
   writers lock one payment, or skip locked rows: the expiry sweep).
@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fluxpay_common.batch_consumer import traceparent_of
+from fluxpay_common.batch_consumer import Late, traceparent_of
 from fluxpay_common.logging import bound_context, get_logger
 from fluxpay_common.messages import (
     ProviderPaymentUpdate,
@@ -56,29 +57,61 @@ async def on_update_batch(
     messages: Sequence[ProviderPaymentUpdate | ProviderRefundUpdate],
     deps: Dependencies,
     wait: OrderWait = DEFAULT_ORDER_WAIT,
-) -> None:
+) -> Late:
     """Delivery order: each run of payment updates in one transaction, a refund update on
-    its own in between (what follows it sees it, as one by one it would)."""
+    its own in between (what follows it sees it, as one by one it would). Returns the
+    updates left for later (by index in `messages`) and how each is finished: the consumer
+    acknowledges them once finished, and goes on with the next batches meanwhile."""
+    late: list[ProviderPaymentUpdate] = []
     run: list[ProviderPaymentUpdate] = []
     for message in messages:
         if isinstance(message, ProviderPaymentUpdate):
             run.append(message)
             continue
         if run:
-            await on_payment_updates(run, deps, wait)
+            late += await on_payment_updates(run, deps)
             run = []
         with _context(message):
             await on_refund_update(message, deps)
     if run:
-        await on_payment_updates(run, deps, wait)
+        late += await on_payment_updates(run, deps)
+    index = {id(m): i for i, m in enumerate(messages)}
+    finishing: dict[int, Callable[[], Awaitable[None]]] = {}
+    # A payment's late updates one after the other, in sequence order: each waits out its
+    # own budget only once the one before it is done.
+    last: dict[uuid.UUID, asyncio.Event] = {}
+    for update in late:
+        done = asyncio.Event()
+        after, last[update.payment_id] = last.get(update.payment_id), done
+        finish = functools.partial(finish_late, update, deps, wait, after, done)
+        finishing[index[id(update)]] = finish
+    return finishing
+
+
+async def finish_late(
+    update: ProviderPaymentUpdate,
+    deps: Dependencies,
+    wait: OrderWait = DEFAULT_ORDER_WAIT,
+    after: asyncio.Event | None = None,
+    done: asyncio.Event | None = None,
+) -> None:
+    """A late update, one by one (after `after`): it waits for its predecessor (up to
+    `wait`), then applies."""
+    try:
+        if after is not None:
+            await after.wait()
+        with _context(update):
+            await on_published_update(update, deps, wait)
+    finally:
+        if done is not None:
+            done.set()
 
 
 async def on_payment_updates(
-    updates: Sequence[ProviderPaymentUpdate],
-    deps: Dependencies,
-    wait: OrderWait = DEFAULT_ORDER_WAIT,
-) -> None:
-    """Apply the updates once each, in one transaction (see the module's guarantees)."""
+    updates: Sequence[ProviderPaymentUpdate], deps: Dependencies
+) -> list[ProviderPaymentUpdate]:
+    """Apply the updates once each, in one transaction (see the module's guarantees);
+    returns the late ones (not applied, not claimed), in sequence order."""
     unique = list({u.message_id: u for u in updates}.values())  # a publisher's duplicate
     async with deps.open_uow() as uow:
         claim = await uow.claim_and_lock_many(
@@ -110,20 +143,7 @@ async def on_payment_updates(
     for update in plan.seen:
         with _context(update):
             log.info("message_already_handled")
-    # A payment's late updates in sequence order; payments apart, so one missing
-    # predecessor does not add its wait to the others'.
-    chains: dict[uuid.UUID, list[ProviderPaymentUpdate]] = {}
-    for update in plan.late:
-        chains.setdefault(update.payment_id, []).append(update)
-    await asyncio.gather(*(_in_order(chain, deps, wait) for chain in chains.values()))
-
-
-async def _in_order(
-    chain: Sequence[ProviderPaymentUpdate], deps: Dependencies, wait: OrderWait
-) -> None:
-    for update in chain:
-        with _context(update):
-            await on_published_update(update, deps, wait)
+    return plan.late
 
 
 @dataclass
