@@ -15,7 +15,11 @@ The platform's policy is unchanged:
   it while the others go through; one whose handler raises `consumer.DeadLetter` (redelivery
   cannot help) is rejected, dead-lettered at once;
 - the handler claims each message's id in the inbox in the same transaction as its effect,
-  so a redelivered batch (a crash before the ack) changes nothing twice.
+  so a redelivered batch (a crash before the ack) changes nothing twice;
+- a handler may return work to finish some messages later (`Late`: a message waiting for
+  another that may be behind it in this consumer's buffer): those are acknowledged one by
+  one once their work is done (nacked if it fails), the others at once, and the consumer
+  reads on meanwhile (no `multiple` ack while any is unsettled).
 
 Messages are handed over in delivery order, so one payment's events keep their order.
 Trace context: each message gets its consumer span, parented by its own `traceparent`.
@@ -26,14 +30,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import TypeAdapter, ValidationError
 
-from fluxpay_common.consumer import DeadLetter, retry_transient
+from fluxpay_common.consumer import DeadLetter, last_delivery, retry_transient
 from fluxpay_common.logging import get_logger
 from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES
 from fluxpay_common.topology import Route
@@ -53,7 +57,12 @@ def traceparent_of(message_id: Any) -> str | None:
     return (_traceparents.get() or {}).get(message_id)
 
 
-BatchHandler = Callable[[Sequence[T]], Awaitable[None]]
+# What a handler leaves unfinished once its transaction committed: by index in the batch, the
+# work that settles that message (it is acknowledged when that work is done, nacked if it
+# fails), run without holding up the next batches. An update waiting for its predecessor,
+# which may be behind it in this very consumer's buffer, is the case (the orchestrator).
+Late = Mapping[int, Callable[[], Awaitable[None]]]
+BatchHandler = Callable[[Sequence[T]], Awaitable[Late | None]]
 
 
 class BatchConsumer(Generic[T]):
@@ -68,14 +77,25 @@ class BatchConsumer(Generic[T]):
         *,
         batch_size: int,
         retry_seconds: float,
+        delivery_limit: int | None = None,
     ) -> None:
+        """`delivery_limit`: the queue's, to count a message the last nack dead-letters
+        (`fluxpay_messages_dead_lettered_total`, which pages)."""
         self._url = url
         self._route = route
         self._adapter = adapter
         self._handler = handler
         self._batch_size = batch_size
         self._retry_seconds = retry_seconds
+        self._delivery_limit = delivery_limit
+        # Messages whose handling goes on after their batch (`Late`), until settled.
+        self._late: set[asyncio.Task[None]] = set()
         self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+
+    @property
+    def unsettled(self) -> int:
+        """Messages whose late work is still running (not acknowledged yet)."""
+        return len(self._late)
 
     async def run(self) -> None:
         connection = await aio_pika.connect(self._url)
@@ -117,7 +137,7 @@ class BatchConsumer(Generic[T]):
         if not parsed:
             return
         try:
-            await self._handle_traced(parsed)
+            late = await self._handle_traced(parsed)
         except Exception as exc:
             log.warning(
                 "message_batch_failed_handling_one_by_one",
@@ -128,8 +148,34 @@ class BatchConsumer(Generic[T]):
             for one in parsed:
                 await self._handle_alone(one)
             return
-        # Every earlier delivery of this channel is settled: one ack covers the batch.
-        await parsed[-1][0].ack(multiple=True)
+        if not late and not self._late:
+            # Every earlier delivery of this channel is settled: one ack covers the batch.
+            await parsed[-1][0].ack(multiple=True)
+            return
+        # A message still being handled must not be covered by a `multiple` ack.
+        for i, (message, _) in enumerate(parsed):
+            if not late or i not in late:
+                await message.ack()
+        for i, finish in (late or {}).items():
+            self._start_late(parsed[i][0], finish)
+
+    def _start_late(
+        self, message: AbstractIncomingMessage, finish: Callable[[], Awaitable[None]]
+    ) -> None:
+        task = asyncio.create_task(self._settle_late(message, finish))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def _settle_late(
+        self, message: AbstractIncomingMessage, finish: Callable[[], Awaitable[None]]
+    ) -> None:
+        try:
+            await retry_transient(finish, self._retry_seconds, what=self._route.queue)
+        except Exception as exc:
+            await self._failed(message, exc)
+            return
+        with contextlib.suppress(Exception):  # a channel gone: the broker redelivers it
+            await message.ack()
 
     def _parse(self, message: AbstractIncomingMessage) -> T | None:
         try:
@@ -143,7 +189,9 @@ class BatchConsumer(Generic[T]):
             )
             return None
 
-    async def _handle_traced(self, parsed: Sequence[tuple[AbstractIncomingMessage, T]]) -> None:
+    async def _handle_traced(
+        self, parsed: Sequence[tuple[AbstractIncomingMessage, T]]
+    ) -> Late | None:
         traceparents: dict[Any, str] = {}
         with contextlib.ExitStack() as spans:
             for message, value in parsed:
@@ -156,7 +204,7 @@ class BatchConsumer(Generic[T]):
                 if traceparent is not None:
                     traceparents[getattr(value, "message_id", None)] = traceparent
             _traceparents.set(traceparents)
-            await retry_transient(
+            return await retry_transient(
                 lambda: self._handler([value for _, value in parsed]),
                 self._retry_seconds,
                 what=self._route.queue,
@@ -165,7 +213,7 @@ class BatchConsumer(Generic[T]):
     async def _handle_alone(self, one: tuple[AbstractIncomingMessage, T]) -> None:
         message, _ = one
         try:
-            await self._handle_traced([one])
+            late = await self._handle_traced([one])
         except DeadLetter as exc:
             HANDLER_FAILURES.labels(self._route.queue).inc()
             DEAD_LETTERED.labels(self._route.queue, "handler_failed").inc()
@@ -178,19 +226,29 @@ class BatchConsumer(Generic[T]):
             await message.reject(requeue=False)
             return
         except Exception as exc:
-            HANDLER_FAILURES.labels(self._route.queue).inc()
-            # Nacked: redelivered until the queue's delivery limit dead-letters it.
-            log.error(
-                "message_handler_failed",
-                queue=self._route.queue,
-                message_id=message.message_id,
-                redelivered=message.redelivered,
-                error=repr(exc),
-                exc_info=True,
-            )
-            await message.nack(requeue=True)
+            await self._failed(message, exc)
+            return
+        if late:
+            self._start_late(message, late[0])
             return
         await message.ack()
+
+    async def _failed(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        # Nacked: redelivered until the queue's delivery limit dead-letters it.
+        HANDLER_FAILURES.labels(self._route.queue).inc()
+        limit = self._delivery_limit
+        if limit is not None and last_delivery(message.headers, limit):
+            DEAD_LETTERED.labels(self._route.queue, "handler_failed").inc()
+        log.error(
+            "message_handler_failed",
+            queue=self._route.queue,
+            message_id=message.message_id,
+            redelivered=message.redelivered,
+            error=repr(exc),
+            exc_info=exc,
+        )
+        with contextlib.suppress(Exception):  # a channel gone: the broker redelivers it
+            await message.nack(requeue=True)
 
 
 def _ids(value: Any, message: AbstractIncomingMessage) -> dict[str, Any]:

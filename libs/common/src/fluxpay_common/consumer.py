@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import aiormq
 import asyncpg
@@ -221,9 +221,13 @@ async def _settle(settle: Settle) -> None:
 
 
 def _last_delivery(msg: Delivery, delivery_limit: int) -> bool:
+    return last_delivery(msg.headers, delivery_limit)
+
+
+def last_delivery(headers: Mapping[str, Any] | None, delivery_limit: int) -> bool:
     """A nack now makes the quorum queue dead-letter the message: returned more times than
     its `x-delivery-limit` (`x-delivery-count` counts the returns so far)."""
-    count = (msg.headers or {}).get("x-delivery-count") or 0
+    count = (headers or {}).get("x-delivery-count") or 0
     try:
         return int(count) + 1 > delivery_limit
     except (TypeError, ValueError):

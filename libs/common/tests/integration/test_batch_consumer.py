@@ -10,9 +10,10 @@ import aio_pika
 import pytest
 from fluxpay_testing.infra import Infra, wait_for
 from fluxpay_testing.queues import failed_update, publish_raw, queue_depth
+from prometheus_client import REGISTRY
 
 from fluxpay_common import topology
-from fluxpay_common.batch_consumer import BatchConsumer
+from fluxpay_common.batch_consumer import BatchConsumer, Late
 from fluxpay_common.consumer import DeadLetter
 from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_adapter
 from fluxpay_common.runtime import make_broker
@@ -90,7 +91,13 @@ async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_ha
         handled.extend(u.payment_id for u in batch)
 
     consumer = BatchConsumer(
-        infra.rabbitmq_url, route, provider_update_adapter, handler, batch_size=10, retry_seconds=0
+        infra.rabbitmq_url,
+        route,
+        provider_update_adapter,
+        handler,
+        batch_size=10,
+        retry_seconds=0,
+        delivery_limit=DELIVERY_LIMIT,
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -108,6 +115,10 @@ async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_ha
         await message.ack()
         dead.append(message.body)
     assert sorted(dead) == sorted([b'{"not": "a contract"}', poison.to_bytes()])
+    # Both counted where the operator is paged (FluxPayDeadLetters).
+    for reason in ("unparseable", "handler_failed"):
+        labels = {"queue": route.queue, "reason": reason}
+        assert REGISTRY.get_sample_value("fluxpay_messages_dead_lettered_total", labels) == 1
 
 
 async def test_a_dead_letter_raised_for_one_message_rejects_it_at_once_and_the_rest_handled(
@@ -159,3 +170,42 @@ async def _has_all(handled: list[uuid.UUID], good: list[ProviderPaymentUpdate]) 
 
 async def _empty(channel, name: str) -> bool:
     return await queue_depth(channel, name) == 0
+
+
+async def test_a_late_message_is_acknowledged_once_finished_while_later_batches_go_on(
+    infra, channel, route
+) -> None:
+    """The first message can only finish once the second is handled, in a later batch: its
+    work is returned as late, and the consumer reads on meanwhile."""
+    first, second = failed_update(), failed_update()
+    for update in (first, second):
+        await publish_raw(channel, route.queue, update.to_bytes())
+    second_handled = asyncio.Event()
+    finished: list[uuid.UUID] = []
+
+    async def finish_first() -> None:
+        await second_handled.wait()
+        finished.append(first.payment_id)
+
+    async def handler(batch: Sequence[ProviderPaymentUpdate]) -> Late | None:
+        if batch[0].payment_id == first.payment_id:
+            return {0: finish_first}
+        second_handled.set()
+        return None
+
+    consumer = BatchConsumer(
+        infra.rabbitmq_url, route, provider_update_adapter, handler, batch_size=1, retry_seconds=0
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: _settled(consumer, finished), timeout=30, what="both settled")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert finished == [first.payment_id]
+    # Anything not acknowledged would be back in the queue once the consumer is gone.
+    assert await queue_depth(channel, route.queue) == 0
+
+
+async def _settled(consumer: BatchConsumer, finished: list[uuid.UUID]) -> bool:
+    return bool(finished) and consumer.unsettled == 0

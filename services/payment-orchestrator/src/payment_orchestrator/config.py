@@ -32,3 +32,6 @@ class Settings(ServiceSettings):
     # gateway's wait for us (its FLUXPAY_RPC_TIMEOUT, 10 s), so the merchant hears our answer
     # (`provider_unavailable`, or the stored payment on a sync), not the gateway's 503.
     connector_rpc_timeout: float = 8.0
+    # Provider updates taken from their queue per transaction (fluxpay_common.batch_consumer):
+    # one commit and one ack for all the updates already delivered, up to this many.
+    provider_update_batch_size: int = Field(default=50, ge=1)

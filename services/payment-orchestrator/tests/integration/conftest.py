@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
@@ -9,13 +10,17 @@ from typing import Any
 import asyncpg
 import pytest
 from fluxpay_testing.infra import Infra
+from fluxpay_testing.statements import CountingPool
 
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.fees import FeeSchedule
 from fluxpay_common.messages import Message, ReserveRefund
+from fluxpay_common.outbox import OutboxRelay
 from payment_orchestrator.adapters.postgres import postgres_unit_of_work
 from payment_orchestrator.service_layer.handlers import Dependencies, Policy
 from payment_orchestrator.service_layer.ports import OpenUnitOfWork
+
+from .recording import RecordingBroker
 
 SCHEMA = "orchestrator"
 
@@ -58,3 +63,19 @@ def deps(
 ) -> Dependencies:
     """The handlers over the module's database."""
     return dependencies(postgres_unit_of_work(pool))
+
+
+@pytest.fixture
+def counted(pool: asyncpg.Pool) -> CountingPool:
+    return CountingPool(pool)
+
+
+@pytest.fixture
+async def relay(pool: asyncpg.Pool) -> AsyncIterator[tuple[OutboxRelay, RecordingBroker]]:
+    broker = RecordingBroker()
+    # No sweep within a test: what the broker gets was handed over after a commit.
+    relay = OutboxRelay(pool, broker, idle_poll_seconds=60, direct_grace_seconds=60)  # type: ignore[arg-type]
+    task = asyncio.create_task(relay.run())
+    yield relay, broker
+    await relay.close()
+    await task

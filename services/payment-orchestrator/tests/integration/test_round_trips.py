@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import asyncpg
 import orjson
@@ -33,36 +32,13 @@ from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.updates import OrderWait, on_published_update
 
 from .commands import create_command
-
-
-class _RecordingBroker:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, uuid.UUID]] = []
-
-    async def publish(self, body: bytes, **kwargs: Any) -> None:
-        self.published.append((kwargs["routing_key"], uuid.UUID(kwargs["message_id"])))
-
-
-@pytest.fixture
-def counted(pool: asyncpg.Pool) -> CountingPool:
-    return CountingPool(pool)
-
-
-@pytest.fixture
-async def relay(pool: asyncpg.Pool) -> AsyncIterator[tuple[OutboxRelay, _RecordingBroker]]:
-    broker = _RecordingBroker()
-    # No sweep within a test: what the broker gets was handed over after a commit.
-    relay = OutboxRelay(pool, broker, idle_poll_seconds=60, direct_grace_seconds=60)  # type: ignore[arg-type]
-    task = asyncio.create_task(relay.run())
-    yield relay, broker
-    await relay.close()
-    await task
+from .recording import RecordingBroker
 
 
 @pytest.fixture
 def deps(
     counted: CountingPool,
-    relay: tuple[OutboxRelay, _RecordingBroker],
+    relay: tuple[OutboxRelay, RecordingBroker],
     dependencies: Callable[..., Dependencies],
 ) -> Dependencies:
     return dependencies(postgres_unit_of_work(counted, relay[0]))  # type: ignore[arg-type]
@@ -97,7 +73,7 @@ async def _outbox(pool: asyncpg.Pool, payment_id: uuid.UUID) -> list[asyncpg.Rec
 
 
 async def _published(
-    pool: asyncpg.Pool, broker: _RecordingBroker, payment_id: uuid.UUID, count: int
+    pool: asyncpg.Pool, broker: RecordingBroker, payment_id: uuid.UUID, count: int
 ) -> list[tuple[str, uuid.UUID]]:
     async def all_published() -> list[tuple[str, uuid.UUID]] | None:
         rows = await _outbox(pool, payment_id)
@@ -111,7 +87,7 @@ async def test_a_create_is_one_statement_and_an_update_four_round_trips(
     pool: asyncpg.Pool,
     counted: CountingPool,
     deps: Dependencies,
-    relay: tuple[OutboxRelay, _RecordingBroker],
+    relay: tuple[OutboxRelay, RecordingBroker],
 ) -> None:
     await _warm_up(counted, deps)
     reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
@@ -161,7 +137,7 @@ async def test_a_link_payments_outcome_and_its_gateway_copy_in_the_save_statemen
     pool: asyncpg.Pool,
     counted: CountingPool,
     deps: Dependencies,
-    relay: tuple[OutboxRelay, _RecordingBroker],
+    relay: tuple[OutboxRelay, RecordingBroker],
 ) -> None:
     command = create_command(uuid.uuid4(), metadata={PAYMENT_LINK_USE_KEY: "use-1"})
     reply = await handlers.handle_command(command, deps)
@@ -234,7 +210,7 @@ async def test_concurrent_updates_of_one_payment_apply_in_order_once_each(
 
 
 async def test_a_save_rolled_back_leaves_no_row_and_hands_nothing_over(
-    pool: asyncpg.Pool, deps: Dependencies, relay: tuple[OutboxRelay, _RecordingBroker]
+    pool: asyncpg.Pool, deps: Dependencies, relay: tuple[OutboxRelay, RecordingBroker]
 ) -> None:
     reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None

@@ -76,6 +76,7 @@ async def started(ctx: runtime.WorkerContext) -> None:
         book_events(_WIRED["deps"]),
         batch_size=settings.ledger_event_batch_size,
         retry_seconds=settings.handler_retry_seconds,
+        delivery_limit=settings.delivery_limit,
     )
     ctx.supervisor.start("ledger-events", events.run)
 

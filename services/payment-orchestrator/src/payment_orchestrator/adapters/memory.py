@@ -23,7 +23,12 @@ from fluxpay_common.money import to_minor
 from payment_orchestrator.domain.listing import Cursor, Listing, in_page, payment_matches
 from payment_orchestrator.domain.payment import Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, PaymentStatus, RefundStatus
-from payment_orchestrator.service_layer.ports import Outgoing, ProviderClaim, UnitOfWork
+from payment_orchestrator.service_layer.ports import (
+    BatchClaim,
+    Outgoing,
+    ProviderClaim,
+    UnitOfWork,
+)
 
 
 class IntegrityError(Exception):
@@ -151,6 +156,27 @@ class MemoryUnitOfWork(UnitOfWork):
             return False
         self.inbox.add(message_id)
         return True
+
+    async def claim_and_lock_many(
+        self,
+        payment_ids: Sequence[uuid.UUID],
+        message_ids: Sequence[uuid.UUID],
+        consumer: str,
+        predecessors: Sequence[uuid.UUID] = (),
+    ) -> BatchClaim:
+        payments = self._payments()
+        applied = await self.handled_among(predecessors)
+        return BatchClaim(
+            payments={i: payments[i] for i in sorted(set(payment_ids)) if i in payments},
+            claimed={m for m in message_ids if await self.claim(m, consumer)},
+            applied=applied,
+        )
+
+    async def unclaim(self, message_ids: Sequence[uuid.UUID]) -> None:
+        self.inbox.difference_update(message_ids)
+
+    async def handled_among(self, message_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        return {m for m in message_ids if await self.handled(m)}
 
     async def inspect(self, lookup: str) -> list[dict[str, Any]]:
         return [

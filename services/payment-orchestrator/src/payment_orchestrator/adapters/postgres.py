@@ -34,6 +34,7 @@ from payment_orchestrator.domain.listing import Cursor, Listing
 from payment_orchestrator.domain.payment import Payment, PaymentChange, Refund
 from payment_orchestrator.domain.status import COLLECTED, OPEN, PaymentStatus, RefundStatus
 from payment_orchestrator.service_layer.ports import (
+    BatchClaim,
     OpenUnitOfWork,
     Outgoing,
     ProviderClaim,
@@ -81,6 +82,24 @@ _CLAIM_AND_LOCK = (
     " AS predecessor_applied"
     " FROM payment p WHERE p.id = $1 FOR UPDATE OF p"
 )
+# A batch of provider updates: the payments locked in id order (LockRows runs above the
+# sort), then every message claimed (the count makes the claim wait for all the locks: a
+# claim that waits on another transaction's never holds a lock that one still needs), the
+# predecessors looked for, in one statement.
+_CLAIM_AND_LOCK_MANY = """
+WITH locked AS MATERIALIZED (
+    SELECT p.* FROM payment p WHERE p.id = ANY($1::uuid[]) ORDER BY p.id FOR UPDATE OF p
+), claimed AS (
+    INSERT INTO inbox_message (message_id, consumer)
+    SELECT m, $3 FROM unnest($2::uuid[]) AS m WHERE (SELECT count(*) FROM locked) > 0
+    ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+)
+SELECT locked.*,
+    (SELECT array_agg(message_id) FROM claimed) AS claimed_ids,
+    (SELECT array_agg(message_id) FROM inbox_message WHERE message_id = ANY($4::uuid[]))
+        AS applied_ids
+FROM locked
+"""
 _INSERT_REFUND = """
 INSERT INTO refund (id, payment_id, merchant_id, environment, idempotency_key, status, amount,
                     currency, reason, metadata)
@@ -234,6 +253,40 @@ class PostgresUnitOfWork(UnitOfWork):
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool:
         return await inbox.claim(self._conn, message_id, consumer)
+
+    async def claim_and_lock_many(
+        self,
+        payment_ids: Sequence[uuid.UUID],
+        message_ids: Sequence[uuid.UUID],
+        consumer: str,
+        predecessors: Sequence[uuid.UUID] = (),
+    ) -> BatchClaim:
+        rows = await self._conn.fetch(
+            _CLAIM_AND_LOCK_MANY,
+            sorted(set(payment_ids)),
+            list(message_ids),
+            consumer,
+            list(predecessors),
+        )
+        if not rows:
+            return BatchClaim({}, set(), set())
+        return BatchClaim(
+            payments={row["id"]: _payment(row) for row in rows},
+            claimed=set(rows[0]["claimed_ids"] or ()),
+            applied=set(rows[0]["applied_ids"] or ()),
+        )
+
+    async def unclaim(self, message_ids: Sequence[uuid.UUID]) -> None:
+        await self._conn.execute(
+            "DELETE FROM inbox_message WHERE message_id = ANY($1::uuid[])", list(message_ids)
+        )
+
+    async def handled_among(self, message_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self._conn.fetch(
+            "SELECT message_id FROM inbox_message WHERE message_id = ANY($1::uuid[])",
+            list(message_ids),
+        )
+        return {row["message_id"] for row in rows}
 
     async def inspect(self, lookup: str) -> list[dict[str, Any]]:
         return await rows_as_json(self._conn, _INSPECT, lookup, parse_uuid(lookup))

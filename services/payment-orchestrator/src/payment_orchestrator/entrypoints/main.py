@@ -1,10 +1,14 @@
-"""`fluxpay-orchestrator`: owns payments; consumes commands and provider updates."""
+"""`fluxpay-orchestrator`: owns payments; consumes commands and provider updates (in
+batches)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 from fluxpay_common import runtime
+from fluxpay_common.batch_consumer import BatchConsumer, Late
 from fluxpay_common.consumer import Delivery, subscribe
 from fluxpay_common.messages import (
     Message,
@@ -33,9 +37,6 @@ async def _main() -> None:
         async def on_command(command: Message, _: Delivery) -> Reply | QueryReply:
             return await handlers.handle_command(command, deps)
 
-        async def on_update(update: Message, _: Delivery) -> None:
-            await handlers.handle_event(update, deps)
-
         limit, retry = settings.delivery_limit, settings.handler_retry_seconds
         subscribe(
             ctx.consumers,
@@ -45,17 +46,24 @@ async def _main() -> None:
             delivery_limit=limit,
             retry_seconds=retry,
         )
-        subscribe(
-            ctx.consumers,
-            ORCHESTRATOR_PROVIDER_UPDATES,
-            provider_update_adapter,
-            on_update,
-            delivery_limit=limit,
-            retry_seconds=retry,
-        )
 
     async def started(ctx: runtime.WorkerContext) -> None:
+        """Provider updates are consumed in batches once the topology is declared."""
         deps = wired["deps"]
+
+        async def on_updates(updates: Sequence[Any]) -> Late:
+            return await handlers.handle_update_batch(updates, deps)
+
+        updates = BatchConsumer(
+            settings.rabbitmq_url.get_secret_value(),
+            ORCHESTRATOR_PROVIDER_UPDATES,
+            provider_update_adapter,
+            on_updates,
+            batch_size=settings.provider_update_batch_size,
+            retry_seconds=settings.handler_retry_seconds,
+            delivery_limit=settings.delivery_limit,
+        )
+        ctx.supervisor.start("provider-updates", updates.run)
         ctx.supervisor.start(
             "expiry-sweep",
             lambda: runtime.every(settings.expiry_sweep_seconds, lambda: handlers.expire_due(deps)),

@@ -9,9 +9,10 @@ The handlers live in `payments.py`, `refunds.py`, `updates.py` and `listing.py`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from fluxpay_common.batch_consumer import Late
 from fluxpay_common.messages import (
     CancelPayment,
     ConfirmPayment,
@@ -43,6 +44,7 @@ from payment_orchestrator.service_layer.payments import (
     select_operator,
 )
 from payment_orchestrator.service_layer.refunds import on_refund_update, refund_payment
+from payment_orchestrator.service_layer.update_batches import on_update_batch
 from payment_orchestrator.service_layer.updates import (
     expire_due,
     inspect_payment,
@@ -50,7 +52,15 @@ from payment_orchestrator.service_layer.updates import (
     settled_movements,
 )
 
-__all__ = ["CONSUMER", "Dependencies", "Policy", "expire_due", "handle_command", "handle_event"]
+__all__ = [
+    "CONSUMER",
+    "Dependencies",
+    "Policy",
+    "expire_due",
+    "handle_command",
+    "handle_event",
+    "handle_update_batch",
+]
 
 
 CommandHandler = Callable[[Any, Dependencies], Awaitable[Reply | QueryReply]]
@@ -89,6 +99,14 @@ async def handle_command(command: Message, deps: Dependencies) -> Reply | QueryR
 
 async def handle_event(event: Message, deps: Dependencies) -> None:
     await EVENT_HANDLERS[type(event)](event, deps)
+
+
+async def handle_update_batch(
+    updates: Sequence[ProviderPaymentUpdate | ProviderRefundUpdate], deps: Dependencies
+) -> Late:
+    """The provider updates queue, consumed in batches: `update_batches.on_update_batch`
+    (returns the updates left to finish after the batch, for the consumer to run)."""
+    return await on_update_batch(updates, deps)
 
 
 def error_body(refused: CommandRefused) -> ErrorBody:

@@ -43,6 +43,16 @@ class ProviderClaim:
     predecessor_applied: bool
 
 
+@dataclass(frozen=True)
+class BatchClaim:
+    """A batch of provider updates' claim: the payments that exist, locked; the message ids
+    claimed now (the others were handled before); the predecessors seen in the inbox."""
+
+    payments: dict[uuid.UUID, Payment]
+    claimed: set[uuid.UUID]
+    applied: set[uuid.UUID]
+
+
 class UnitOfWork(Protocol):
     """Payments, refunds, the inbox and the outbox in one transaction: leaving the context
     commits (an error rolls everything back, outbox messages included)."""
@@ -86,6 +96,27 @@ class UnitOfWork(Protocol):
         ...
 
     async def claim(self, message_id: uuid.UUID, consumer: str) -> bool: ...
+
+    async def claim_and_lock_many(
+        self,
+        payment_ids: Sequence[uuid.UUID],
+        message_ids: Sequence[uuid.UUID],
+        consumer: str,
+        predecessors: Sequence[uuid.UUID] = (),
+    ) -> BatchClaim:
+        """Lock the payments in id order (every writer that locks several payments takes
+        them in this order: no deadlock between them), claim the messages and look for the
+        predecessors in the inbox, in one statement (the look's snapshot is as stale as
+        `ProviderClaim.predecessor_applied`'s)."""
+        ...
+
+    async def unclaim(self, message_ids: Sequence[uuid.UUID]) -> None:
+        """Take back claims made in this transaction (messages left for later)."""
+        ...
+
+    async def handled_among(self, message_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of `message_ids` the inbox holds (handled and committed)."""
+        ...
 
     async def inspect(self, lookup: str) -> list[dict[str, Any]]:
         """For an operator: every payment `lookup` names (id, any merchant's reference, or

@@ -31,6 +31,7 @@ from payment_orchestrator.service_layer.dependencies import CONSUMER, Dependenci
 from payment_orchestrator.service_layer.effects import (
     save_change,
 )
+from payment_orchestrator.service_layer.ports import UnitOfWork
 
 log = get_logger(__name__)
 
@@ -101,16 +102,23 @@ async def on_provider_update(
             and not await uow.handled(previous)
         ):
             raise UpdateOutOfOrder(update.sequence)
-        change = payment.apply(provider_trigger(update.status), reported_changes(update))
-        if isinstance(change, Refusal):
-            log.warning(
-                "provider_update_ignored",
-                status=payment.status.value,
-                reported=update.status,
-                reason=change.reason,
-            )
-            return payment
-        return await save_change(uow, deps, change, f"provider:{update.provider}", update)
+        return await apply_update(uow, deps, payment, update)
+
+
+async def apply_update(
+    uow: UnitOfWork, deps: Dependencies, payment: Payment, update: ProviderPaymentUpdate
+) -> Payment:
+    """The report applied to the (locked, claimed) payment: saved, or refused and logged."""
+    change = payment.apply(provider_trigger(update.status), reported_changes(update))
+    if isinstance(change, Refusal):
+        log.warning(
+            "provider_update_ignored",
+            status=payment.status.value,
+            reported=update.status,
+            reason=change.reason,
+        )
+        return payment
+    return await save_change(uow, deps, change, f"provider:{update.provider}", update)
 
 
 def reported_changes(update: ProviderPaymentUpdate) -> dict[str, Any]:

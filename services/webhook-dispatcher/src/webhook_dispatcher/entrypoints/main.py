@@ -63,6 +63,7 @@ async def started(ctx: WorkerContext) -> None:
         on_events,
         batch_size=ctx.settings.webhook_event_batch_size,
         retry_seconds=ctx.settings.handler_retry_seconds,
+        delivery_limit=ctx.settings.delivery_limit,
     )
     ctx.supervisor.start("webhook-dispatcher", dispatcher.run)
     ctx.supervisor.start("webhook-events", events.run)
