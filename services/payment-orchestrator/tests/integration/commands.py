@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fluxpay_common.messages import CreatePayment
+from fluxpay_common.messages import CreatePayment, ProviderPaymentUpdate, provider_update_id
 from payment_orchestrator.service_layer import handlers
 from payment_orchestrator.service_layer.handlers import Dependencies
 
@@ -31,3 +31,15 @@ async def create_payment(deps: Dependencies, merchant: uuid.UUID, **fields: Any)
     reply = await handlers.handle_command(create_command(merchant, **fields), deps)
     assert reply.payment is not None, reply.error
     return reply.payment.id
+
+
+def provider_update(payment_id: uuid.UUID, status: str, sequence: int) -> ProviderPaymentUpdate:
+    """A connector's numbered report of `status` for the payment."""
+    return ProviderPaymentUpdate(
+        payment_id=payment_id,
+        provider="mtn_momo",
+        status=status,  # type: ignore[arg-type]
+        sequence=sequence,
+        message_id=provider_update_id(payment_id, sequence),
+        psp_reference="psp-1",
+    )

@@ -71,6 +71,16 @@ def counted(pool: asyncpg.Pool) -> CountingPool:
 
 
 @pytest.fixture
+def counted_deps(
+    counted: CountingPool,
+    relay: tuple[OutboxRelay, RecordingBroker],
+    dependencies: Callable[[OpenUnitOfWork], Dependencies],
+) -> Dependencies:
+    """The handlers over the counting pool, their outbox rows handed to the recording relay."""
+    return dependencies(postgres_unit_of_work(counted, relay[0]))  # type: ignore[arg-type]
+
+
+@pytest.fixture
 async def relay(pool: asyncpg.Pool) -> AsyncIterator[tuple[OutboxRelay, RecordingBroker]]:
     broker = RecordingBroker()
     # No sweep within a test: what the broker gets was handed over after a commit.

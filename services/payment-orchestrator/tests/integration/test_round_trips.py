@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 
 import asyncpg
@@ -16,10 +15,6 @@ import pytest
 from fluxpay_testing.infra import wait_for
 from fluxpay_testing.statements import CountingPool, shapes
 
-from fluxpay_common.messages import (
-    ProviderPaymentUpdate,
-    provider_update_id,
-)
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.topology import PAYMENT_LINK_USE_KEY
 from payment_orchestrator.adapters.postgres import postgres_unit_of_work
@@ -31,28 +26,13 @@ from payment_orchestrator.service_layer.effects import payment_event_messages
 from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.updates import OrderWait, on_published_update
 
-from .commands import create_command
+from .commands import create_command, provider_update
 from .recording import RecordingBroker
 
 
 @pytest.fixture
-def deps(
-    counted: CountingPool,
-    relay: tuple[OutboxRelay, RecordingBroker],
-    dependencies: Callable[..., Dependencies],
-) -> Dependencies:
-    return dependencies(postgres_unit_of_work(counted, relay[0]))  # type: ignore[arg-type]
-
-
-def _update(payment_id: uuid.UUID, status: str, sequence: int) -> ProviderPaymentUpdate:
-    return ProviderPaymentUpdate(
-        payment_id=payment_id,
-        provider="mtn_momo",
-        status=status,  # type: ignore[arg-type]
-        sequence=sequence,
-        message_id=provider_update_id(payment_id, sequence),
-        psp_reference="psp-1",
-    )
+def deps(counted_deps: Dependencies) -> Dependencies:
+    return counted_deps
 
 
 async def _warm_up(counted: CountingPool, deps: Dependencies) -> None:
@@ -60,7 +40,7 @@ async def _warm_up(counted: CountingPool, deps: Dependencies) -> None:
     reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None
     for sequence, status in enumerate(("processing", "completed"), start=1):
-        await handlers.handle_event(_update(reply.payment.id, status, sequence), deps)
+        await handlers.handle_event(provider_update(reply.payment.id, status, sequence), deps)
     await counted.taken()
 
 
@@ -95,7 +75,7 @@ async def test_a_create_is_one_statement_and_an_update_four_round_trips(
     payment_id = reply.payment.id
     assert shapes(await counted.taken(), 2) == ["WITH created"]
     for sequence, status in enumerate(("processing", "completed"), start=1):
-        await handlers.handle_event(_update(payment_id, status, sequence), deps)
+        await handlers.handle_event(provider_update(payment_id, status, sequence), deps)
         assert shapes(await counted.taken(), 1) == ["BEGIN", "WITH", "WITH", "COMMIT"]
     published = await _published(pool, relay[1], payment_id, 4)
     assert [key for key, _ in published] == [
@@ -119,7 +99,7 @@ async def test_the_events_show_the_clock_the_rows_store(
     reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None
     payment_id = reply.payment.id
-    await handlers.handle_event(_update(payment_id, "completed", 1), deps)
+    await handlers.handle_event(provider_update(payment_id, "completed", 1), deps)
     row = await pool.fetchrow("SELECT * FROM payment WHERE id = $1", payment_id)
     created, completed = [
         orjson.loads(bytes(r["body"]))["payment"]
@@ -143,7 +123,7 @@ async def test_a_link_payments_outcome_and_its_gateway_copy_in_the_save_statemen
     reply = await handlers.handle_command(command, deps)
     assert reply.payment is not None
     await _warm_up(counted, deps)
-    await handlers.handle_event(_update(reply.payment.id, "completed", 1), deps)
+    await handlers.handle_event(provider_update(reply.payment.id, "completed", 1), deps)
     assert shapes(await counted.taken(), 1) == ["BEGIN", "WITH", "WITH", "COMMIT"]
     published = await _published(pool, relay[1], reply.payment.id, 4)
     assert [key for key, _ in published][2:] == [
@@ -160,7 +140,7 @@ async def test_a_redelivered_update_and_a_repeated_create_write_nothing_more(
     again = await handlers.handle_command(command, deps)
     assert first.payment is not None and again.payment == first.payment and not again.created
     payment_id = first.payment.id
-    update = _update(payment_id, "processing", 1)
+    update = provider_update(payment_id, "processing", 1)
     await handlers.handle_event(update, deps)
     await _warm_up(counted, deps)
     await handlers.handle_event(update, deps)
@@ -185,8 +165,8 @@ async def test_concurrent_updates_of_one_payment_apply_in_order_once_each(
     reply = await handlers.handle_command(create_command(uuid.uuid4()), deps)
     assert reply.payment is not None
     payment_id = reply.payment.id
-    processing = _update(payment_id, "processing", 1)
-    completed = _update(payment_id, "completed", 2)
+    processing = provider_update(payment_id, "processing", 1)
+    completed = provider_update(payment_id, "completed", 2)
     wait = OrderWait(budget_seconds=10)
     # The successor first, each update twice (a redelivery racing its original).
     await asyncio.gather(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aio_pika
@@ -22,46 +22,33 @@ from fluxpay_common.batch_consumer import BatchConsumer
 from fluxpay_common.messages import (
     ProviderPaymentUpdate,
     provider_update_adapter,
-    provider_update_id,
 )
 from fluxpay_common.outbox import OutboxRelay
 from fluxpay_common.runtime import make_broker
 from fluxpay_common.settings import ServiceSettings
-from payment_orchestrator.adapters.postgres import postgres_unit_of_work
 from payment_orchestrator.service_layer import handlers
 from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.update_batches import on_update_batch
 from payment_orchestrator.service_layer.updates import OrderWait
 
-from .commands import create_payment
+from .commands import create_payment, provider_update
 from .recording import RecordingBroker
 
 EVENTS = ["collect.payment.processing", "collect.payment.completed"]
 
 
 @pytest.fixture
-def deps(
-    counted: CountingPool,
-    relay: tuple[OutboxRelay, RecordingBroker],
-    dependencies: Callable[..., Dependencies],
-) -> Dependencies:
-    return dependencies(postgres_unit_of_work(counted, relay[0]))  # type: ignore[arg-type]
-
-
-def update(payment_id: uuid.UUID, status: str, sequence: int) -> ProviderPaymentUpdate:
-    return ProviderPaymentUpdate(
-        payment_id=payment_id,
-        provider="mtn_momo",
-        status=status,  # type: ignore[arg-type]
-        sequence=sequence,
-        message_id=provider_update_id(payment_id, sequence),
-        psp_reference="psp-1",
-    )
+def deps(counted_deps: Dependencies) -> Dependencies:
+    return counted_deps
 
 
 def processing_then_completed(payment_ids: Sequence[uuid.UUID]) -> list[ProviderPaymentUpdate]:
     """Each payment's two updates, the successor delivered first."""
-    return [u for p in payment_ids for u in (update(p, "completed", 2), update(p, "processing", 1))]
+    return [
+        u
+        for p in payment_ids
+        for u in (provider_update(p, "completed", 2), provider_update(p, "processing", 1))
+    ]
 
 
 async def moves(pool: asyncpg.Pool, payment_id: uuid.UUID) -> list[str]:
@@ -136,7 +123,10 @@ async def test_an_unknown_payment_fails_its_batch_before_anything_is_written(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
     known = await create_payment(deps, uuid.uuid4())
-    batch = [update(known, "processing", 1), update(uuid.uuid4(), "processing", 1)]
+    batch = [
+        provider_update(known, "processing", 1),
+        provider_update(uuid.uuid4(), "processing", 1),
+    ]
     with pytest.raises(LookupError, match="unknown payments"):
         await handlers.handle_update_batch(batch, deps)
     assert await moves(pool, known) == ["pending"]
@@ -156,7 +146,7 @@ async def test_a_successor_without_its_predecessor_waits_for_it_after_the_commit
         await create_payment(deps, uuid.uuid4()),
         await create_payment(deps, uuid.uuid4()),
     )
-    first = [update(early, "completed", 2), update(other, "processing", 1)]
+    first = [provider_update(early, "completed", 2), provider_update(other, "processing", 1)]
     late = await on_update_batch(first, deps, OrderWait(budget_seconds=30))
     # The batch committed without the successor, left to finish (the consumer runs it).
     assert list(late) == [0]
@@ -166,7 +156,7 @@ async def test_a_successor_without_its_predecessor_waits_for_it_after_the_commit
     assert not waiting.done()
     assert await moves(pool, early) == ["pending"]
     # Its predecessor, in a batch of its own (another orchestrator's, or the next one).
-    await on_update_batch([update(early, "processing", 1)], deps)
+    await on_update_batch([provider_update(early, "processing", 1)], deps)
     await asyncio.wait_for(waiting, timeout=10)
     assert await moves(pool, early) == ["pending", "processing", "completed"]
     assert await events(pool, early) == ["collect.payment.created", *EVENTS]
@@ -176,7 +166,7 @@ async def test_a_successor_whose_predecessor_never_comes_applies_after_the_wait(
     pool: asyncpg.Pool, deps: Dependencies
 ) -> None:
     payment_id = await create_payment(deps, uuid.uuid4())
-    batch = [update(payment_id, "completed", 2)]
+    batch = [provider_update(payment_id, "completed", 2)]
     late = await on_update_batch(batch, deps, OrderWait(budget_seconds=0.05))
     await late[0]()
     assert await moves(pool, payment_id) == ["pending", "completed"]
@@ -203,8 +193,12 @@ async def test_an_unknown_payment_is_dead_lettered_and_its_batch_applied(
     infra: Infra, pool: asyncpg.Pool, deps: Dependencies, route: topology.Route
 ) -> None:
     known = [await create_payment(deps, uuid.uuid4()) for _ in range(2)]
-    unknown = update(uuid.uuid4(), "processing", 1)
-    batch = [update(known[0], "processing", 1), unknown, update(known[1], "processing", 1)]
+    unknown = provider_update(uuid.uuid4(), "processing", 1)
+    batch = [
+        provider_update(known[0], "processing", 1),
+        unknown,
+        provider_update(known[1], "processing", 1),
+    ]
     connection = await aio_pika.connect(infra.rabbitmq_url)
     channel = await connection.channel()
     for message in batch:
