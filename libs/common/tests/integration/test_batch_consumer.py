@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator, Sequence
 import aio_pika
 import pytest
 from fluxpay_testing.infra import Infra, wait_for
-from fluxpay_testing.queues import failed_update, publish_raw, queue_depth
+from fluxpay_testing.queues import failed_update, fresh_route, publish_raw, queue_depth
 from prometheus_client import REGISTRY
 
 from fluxpay_common import topology
 from fluxpay_common.batch_consumer import BatchConsumer, Late
 from fluxpay_common.consumer import DeadLetter
 from fluxpay_common.messages import ProviderPaymentUpdate, provider_update_adapter
-from fluxpay_common.runtime import make_broker
-from fluxpay_common.settings import ServiceSettings
 
 DELIVERY_LIMIT = 3
 
@@ -31,20 +29,8 @@ async def channel(infra: Infra) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
 
 @pytest.fixture
 async def route(infra: Infra) -> AsyncIterator[topology.Route]:
-    """A fresh queue declared as the platform declares its queues, with its DLQ."""
-    name = f"test.batch.{uuid.uuid4().hex[:8]}"
-    route = topology.Route(name, topology.COMMANDS, (name,))
-    settings = ServiceSettings(RABBITMQ_URL=infra.rabbitmq_url, DATABASE_URL=infra.database_url)
-    broker = make_broker(settings)
-    await broker.connect()
-    # Only this queue and its DLQ: declaring the whole topology here would make the platform's
-    # queues catch other tests' messages.
-    await broker.declare_queue(route.rabbit_queue(DELIVERY_LIMIT))
-    dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
-    dlq = await broker.declare_queue(route.dead_letter_queue())
-    await dlq.bind(dead_letter, routing_key=route.queue)
-    yield route
-    await broker.stop()
+    async with fresh_route(infra, "test.batch", DELIVERY_LIMIT) as route:
+        yield route
 
 
 async def test_a_batch_is_handled_in_order_in_one_call_and_acknowledged_at_once(

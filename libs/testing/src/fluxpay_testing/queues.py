@@ -1,12 +1,41 @@
-"""Poking a RabbitMQ queue from a test: a raw body in, its depth out, and a message to send."""
+"""Poking a RabbitMQ queue from a test: a queue of its own, a raw body in, its depth out, and
+a message to send."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import aio_pika
 
+from fluxpay_common import topology
 from fluxpay_common.messages import ProviderPaymentUpdate
+from fluxpay_common.runtime import make_broker
+from fluxpay_common.settings import ServiceSettings
+from fluxpay_testing.infra import Infra
+
+
+@contextlib.asynccontextmanager
+async def fresh_route(
+    infra: Infra, prefix: str, delivery_limit: int
+) -> AsyncIterator[topology.Route]:
+    """A command queue of the test's own (`prefix.<random>`), declared as the platform declares
+    its queues (quorum, `delivery_limit`), with its DLQ. Only this queue: declaring the whole
+    topology would make the platform's queues catch other tests' messages."""
+    name = f"{prefix}.{uuid.uuid4().hex[:8]}"
+    route = topology.Route(name, topology.COMMANDS, (name,))
+    settings = ServiceSettings(RABBITMQ_URL=infra.rabbitmq_url, DATABASE_URL=infra.database_url)
+    broker = make_broker(settings)
+    await broker.connect()
+    try:
+        await broker.declare_queue(route.rabbit_queue(delivery_limit))
+        dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
+        dlq = await broker.declare_queue(route.dead_letter_queue())
+        await dlq.bind(dead_letter, routing_key=route.queue)
+        yield route
+    finally:
+        await broker.stop()
 
 
 async def publish_raw(channel: aio_pika.abc.AbstractChannel, queue: str, body: bytes) -> None:

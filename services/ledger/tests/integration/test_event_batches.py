@@ -12,14 +12,13 @@ import asyncpg
 import pytest
 from fluxpay_testing.infra import Infra
 from fluxpay_testing.ledger import payment_event, payment_view, refund_event
-from fluxpay_testing.queues import queue_depth
+from fluxpay_testing.queues import fresh_route, queue_depth
 from fluxpay_testing.statements import CountingPool, shapes
 
 from fluxpay_common import topology
 from fluxpay_common.batch_consumer import BatchConsumer
 from fluxpay_common.db import create_pool, migrate
 from fluxpay_common.messages import DomainEvent, Message, domain_event_adapter
-from fluxpay_common.runtime import make_broker
 from ledger import bootstrap
 from ledger.adapters.postgres import postgres_holds
 from ledger.config import Settings
@@ -50,18 +49,10 @@ async def channel(infra: Infra) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
 
 
 @pytest.fixture
-async def route(settings: Settings) -> AsyncIterator[topology.Route]:
+async def route(infra: Infra) -> AsyncIterator[topology.Route]:
     """A fresh queue shaped like `ledger.events` (quorum, delivery limit, DLQ)."""
-    name = f"test.ledger.events.{uuid.uuid4().hex[:8]}"
-    route = topology.Route(name, topology.COMMANDS, (name,))
-    broker = make_broker(settings)
-    await broker.connect()
-    await broker.declare_queue(route.rabbit_queue(DELIVERY_LIMIT))
-    dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
-    dlq = await broker.declare_queue(route.dead_letter_queue())
-    await dlq.bind(dead_letter, routing_key=route.queue)
-    yield route
-    await broker.stop()
+    async with fresh_route(infra, "test.ledger.events", DELIVERY_LIMIT) as route:
+        yield route
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import aio_pika
 import asyncpg
 import pytest
 from fluxpay_testing.infra import Infra, wait_for
-from fluxpay_testing.queues import publish_raw, queue_depth
+from fluxpay_testing.queues import fresh_route, publish_raw, queue_depth
 from fluxpay_testing.statements import CountingPool, shapes
 from prometheus_client import REGISTRY
 
@@ -24,8 +24,6 @@ from fluxpay_common.messages import (
     provider_update_adapter,
 )
 from fluxpay_common.outbox import OutboxRelay
-from fluxpay_common.runtime import make_broker
-from fluxpay_common.settings import ServiceSettings
 from payment_orchestrator.service_layer import handlers
 from payment_orchestrator.service_layer.handlers import Dependencies
 from payment_orchestrator.service_layer.update_batches import on_update_batch
@@ -174,19 +172,9 @@ async def test_a_successor_whose_predecessor_never_comes_applies_after_the_wait(
 
 @pytest.fixture
 async def route(infra: Infra) -> AsyncIterator[topology.Route]:
-    """A queue of its own, declared as the platform declares its queues (delivery limit 2),
-    with its DLQ: the platform's queue would catch other tests' messages."""
-    name = f"test.orchestrator-updates.{uuid.uuid4().hex[:8]}"
-    route = topology.Route(name, topology.COMMANDS, (name,))
-    settings = ServiceSettings(RABBITMQ_URL=infra.rabbitmq_url, DATABASE_URL=infra.database_url)
-    broker = make_broker(settings)
-    await broker.connect()
-    await broker.declare_queue(route.rabbit_queue(2))
-    dead_letter = await broker.declare_exchange(topology.DEAD_LETTER)
-    dlq = await broker.declare_queue(route.dead_letter_queue())
-    await dlq.bind(dead_letter, routing_key=route.queue)
-    yield route
-    await broker.stop()
+    """A queue of its own shaped like the updates' (delivery limit 2), with its DLQ."""
+    async with fresh_route(infra, "test.orchestrator-updates", 2) as route:
+        yield route
 
 
 async def test_an_unknown_payment_is_dead_lettered_and_its_batch_applied(
