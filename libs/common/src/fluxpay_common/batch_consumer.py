@@ -39,7 +39,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from fluxpay_common.consumer import DeadLetter, last_delivery, retry_transient
 from fluxpay_common.logging import get_logger
-from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES
+from fluxpay_common.metrics import DEAD_LETTERED, HANDLER_FAILURES, HANDLER_SECONDS, timed
 from fluxpay_common.topology import Route
 from fluxpay_common.tracing import current_traceparent, span_from_headers
 
@@ -204,11 +204,13 @@ class BatchConsumer(Generic[T]):
                 if traceparent is not None:
                     traceparents[getattr(value, "message_id", None)] = traceparent
             _traceparents.set(traceparents)
-            return await retry_transient(
-                lambda: self._handler([value for _, value in parsed]),
-                self._retry_seconds,
-                what=self._route.queue,
-            )
+            # One observation per handler call: a batch here, a message on `consumer.subscribe`.
+            with timed(HANDLER_SECONDS, queue=self._route.queue):
+                return await retry_transient(
+                    lambda: self._handler([value for _, value in parsed]),
+                    self._retry_seconds,
+                    what=self._route.queue,
+                )
 
     async def _handle_alone(self, one: tuple[AbstractIncomingMessage, T]) -> None:
         message, _ = one

@@ -46,7 +46,8 @@ PSP_CALL_SECONDS = Histogram(
 )
 HANDLER_SECONDS = Histogram(
     "fluxpay_handler_seconds",
-    "Time to handle one message (transient retries included), by queue.",
+    "Time of one handler call (transient retries included): one message, or one batch on a"
+    " batch consumer, by queue.",
     ["queue"],
     buckets=_LATENCY_BUCKETS,
 )

@@ -57,6 +57,9 @@ async def test_a_batch_is_handled_in_order_in_one_call_and_acknowledged_at_once(
 
     assert calls == [[u.payment_id for u in updates]]
     assert await queue_depth(channel, route.queue) == 0
+    # Timed as one handler call (the metric the dashboards and the e2e metrics test read).
+    timed_calls = {"queue": route.queue}
+    assert REGISTRY.get_sample_value("fluxpay_handler_seconds_count", timed_calls) == 1
 
 
 async def test_unparseable_and_poison_messages_are_dead_lettered_and_the_rest_handled(
